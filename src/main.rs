@@ -1,1 +1,46 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use ecr_fleet::cli::{Cli, GlobalArgs};
+use ecr_fleet::run::{run, ExitStatus};
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(g: &GlobalArgs) {
+    let default = if g.quiet {
+        "error"
+    } else {
+        match g.verbose {
+            0 => "warn",
+            1 => "warn,ecr_fleet=info",
+            2 => "info,ecr_fleet=debug",
+            _ => "debug,ecr_fleet=trace",
+        }
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::env::var_os("NO_COLOR").is_none())
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(ExitStatus::Failure as u8);
+        }
+    };
+    let status = match runtime.block_on(run(cli)) {
+        Ok(status) => status,
+        Err(fatal) => {
+            eprintln!("error: {:#}", fatal.error());
+            fatal.status()
+        }
+    };
+    ExitCode::from(status as u8)
+}

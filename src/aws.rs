@@ -1,0 +1,184 @@
+//! AWS plumbing: the SDK configuration (standard environment and config files only), retry and
+//! timeout policy, per-operation call accounting, and readable error text.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_ecr::config::{ConfigBag, Credentials, Intercept, SharedCredentialsProvider};
+use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::box_error::BoxError;
+
+use crate::config::{ExecutionConfig, RetryMode};
+
+/// Counts API operations (`service:Operation`) and attempts, across every client of a run.
+#[derive(Debug, Clone, Default)]
+pub struct ApiStats {
+    calls: Arc<Mutex<BTreeMap<String, u64>>>,
+    attempts: Arc<AtomicU64>,
+    total_calls: Arc<AtomicU64>,
+}
+
+impl ApiStats {
+    fn record_call(&self, service: &str, operation: &str) {
+        self.total_calls.fetch_add(1, Ordering::Relaxed);
+        let key = format!("{}:{operation}", service_prefix(service));
+        *self.calls.lock().expect("stats lock").entry(key).or_default() += 1;
+    }
+
+    /// Calls per operation, e.g. `ecr:GetLifecyclePolicy`. Retries are not counted here.
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        self.calls.lock().expect("stats lock").clone()
+    }
+
+    /// Attempts beyond the first, summed over every call (throttling, transient errors).
+    pub fn retries(&self) -> u64 {
+        self.attempts
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.total_calls.load(Ordering::Relaxed))
+    }
+}
+
+fn service_prefix(service: &str) -> String {
+    match service {
+        "ECR" => "ecr".to_string(),
+        "STS" => "sts".to_string(),
+        "Organizations" => "organizations".to_string(),
+        other => other.to_ascii_lowercase(),
+    }
+}
+
+#[derive(Debug)]
+struct CallCounter(ApiStats);
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "EcrFleetCallCounter"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(meta) = cfg.load::<Metadata>() {
+            self.0.record_call(meta.service(), meta.name());
+        }
+        Ok(())
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.attempts.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Shared AWS context of a run: the base SDK configuration (caller's credentials) and the stats.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    pub base: SdkConfig,
+    pub stats: ApiStats,
+}
+
+impl Aws {
+    /// Load the SDK's default chain (environment, profile, SSO, IMDS, `AWS_ENDPOINT_URL`...) with
+    /// our retry and timeout policy.
+    pub async fn load(execution: &ExecutionConfig) -> Aws {
+        let retry = match execution.retry_mode {
+            // Adaptive adds client-side rate limiting on top of jittered exponential backoff; each
+            // account-region gets its own client, so the limiter follows ECR's throttle buckets.
+            RetryMode::Adaptive => RetryConfig::adaptive(),
+            RetryMode::Standard => RetryConfig::standard(),
+        }
+        .with_max_attempts(execution.max_attempts)
+        .with_initial_backoff(Duration::from_millis(200))
+        .with_max_backoff(Duration::from_secs(20));
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .operation_attempt_timeout(Duration::from_secs(60))
+            .build();
+        let base = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(retry)
+            .timeout_config(timeouts)
+            .load()
+            .await;
+        Aws {
+            base,
+            stats: ApiStats::default(),
+        }
+    }
+
+    /// The region the SDK resolved from the environment or profile, if any.
+    pub fn default_region(&self) -> Option<String> {
+        self.base.region().map(|r| r.to_string())
+    }
+
+    pub fn sts(&self, region: Option<&str>) -> aws_sdk_sts::Client {
+        let mut b = aws_sdk_sts::config::Builder::from(&self.base).interceptor(CallCounter(self.stats.clone()));
+        if let Some(r) = region {
+            b = b.region(Region::new(r.to_string()));
+        } else if self.base.region().is_none() {
+            b = b.region(Region::from_static("us-east-1"));
+        }
+        aws_sdk_sts::Client::from_conf(b.build())
+    }
+
+    pub fn organizations(&self, region: &str) -> aws_sdk_organizations::Client {
+        let conf = aws_sdk_organizations::config::Builder::from(&self.base)
+            .region(Region::new(region.to_string()))
+            .interceptor(CallCounter(self.stats.clone()))
+            .build();
+        aws_sdk_organizations::Client::from_conf(conf)
+    }
+
+    /// An ECR client for one account-region; `credentials` is `None` for the caller's own account.
+    pub fn ecr(&self, region: &str, credentials: Option<&Credentials>) -> aws_sdk_ecr::Client {
+        let mut b = aws_sdk_ecr::config::Builder::from(&self.base)
+            .region(Region::new(region.to_string()))
+            .interceptor(CallCounter(self.stats.clone()));
+        if let Some(c) = credentials {
+            b = b.credentials_provider(SharedCredentialsProvider::new(c.clone()));
+        }
+        aws_sdk_ecr::Client::from_conf(b.build())
+    }
+}
+
+/// `Code: message` for service errors, the full cause chain for everything else (timeouts,
+/// connection failures, credential problems).
+pub fn describe_error<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if let Some(service) = err.as_service_error() {
+        let code = service.code().unwrap_or("Error");
+        match service.message() {
+            Some(msg) if !msg.is_empty() => format!("{code}: {msg}"),
+            _ => code.to_string(),
+        }
+    } else {
+        DisplayErrorContext(err).to_string()
+    }
+}
+
+/// The service error code, if the error came from the service.
+pub fn error_code<E, R>(err: &SdkError<E, R>) -> Option<String>
+where
+    E: ProvideErrorMetadata,
+{
+    err.as_service_error().and_then(|e| e.code()).map(str::to_string)
+}

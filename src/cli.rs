@@ -1,0 +1,153 @@
+//! Command-line surface (clap). Commands never see clap types beyond this module and `run`.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ecr-fleet",
+    version,
+    about = "Put the right Amazon ECR lifecycle policy on every repository of an AWS Organization, and prove it",
+    long_about = None,
+    after_help = "Exit codes: 0 success (nothing pending), 1 some accounts/regions/repositories failed, \
+2 invalid input or usage (nothing changed), 3 plan/audit found pending changes or findings.\n\
+AWS credentials, profile, region and endpoint come from the standard AWS environment \
+(AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...)."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr, no progress.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// No progress bar or progress lines.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Discover, inventory, match and diff (read-only); print what `apply` would change.
+    Plan(RunArgs),
+    /// The same plan, then write every create/update (asks for confirmation unless --yes).
+    Apply(ApplyArgs),
+    /// The plan plus content findings per repository (read-only); --images adds image impact.
+    Audit(RunArgs),
+    /// Check a config and its templates, or lifecycle policy files, offline.
+    Validate(ValidateArgs),
+    /// Evaluate a policy offline against a repository's images, like ECR's lifecycle preview.
+    Preview(PreviewArgs),
+    /// Put back the policies an earlier apply replaced (and delete the ones it created).
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Config file [default: ecr-fleet.toml if present, else the built-in default on the current account]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// View printed on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// Also write the JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Only these account ids (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    pub accounts: Vec<String>,
+    /// Only these regions (comma-separated or repeated); replaces the config's list.
+    #[arg(long, value_delimiter = ',', value_name = "REGIONS")]
+    pub regions: Vec<String>,
+    /// Only repositories whose name matches this glob.
+    #[arg(long, value_name = "GLOB")]
+    pub repositories: Option<String>,
+    /// Describe the images of managed repositories and report what the templates would expire
+    /// or archive (and, for audit, what the current policies do).
+    #[arg(long)]
+    pub images: bool,
+    /// In the table view, also list unchanged repositories.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Do not ask for confirmation (required without a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Also write repositories the [safety] settings block.
+    #[arg(long)]
+    pub allow_unsafe: bool,
+    /// Where to record the policies this apply replaces [default: <backup_dir>/ecr-fleet-backup-<time>.json]
+    #[arg(long, value_name = "FILE")]
+    pub backup: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["config", "policy"]))]
+pub struct ValidateArgs {
+    /// Check this config file and every template it uses.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Check these lifecycle policy documents against the full ECR grammar.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub policy: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PreviewFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PreviewArgs {
+    /// The lifecycle policy document.
+    #[arg(long, value_name = "FILE")]
+    pub policy: PathBuf,
+    /// The output of `aws ecr describe-images --output json`.
+    #[arg(long, value_name = "FILE")]
+    pub images: PathBuf,
+    /// Evaluate as of this time (RFC 3339) [default: now]
+    #[arg(long, value_name = "RFC3339")]
+    pub now: Option<String>,
+    #[arg(long, value_enum, default_value_t = PreviewFormat::Table)]
+    pub output: PreviewFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    /// Config file, for the spoke role settings [default: ecr-fleet.toml if present]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// A backup file written by `apply`.
+    #[arg(long, value_name = "FILE")]
+    pub backup: PathBuf,
+    /// Do not ask for confirmation (required without a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// Also write the JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}

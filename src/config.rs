@@ -1,0 +1,882 @@
+//! The TOML configuration: parsing, validation and the resolved, typed form the rest of the
+//! program uses. Every error names the file, line, column and field, and is raised before any
+//! AWS call.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use globset::GlobMatcher;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::templates::{TemplateError, TemplateSet};
+
+/// Where the configuration came from, for error messages and relative paths.
+pub const DEFAULT_CONFIG_FILE: &str = "ecr-fleet.toml";
+pub const DEFAULT_EXCEPTION_TAG: &str = "ecr-fleet:exempt";
+pub const DEFAULT_ROLE_NAME: &str = "EcrFleetSpoke";
+pub const DEFAULT_SESSION_NAME: &str = "ecr-fleet";
+
+/// A configuration error pointing at a place in a file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read config: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {field}: {message}")]
+    At {
+        path: String,
+        line: usize,
+        column: usize,
+        field: String,
+        message: String,
+    },
+    #[error("{0}")]
+    Template(#[from] TemplateError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl ConfigError {
+    fn at(src: &Source, span: Range<usize>, field: impl Into<String>, message: impl Into<String>) -> Self {
+        let (line, column) = src.line_col(span.start);
+        ConfigError::At {
+            path: src.path.clone(),
+            line,
+            column,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+struct Source<'a> {
+    path: String,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
+        (line, column)
+    }
+
+    /// Best-effort dotted name of the key whose value sits at `offset`: the nearest table
+    /// header above plus the key on that line. Used for serde errors, which carry only a span.
+    fn field_at(&self, offset: usize) -> String {
+        let offset = offset.min(self.text.len());
+        let line_start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = self.text[offset..].find('\n').map_or(self.text.len(), |i| offset + i);
+        let line = &self.text[line_start..line_end];
+        let table = self.text[..line_start]
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with('['))
+            .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+        let key = line
+            .split_once('=')
+            .map(|(k, _)| k.trim().trim_matches('"').to_string())
+            .filter(|k| !k.is_empty() && !k.starts_with('['));
+        let header = line.trim();
+        if header.starts_with('[') {
+            return header.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+        }
+        match (table, key) {
+            (Some(t), Some(k)) => format!("{t}.{k}"),
+            (None, Some(k)) => k,
+            (Some(t), None) => t,
+            (None, None) => "(top level)".to_string(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw (file) form
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    templates_dir: Option<Spanned<String>>,
+    regions: Option<Spanned<Vec<Spanned<String>>>>,
+    accounts: Option<RawAccounts>,
+    exception: Option<RawException>,
+    #[serde(rename = "match", default)]
+    matches: Vec<Spanned<RawMatch>>,
+    execution: Option<RawExecution>,
+    apply: Option<RawApply>,
+    safety: Option<RawSafety>,
+    audit: Option<RawAudit>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccounts {
+    source: Option<Spanned<String>>,
+    ids: Option<Vec<Spanned<String>>>,
+    organizational_units: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    exclude: Vec<Spanned<String>>,
+    role_name: Option<Spanned<String>>,
+    external_id: Option<Spanned<String>>,
+    session_name: Option<Spanned<String>>,
+    session_duration_seconds: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawException {
+    tag: Option<Spanned<String>>,
+    value: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    template: Spanned<String>,
+    names: Option<Vec<Spanned<String>>>,
+    tags: Option<BTreeMap<String, Spanned<Vec<Spanned<String>>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExecution {
+    concurrency: Option<Spanned<i64>>,
+    per_region_concurrency: Option<Spanned<i64>>,
+    max_attempts: Option<Spanned<i64>>,
+    retry_mode: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApply {
+    backup_dir: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSafety {
+    #[serde(default)]
+    protected_tags: Vec<Spanned<String>>,
+    pulled_within_days: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    price_per_gb_month: Option<Spanned<f64>>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolved form
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountSource {
+    Organization { organizational_units: Vec<String> },
+    List(Vec<String>),
+    Current,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccountsConfig {
+    pub source: AccountSource,
+    pub exclude: Vec<String>,
+    pub role_name: String,
+    pub external_id: Option<String>,
+    pub session_name: String,
+    pub session_duration_seconds: Option<i32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExceptionConfig {
+    pub tag: String,
+    pub value: Option<String>,
+}
+
+impl ExceptionConfig {
+    /// Whether a repository with these tags opts out.
+    pub fn exempts(&self, tags: &BTreeMap<String, String>) -> bool {
+        match (tags.get(&self.tag), &self.value) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(v), Some(want)) => v == want,
+        }
+    }
+}
+
+/// One `[[match]]` entry, compiled.
+#[derive(Debug, Clone)]
+pub struct MatchRule {
+    pub template: String,
+    pub names: Option<Vec<NameGlob>>,
+    /// Every key must be present with one of the listed values (`*` = any value).
+    pub tags: Option<BTreeMap<String, Vec<String>>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NameGlob {
+    pub pattern: String,
+    matcher: GlobMatcher,
+}
+
+impl NameGlob {
+    /// Compile a repository-name glob: whole-name, case-sensitive, `*` crosses `/`.
+    pub fn new(pattern: &str) -> Result<Self, String> {
+        if pattern.is_empty() {
+            return Err("empty glob".to_string());
+        }
+        let glob = globset::GlobBuilder::new(pattern)
+            .literal_separator(false)
+            .case_insensitive(false)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| format!("bad glob {pattern:?}: {}", e.kind()))?;
+        Ok(NameGlob {
+            pattern: pattern.to_string(),
+            matcher: glob.compile_matcher(),
+        })
+    }
+
+    pub fn is_match(&self, name: &str) -> bool {
+        self.matcher.is_match(name)
+    }
+}
+
+impl MatchRule {
+    pub fn matches(&self, name: &str, tags: &BTreeMap<String, String>) -> bool {
+        let names_ok = self
+            .names
+            .as_ref()
+            .is_none_or(|globs| globs.iter().any(|g| g.is_match(name)));
+        let tags_ok = self.tags.as_ref().is_none_or(|wanted| {
+            wanted.iter().all(|(key, values)| {
+                tags.get(key)
+                    .is_some_and(|v| values.iter().any(|w| w == "*" || w == v))
+            })
+        });
+        names_ok && tags_ok
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryMode {
+    Adaptive,
+    Standard,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecutionConfig {
+    /// API calls in flight across the whole run.
+    pub concurrency: usize,
+    /// API calls in flight inside one account-region (ECR throttles per account and region).
+    pub per_region_concurrency: usize,
+    pub max_attempts: u32,
+    pub retry_mode: RetryMode,
+}
+
+impl Default for ExecutionConfig {
+    fn default() -> Self {
+        ExecutionConfig {
+            concurrency: 32,
+            per_region_concurrency: 4,
+            max_attempts: 8,
+            retry_mode: RetryMode::Adaptive,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SafetyConfig {
+    pub protected_tags: Vec<NameGlob>,
+    pub pulled_within_days: Option<u32>,
+}
+
+impl SafetyConfig {
+    pub fn is_enabled(&self) -> bool {
+        !self.protected_tags.is_empty() || self.pulled_within_days.is_some()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from; `None` for the built-in default.
+    pub path: Option<PathBuf>,
+    pub regions: Vec<String>,
+    pub accounts: AccountsConfig,
+    pub exception: ExceptionConfig,
+    pub matches: Vec<MatchRule>,
+    pub templates: TemplateSet,
+    pub execution: ExecutionConfig,
+    pub backup_dir: PathBuf,
+    pub safety: SafetyConfig,
+    pub price_per_gb_month: f64,
+}
+
+pub const DEFAULT_PRICE_PER_GB_MONTH: f64 = 0.10;
+
+impl Config {
+    /// The configuration used when no file exists: the current account, the given regions
+    /// (or the SDK's region), every repository on the built-in default template.
+    pub fn builtin(regions: Vec<String>) -> Config {
+        Config {
+            path: None,
+            regions,
+            accounts: AccountsConfig {
+                source: AccountSource::Current,
+                exclude: Vec::new(),
+                role_name: DEFAULT_ROLE_NAME.to_string(),
+                external_id: None,
+                session_name: DEFAULT_SESSION_NAME.to_string(),
+                session_duration_seconds: None,
+            },
+            exception: ExceptionConfig {
+                tag: DEFAULT_EXCEPTION_TAG.to_string(),
+                value: None,
+            },
+            matches: vec![MatchRule {
+                template: crate::templates::BUILTIN_DEFAULT.to_string(),
+                names: Some(vec![NameGlob::new("*").expect("static glob")]),
+                tags: None,
+            }],
+            templates: TemplateSet::builtin(),
+            execution: ExecutionConfig::default(),
+            backup_dir: PathBuf::from("."),
+            safety: SafetyConfig::default(),
+            price_per_gb_month: DEFAULT_PRICE_PER_GB_MONTH,
+        }
+    }
+
+    /// Read and validate a config file, including every template it names.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let src = Source {
+            path: path.display().to_string(),
+            text,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let field = src.field_at(span.start);
+            // serde messages are multi-line only when they quote the source; keep the first line.
+            let message = e.message().lines().next().unwrap_or("invalid TOML").to_string();
+            ConfigError::at(&src, span, field, message)
+        })?;
+        resolve(raw, &src, path)
+    }
+
+    /// Templates referenced by at least one `[[match]]`, in first-use order.
+    pub fn used_templates(&self) -> Vec<&str> {
+        let mut seen = Vec::new();
+        for m in &self.matches {
+            if !seen.contains(&m.template.as_str()) {
+                seen.push(m.template.as_str());
+            }
+        }
+        seen
+    }
+
+    /// The first `[[match]]` that applies to a repository.
+    pub fn match_repository(&self, name: &str, tags: &BTreeMap<String, String>) -> Option<&MatchRule> {
+        self.matches.iter().find(|m| m.matches(name, tags))
+    }
+
+    /// How to name this configuration in messages.
+    pub fn display_path(&self) -> String {
+        self.path
+            .as_ref()
+            .map_or_else(|| "(built-in default)".to_string(), |p| p.display().to_string())
+    }
+}
+
+fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigError> {
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+
+    // regions
+    let regions = match raw.regions {
+        None => Vec::new(),
+        Some(list) => {
+            if list.get_ref().is_empty() {
+                return Err(ConfigError::at(src, list.span(), "regions", "must list at least one region"));
+            }
+            let mut out = Vec::new();
+            for r in list.into_inner() {
+                check_region(r.get_ref()).map_err(|m| ConfigError::at(src, r.span(), "regions", m))?;
+                if !out.contains(r.get_ref()) {
+                    out.push(r.into_inner());
+                }
+            }
+            out
+        }
+    };
+
+    // accounts
+    let accounts = resolve_accounts(raw.accounts, src)?;
+
+    // exception
+    let exception = match raw.exception {
+        None => ExceptionConfig {
+            tag: DEFAULT_EXCEPTION_TAG.to_string(),
+            value: None,
+        },
+        Some(e) => {
+            let tag = match e.tag {
+                None => DEFAULT_EXCEPTION_TAG.to_string(),
+                Some(t) => {
+                    check_tag_key(t.get_ref()).map_err(|m| ConfigError::at(src, t.span(), "exception.tag", m))?;
+                    t.into_inner()
+                }
+            };
+            ExceptionConfig {
+                tag,
+                value: e.value.map(Spanned::into_inner),
+            }
+        }
+    };
+
+    // templates
+    let templates_dir = match &raw.templates_dir {
+        Some(d) => {
+            if d.get_ref().trim().is_empty() {
+                return Err(ConfigError::at(src, d.span(), "templates_dir", "must not be empty"));
+            }
+            base_dir.join(d.get_ref())
+        }
+        None => base_dir.join("policies"),
+    };
+
+    // matches
+    if raw.matches.is_empty() {
+        return Err(ConfigError::At {
+            path: src.path.clone(),
+            line: 1,
+            column: 1,
+            field: "match".to_string(),
+            message: "no [[match]] entries: add at least one (names = [\"*\"] matches every repository)"
+                .to_string(),
+        });
+    }
+    let mut templates = TemplateSet::builtin();
+    let mut matches = Vec::new();
+    for (i, m) in raw.matches.into_iter().enumerate() {
+        let span = m.span();
+        let m = m.into_inner();
+        let field = format!("match[{i}]");
+        let name = m.template.get_ref();
+        crate::templates::check_template_name(name)
+            .map_err(|msg| ConfigError::at(src, m.template.span(), format!("{field}.template"), msg))?;
+        if !templates.contains(name) {
+            match templates.load_from_dir(&templates_dir, name) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(ConfigError::at(
+                        src,
+                        m.template.span(),
+                        format!("{field}.template"),
+                        format!(
+                            "unknown template {name:?}: no file {}",
+                            templates_dir.join(format!("{name}.json")).display()
+                        ),
+                    ))
+                }
+                Err(e) => return Err(ConfigError::Template(e)),
+            }
+        }
+        if m.names.is_none() && m.tags.is_none() {
+            return Err(ConfigError::at(
+                src,
+                span,
+                field,
+                "needs `names` or `tags` (names = [\"*\"] matches every repository)",
+            ));
+        }
+        let names = match m.names {
+            None => None,
+            Some(globs) => {
+                if globs.is_empty() {
+                    return Err(ConfigError::at(src, span, format!("{field}.names"), "must not be empty"));
+                }
+                let mut out = Vec::new();
+                for g in globs {
+                    out.push(
+                        NameGlob::new(g.get_ref())
+                            .map_err(|msg| ConfigError::at(src, g.span(), format!("{field}.names"), msg))?,
+                    );
+                }
+                Some(out)
+            }
+        };
+        let tags = match m.tags {
+            None => None,
+            Some(map) => {
+                if map.is_empty() {
+                    return Err(ConfigError::at(src, span, format!("{field}.tags"), "must not be empty"));
+                }
+                let mut out = BTreeMap::new();
+                for (key, values) in map {
+                    let vspan = values.span();
+                    if values.get_ref().is_empty() {
+                        return Err(ConfigError::at(
+                            src,
+                            vspan,
+                            format!("{field}.tags.{key}"),
+                            "must list at least one value (\"*\" = any value)",
+                        ));
+                    }
+                    check_tag_key(&key).map_err(|msg| ConfigError::at(src, vspan, format!("{field}.tags"), msg))?;
+                    out.insert(key, values.into_inner().into_iter().map(Spanned::into_inner).collect());
+                }
+                Some(out)
+            }
+        };
+        matches.push(MatchRule {
+            template: m.template.into_inner(),
+            names,
+            tags,
+        });
+    }
+    // Only keep templates actually used (the built-in default stays available).
+    templates.retain_used(matches.iter().map(|m| m.template.as_str()));
+
+    let execution = resolve_execution(raw.execution, src)?;
+    let backup_dir = raw
+        .apply
+        .and_then(|a| a.backup_dir)
+        .map_or_else(|| PathBuf::from("."), |d| PathBuf::from(d.into_inner()));
+
+    let safety = match raw.safety {
+        None => SafetyConfig::default(),
+        Some(s) => {
+            let mut protected_tags = Vec::new();
+            for g in s.protected_tags {
+                protected_tags.push(
+                    NameGlob::new(g.get_ref())
+                        .map_err(|msg| ConfigError::at(src, g.span(), "safety.protected_tags", msg))?,
+                );
+            }
+            let pulled_within_days = match s.pulled_within_days {
+                None => None,
+                Some(d) => Some(
+                    u32::try_from(*d.get_ref())
+                        .ok()
+                        .filter(|v| *v <= 36_500)
+                        .ok_or_else(|| {
+                            ConfigError::at(src, d.span(), "safety.pulled_within_days", "must be between 0 and 36500")
+                        })?,
+                ),
+            };
+            SafetyConfig {
+                protected_tags,
+                pulled_within_days,
+            }
+        }
+    };
+
+    let price_per_gb_month = match raw.audit.and_then(|a| a.price_per_gb_month) {
+        None => DEFAULT_PRICE_PER_GB_MONTH,
+        Some(p) => {
+            let v = *p.get_ref();
+            if !v.is_finite() || v < 0.0 {
+                return Err(ConfigError::at(src, p.span(), "audit.price_per_gb_month", "must be a non-negative number"));
+            }
+            v
+        }
+    };
+
+    Ok(Config {
+        path: Some(path.to_path_buf()),
+        regions,
+        accounts,
+        exception,
+        matches,
+        templates,
+        execution,
+        backup_dir,
+        safety,
+        price_per_gb_month,
+    })
+}
+
+fn resolve_accounts(raw: Option<RawAccounts>, src: &Source) -> Result<AccountsConfig, ConfigError> {
+    let Some(a) = raw else {
+        return Ok(AccountsConfig {
+            source: AccountSource::Current,
+            exclude: Vec::new(),
+            role_name: DEFAULT_ROLE_NAME.to_string(),
+            external_id: None,
+            session_name: DEFAULT_SESSION_NAME.to_string(),
+            session_duration_seconds: None,
+        });
+    };
+    let ids = match a.ids {
+        None => None,
+        Some(ids) => {
+            let mut out = Vec::new();
+            for id in ids {
+                check_account_id(id.get_ref()).map_err(|m| ConfigError::at(src, id.span(), "accounts.ids", m))?;
+                out.push(id.into_inner());
+            }
+            Some(out)
+        }
+    };
+    let ous = match a.organizational_units {
+        None => None,
+        Some(ous) => {
+            let mut out = Vec::new();
+            for ou in ous {
+                check_ou_id(ou.get_ref())
+                    .map_err(|m| ConfigError::at(src, ou.span(), "accounts.organizational_units", m))?;
+                out.push(ou.into_inner());
+            }
+            Some(out)
+        }
+    };
+    let source = match a.source {
+        None => {
+            if ids.is_some() {
+                AccountSource::List(ids.clone().unwrap_or_default())
+            } else if ous.is_some() {
+                AccountSource::Organization {
+                    organizational_units: ous.clone().unwrap_or_default(),
+                }
+            } else {
+                AccountSource::Current
+            }
+        }
+        Some(s) => match s.get_ref().as_str() {
+            "organization" => {
+                if ids.is_some() {
+                    return Err(ConfigError::at(
+                        src,
+                        s.span(),
+                        "accounts.ids",
+                        "only used with source = \"list\"",
+                    ));
+                }
+                AccountSource::Organization {
+                    organizational_units: ous.clone().unwrap_or_default(),
+                }
+            }
+            "list" => {
+                let list = ids.clone().unwrap_or_default();
+                if list.is_empty() {
+                    return Err(ConfigError::at(
+                        src,
+                        s.span(),
+                        "accounts.ids",
+                        "source = \"list\" needs at least one account id in `ids`",
+                    ));
+                }
+                AccountSource::List(list)
+            }
+            "current" => AccountSource::Current,
+            other => {
+                return Err(ConfigError::at(
+                    src,
+                    s.span(),
+                    "accounts.source",
+                    format!("unknown source {other:?}: expected \"organization\", \"list\" or \"current\""),
+                ))
+            }
+        },
+    };
+    if ous.is_some() && !matches!(source, AccountSource::Organization { .. }) {
+        return Err(ConfigError::Usage(format!(
+            "{}: accounts.organizational_units: only used with source = \"organization\"",
+            src.path
+        )));
+    }
+    let mut exclude = Vec::new();
+    for id in a.exclude {
+        check_account_id(id.get_ref()).map_err(|m| ConfigError::at(src, id.span(), "accounts.exclude", m))?;
+        exclude.push(id.into_inner());
+    }
+    let role_name = match a.role_name {
+        None => DEFAULT_ROLE_NAME.to_string(),
+        Some(r) => {
+            check_role_name(r.get_ref()).map_err(|m| ConfigError::at(src, r.span(), "accounts.role_name", m))?;
+            r.into_inner()
+        }
+    };
+    let external_id = match a.external_id {
+        None => None,
+        Some(x) => {
+            check_external_id(x.get_ref())
+                .map_err(|m| ConfigError::at(src, x.span(), "accounts.external_id", m))?;
+            Some(x.into_inner())
+        }
+    };
+    let session_name = match a.session_name {
+        None => DEFAULT_SESSION_NAME.to_string(),
+        Some(s) => {
+            check_session_name(s.get_ref())
+                .map_err(|m| ConfigError::at(src, s.span(), "accounts.session_name", m))?;
+            s.into_inner()
+        }
+    };
+    let session_duration_seconds = match a.session_duration_seconds {
+        None => None,
+        Some(d) => {
+            let v = *d.get_ref();
+            if !(900..=43_200).contains(&v) {
+                return Err(ConfigError::at(
+                    src,
+                    d.span(),
+                    "accounts.session_duration_seconds",
+                    "must be between 900 and 43200",
+                ));
+            }
+            Some(v as i32)
+        }
+    };
+    Ok(AccountsConfig {
+        source,
+        exclude,
+        role_name,
+        external_id,
+        session_name,
+        session_duration_seconds,
+    })
+}
+
+fn resolve_execution(raw: Option<RawExecution>, src: &Source) -> Result<ExecutionConfig, ConfigError> {
+    let mut out = ExecutionConfig::default();
+    let Some(e) = raw else { return Ok(out) };
+    let ranged = |v: &Spanned<i64>, field: &str, lo: i64, hi: i64| -> Result<i64, ConfigError> {
+        let n = *v.get_ref();
+        if (lo..=hi).contains(&n) {
+            Ok(n)
+        } else {
+            Err(ConfigError::at(src, v.span(), field, format!("must be between {lo} and {hi}")))
+        }
+    };
+    if let Some(v) = &e.concurrency {
+        out.concurrency = ranged(v, "execution.concurrency", 1, 1024)? as usize;
+    }
+    if let Some(v) = &e.per_region_concurrency {
+        out.per_region_concurrency = ranged(v, "execution.per_region_concurrency", 1, 64)? as usize;
+    }
+    if let Some(v) = &e.max_attempts {
+        out.max_attempts = ranged(v, "execution.max_attempts", 1, 20)? as u32;
+    }
+    if let Some(m) = &e.retry_mode {
+        out.retry_mode = match m.get_ref().as_str() {
+            "adaptive" => RetryMode::Adaptive,
+            "standard" => RetryMode::Standard,
+            other => {
+                return Err(ConfigError::at(
+                    src,
+                    m.span(),
+                    "execution.retry_mode",
+                    format!("unknown retry mode {other:?}: expected \"adaptive\" or \"standard\""),
+                ))
+            }
+        };
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Field checks shared with the command line
+
+pub fn check_account_id(id: &str) -> Result<(), String> {
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(format!("{id:?} is not an AWS account id (12 digits)"))
+    }
+}
+
+pub fn check_region(region: &str) -> Result<(), String> {
+    // e.g. us-east-1, eu-central-2, us-gov-west-1, cn-northwest-1, ap-southeast-5
+    let parts: Vec<&str> = region.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty();
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{region:?} is not an AWS region name (like \"us-east-1\")"))
+    }
+}
+
+fn check_ou_id(id: &str) -> Result<(), String> {
+    let is_lower_alnum = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let ok = if let Some(rest) = id.strip_prefix("ou-") {
+        rest.split_once('-')
+            .is_some_and(|(a, b)| (4..=32).contains(&a.len()) && (8..=32).contains(&b.len()) && is_lower_alnum(a) && is_lower_alnum(b))
+    } else if let Some(rest) = id.strip_prefix("r-") {
+        (4..=32).contains(&rest.len()) && is_lower_alnum(rest)
+    } else {
+        false
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{id:?} is not an organizational unit id (like \"ou-ab12-cdefghij\") or root id (\"r-ab12\")"))
+    }
+}
+
+fn iam_chars(s: &str, extra: &str) -> bool {
+    s.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) || extra.contains(c))
+}
+
+fn check_role_name(name: &str) -> Result<(), String> {
+    // A role name may carry a path ("team/EcrFleetSpoke"); the name part is 1..64 characters.
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if !last.is_empty() && last.len() <= 64 && iam_chars(name, "/") && !name.starts_with('/') {
+        Ok(())
+    } else {
+        Err(format!("{name:?} is not an IAM role name (1-64 of letters, digits and +=,.@-_, optionally after a path)"))
+    }
+}
+
+fn check_session_name(name: &str) -> Result<(), String> {
+    if (2..=64).contains(&name.len()) && iam_chars(name, "") {
+        Ok(())
+    } else {
+        Err(format!("{name:?} is not a valid role session name (2-64 of letters, digits and +=,.@-_)"))
+    }
+}
+
+fn check_external_id(id: &str) -> Result<(), String> {
+    if (2..=1224).contains(&id.len()) && iam_chars(id, ":/") {
+        Ok(())
+    } else {
+        Err("must be 2-1224 of letters, digits and +=,.@:/-_".to_string())
+    }
+}
+
+fn check_tag_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.chars().count() > 128 {
+        Err(format!("{key:?} is not a valid tag key (1-128 characters)"))
+    } else {
+        Ok(())
+    }
+}
+
+impl fmt::Display for RetryMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RetryMode::Adaptive => "adaptive",
+            RetryMode::Standard => "standard",
+        })
+    }
+}

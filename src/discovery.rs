@@ -1,0 +1,272 @@
+//! Which accounts a run visits and with which credentials: the caller's own account uses the
+//! caller's credentials, every other account the spoke role.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use aws_sdk_ecr::config::Credentials;
+use aws_sdk_organizations::types::{AccountState, AccountStatus};
+use futures::StreamExt;
+
+use crate::aws::{describe_error, Aws};
+use crate::config::{AccountSource, AccountsConfig};
+use crate::report::Skipped;
+
+/// Who is running ecr-fleet.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub account_id: String,
+    pub arn: String,
+    pub partition: String,
+}
+
+/// An account the run will visit.
+#[derive(Debug, Clone)]
+pub struct AccountAccess {
+    pub account_id: String,
+    /// Credentials of the assumed spoke role; `None` means the caller's own credentials.
+    pub credentials: Option<Credentials>,
+}
+
+#[derive(Debug, Default)]
+pub struct Discovery {
+    pub accounts: Vec<AccountAccess>,
+    /// Organization members that are not ACTIVE (suspended, pending closure...): left out.
+    pub inactive_accounts: usize,
+    /// Accounts that could not be entered (AssumeRole failed).
+    pub skipped: Vec<Skipped>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("cannot identify the caller (sts:GetCallerIdentity): {0}")]
+    Caller(String),
+    #[error("cannot list the organization's accounts ({operation}): {message}")]
+    Organization { operation: &'static str, message: String },
+}
+
+pub async fn caller(aws: &Aws, sts_region: Option<&str>) -> Result<Caller, DiscoveryError> {
+    let out = aws
+        .sts(sts_region)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| DiscoveryError::Caller(describe_error(&e)))?;
+    let arn = out.arn().unwrap_or_default().to_string();
+    let account_id = out.account().unwrap_or_default().to_string();
+    let partition = arn.split(':').nth(1).filter(|p| !p.is_empty()).unwrap_or("aws").to_string();
+    Ok(Caller {
+        account_id,
+        arn,
+        partition,
+    })
+}
+
+/// Home region of the global Organizations endpoint for a partition.
+fn organizations_region(partition: &str) -> &'static str {
+    match partition {
+        "aws-us-gov" => "us-gov-west-1",
+        "aws-cn" => "cn-northwest-1",
+        _ => "us-east-1",
+    }
+}
+
+pub fn role_arn(partition: &str, account_id: &str, role_name: &str) -> String {
+    format!("arn:{partition}:iam::{account_id}:role/{role_name}")
+}
+
+/// Resolve the account list, then enter every account.
+/// `only` narrows the run to these account ids (from `--accounts`).
+pub async fn discover(
+    aws: &Aws,
+    caller: &Caller,
+    cfg: &AccountsConfig,
+    only: Option<&[String]>,
+    sts_region: Option<&str>,
+    concurrency: usize,
+) -> Result<Discovery, DiscoveryError> {
+    let mut discovery = Discovery::default();
+    let mut ids: Vec<String> = match &cfg.source {
+        AccountSource::Current => vec![caller.account_id.clone()],
+        AccountSource::List(ids) => ids.clone(),
+        AccountSource::Organization { organizational_units } => {
+            let (active, inactive) = organization_accounts(aws, caller, organizational_units).await?;
+            discovery.inactive_accounts = inactive;
+            active
+        }
+    };
+    let excluded: BTreeSet<&str> = cfg.exclude.iter().map(String::as_str).collect();
+    ids.retain(|id| !excluded.contains(id.as_str()));
+    if let Some(only) = only {
+        for wanted in only {
+            if !ids.contains(wanted) {
+                tracing::warn!(account = %wanted, "--accounts names an account that is not part of this run");
+            }
+        }
+        ids.retain(|id| only.contains(id));
+    }
+    let mut seen = BTreeSet::new();
+    ids.retain(|id| seen.insert(id.clone()));
+    ids.sort();
+
+    let sts = aws.sts(sts_region);
+    let results: Vec<Result<AccountAccess, Skipped>> = futures::stream::iter(ids)
+        .map(|id| {
+            let sts = sts.clone();
+            async move {
+                if id == caller.account_id {
+                    return Ok(AccountAccess {
+                        account_id: id,
+                        credentials: None,
+                    });
+                }
+                enter_account(&sts, caller, cfg, &id).await
+            }
+        })
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
+    for r in results {
+        match r {
+            Ok(a) => discovery.accounts.push(a),
+            Err(s) => discovery.skipped.push(s),
+        }
+    }
+    Ok(discovery)
+}
+
+async fn enter_account(
+    sts: &aws_sdk_sts::Client,
+    caller: &Caller,
+    cfg: &AccountsConfig,
+    account_id: &str,
+) -> Result<AccountAccess, Skipped> {
+    let arn = role_arn(&caller.partition, account_id, &cfg.role_name);
+    let mut req = sts
+        .assume_role()
+        .role_arn(&arn)
+        .role_session_name(&cfg.session_name);
+    if let Some(x) = &cfg.external_id {
+        req = req.external_id(x);
+    }
+    if let Some(d) = cfg.session_duration_seconds {
+        req = req.duration_seconds(d);
+    }
+    let skipped = |error: String| Skipped {
+        account_id: account_id.to_string(),
+        region: None,
+        error,
+    };
+    let out = req
+        .send()
+        .await
+        .map_err(|e| skipped(format!("cannot assume {arn}: {}", describe_error(&e))))?;
+    let c = out
+        .credentials()
+        .ok_or_else(|| skipped(format!("cannot assume {arn}: no credentials in the response")))?;
+    let expiry = std::time::SystemTime::try_from(*c.expiration()).ok();
+    tracing::debug!(account = %account_id, role = %arn, "assumed spoke role");
+    Ok(AccountAccess {
+        account_id: account_id.to_string(),
+        credentials: Some(Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            expiry,
+            "ecr-fleet-assume-role",
+        )),
+    })
+}
+
+fn is_active(account: &aws_sdk_organizations::types::Account) -> bool {
+    // `State` supersedes the older `Status`; an emulator or older API may send only one of them.
+    match (account.state(), account.status()) {
+        (Some(state), _) => *state == AccountState::Active,
+        (None, Some(status)) => *status == AccountStatus::Active,
+        (None, None) => true,
+    }
+}
+
+/// Active and inactive member counts of the whole organization or of the given OU subtrees.
+async fn organization_accounts(
+    aws: &Aws,
+    caller: &Caller,
+    organizational_units: &[String],
+) -> Result<(Vec<String>, usize), DiscoveryError> {
+    let org = aws.organizations(organizations_region(&caller.partition));
+    let mut active = Vec::new();
+    let mut inactive = 0;
+    let mut note = |account: &aws_sdk_organizations::types::Account| {
+        if let Some(id) = account.id() {
+            if is_active(account) {
+                active.push(id.to_string());
+            } else {
+                tracing::info!(account = %id, "account is not ACTIVE: left out");
+                inactive += 1;
+            }
+        }
+    };
+    if organizational_units.is_empty() {
+        let mut pages = org.list_accounts().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| DiscoveryError::Organization {
+                operation: "organizations:ListAccounts",
+                message: describe_error(&e),
+            })?;
+            page.accounts().iter().for_each(&mut note);
+        }
+        return Ok((active, inactive));
+    }
+    // Walk each OU subtree breadth-first.
+    let mut queue: VecDeque<String> = organizational_units.iter().cloned().collect();
+    let mut visited = BTreeSet::new();
+    while let Some(parent) = queue.pop_front() {
+        if !visited.insert(parent.clone()) {
+            continue;
+        }
+        let mut pages = org.list_accounts_for_parent().parent_id(&parent).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| DiscoveryError::Organization {
+                operation: "organizations:ListAccountsForParent",
+                message: format!("{parent}: {}", describe_error(&e)),
+            })?;
+            page.accounts().iter().for_each(&mut note);
+        }
+        let mut pages = org
+            .list_organizational_units_for_parent()
+            .parent_id(&parent)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| DiscoveryError::Organization {
+                operation: "organizations:ListOrganizationalUnitsForParent",
+                message: format!("{parent}: {}", describe_error(&e)),
+            })?;
+            queue.extend(page.organizational_units().iter().filter_map(|ou| ou.id().map(str::to_string)));
+        }
+    }
+    Ok((active, inactive))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_arn_follows_the_partition() {
+        assert_eq!(
+            role_arn("aws-us-gov", "111111111111", "EcrFleetSpoke"),
+            "arn:aws-us-gov:iam::111111111111:role/EcrFleetSpoke"
+        );
+        assert_eq!(
+            role_arn("aws", "111111111111", "platform/EcrFleetSpoke"),
+            "arn:aws:iam::111111111111:role/platform/EcrFleetSpoke"
+        );
+    }
+
+    #[test]
+    fn organizations_endpoint_region_per_partition() {
+        assert_eq!(organizations_region("aws"), "us-east-1");
+        assert_eq!(organizations_region("aws-cn"), "cn-northwest-1");
+        assert_eq!(organizations_region("aws-us-gov"), "us-gov-west-1");
+    }
+}

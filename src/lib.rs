@@ -1,0 +1,19 @@
+//! ecr-fleet: put the right Amazon ECR lifecycle policy on every repository of an AWS
+//! Organization, and prove it.
+//!
+//! The pipeline is discovery (accounts and credentials) → inventory (repositories, tags,
+//! current policies) → plan (one outcome per repository, pure) → apply (writes, with a backup
+//! first) → report (one result model, several views). The policy grammar and evaluator live in
+//! the `ecr-lifecycle` crate, which has no AWS types.
+
+pub mod apply;
+pub mod aws;
+pub mod cli;
+pub mod config;
+pub mod discovery;
+pub mod inventory;
+pub mod plan;
+pub mod progress;
+pub mod report;
+pub mod run;
+pub mod templates;

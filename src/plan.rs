@@ -1,0 +1,529 @@
+//! The planner: from what the inventory saw to one outcome per repository. Pure: no AWS, no I/O.
+//! Every view (table, JSON, Markdown) renders the `RepoResult`s produced here.
+
+use std::collections::BTreeMap;
+
+use ecr_lifecycle::{canonical_pretty, semantically_equal, Image, ImageAction};
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::config::{Config, SafetyConfig};
+use crate::templates::Template;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Create,
+    Update,
+    Unchanged,
+    Excluded,
+    Unmatched,
+    Blocked,
+    Error,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Create,
+        Outcome::Update,
+        Outcome::Unchanged,
+        Outcome::Excluded,
+        Outcome::Unmatched,
+        Outcome::Blocked,
+        Outcome::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Create => "create",
+            Outcome::Update => "update",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Excluded => "excluded",
+            Outcome::Unmatched => "unmatched",
+            Outcome::Blocked => "blocked",
+            Outcome::Error => "error",
+        }
+    }
+
+    /// A change `apply` would write.
+    pub fn is_write(self) -> bool {
+        matches!(self, Outcome::Create | Outcome::Update)
+    }
+}
+
+/// Where the configuration puts a repository, decided from its name and tags alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Carries the exception tag; `template` is what would have matched otherwise.
+    Excluded { template: Option<String> },
+    Unmatched,
+    Managed { template: String },
+}
+
+impl Disposition {
+    pub fn template(&self) -> Option<&str> {
+        match self {
+            Disposition::Excluded { template } => template.as_deref(),
+            Disposition::Unmatched => None,
+            Disposition::Managed { template } => Some(template),
+        }
+    }
+}
+
+pub fn classify(config: &Config, name: &str, tags: &BTreeMap<String, String>) -> Disposition {
+    let matched = config.match_repository(name, tags).map(|m| m.template.clone());
+    if config.exception.exempts(tags) {
+        return Disposition::Excluded { template: matched };
+    }
+    match matched {
+        Some(template) => Disposition::Managed { template },
+        None => Disposition::Unmatched,
+    }
+}
+
+/// What the inventory learned about one repository. Fields stay `None` when they were not
+/// needed (no policy read for excluded or unmatched repositories) or could not be read.
+#[derive(Debug, Clone)]
+pub struct RepoFacts {
+    pub account_id: String,
+    pub region: String,
+    pub name: String,
+    pub disposition: Option<Disposition>,
+    /// `Some(None)`: read, and the repository has no policy.
+    pub current_policy: Option<Option<String>>,
+    pub images: Option<Vec<Image>>,
+    pub error: Option<String>,
+}
+
+/// An image the `[safety]` settings protect that a template would expire or archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProtectedImage {
+    pub image_digest: String,
+    pub image_tags: Vec<String>,
+    /// `expire` or `transition`.
+    pub action: String,
+    pub rule_priority: i64,
+    /// Why it is protected: `tag <glob>` or `pulled within N days`.
+    pub reason: String,
+}
+
+/// Images and bytes a policy would act on in one repository, now.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Impact {
+    pub images: u64,
+    pub bytes: u64,
+    pub expiring_images: u64,
+    pub expiring_bytes: u64,
+    pub transitioning_images: u64,
+    pub transitioning_bytes: u64,
+    /// Estimated monthly saving in USD from the expiring bytes at the configured price.
+    pub monthly_saving_usd: f64,
+}
+
+/// Content findings of `audit`, in a stable order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Finding {
+    NoPolicy,
+    NoUntaggedExpiry,
+    NoTaggedCap,
+    DriftFromTemplate,
+    Exempt,
+    /// The stored policy does not pass our validator (it may use grammar we do not know).
+    UnrecognisedPolicy,
+}
+
+/// One repository's row of the report: the single result model every view renders.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepoResult {
+    pub account_id: String,
+    pub region: String,
+    pub repository: String,
+    pub template: Option<String>,
+    pub outcome: Outcome,
+    pub applied: bool,
+    pub diff: Option<String>,
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
+    /// What the target template would do to the images there (with `--images`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impact: Option<Impact>,
+    /// What the repository's current policy does to them (audit with `--images`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_impact: Option<Impact>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub protected_images: Vec<ProtectedImage>,
+    /// The policy text found before this run (kept for backups, not rendered).
+    #[serde(skip)]
+    pub current_policy: Option<String>,
+}
+
+impl RepoResult {
+    pub fn key(&self) -> (&str, &str, &str) {
+        (&self.account_id, &self.region, &self.repository)
+    }
+}
+
+/// Options that change what the planner computes.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanOptions {
+    pub now: Timestamp,
+    /// Compute content findings (audit).
+    pub findings: bool,
+}
+
+pub fn plan(facts: Vec<RepoFacts>, config: &Config, options: PlanOptions) -> Vec<RepoResult> {
+    let mut out: Vec<RepoResult> = facts.into_iter().map(|f| plan_one(f, config, options)).collect();
+    out.sort_by(|a, b| a.key().cmp(&b.key()));
+    out
+}
+
+fn plan_one(facts: RepoFacts, config: &Config, options: PlanOptions) -> RepoResult {
+    let mut result = RepoResult {
+        account_id: facts.account_id,
+        region: facts.region,
+        repository: facts.name,
+        template: facts.disposition.as_ref().and_then(|d| d.template().map(str::to_string)),
+        outcome: Outcome::Error,
+        applied: false,
+        diff: None,
+        error: None,
+        findings: Vec::new(),
+        impact: None,
+        current_impact: None,
+        protected_images: Vec::new(),
+        current_policy: facts.current_policy.clone().flatten(),
+    };
+    if let Some(err) = facts.error {
+        result.error = Some(err);
+        return result;
+    }
+    let Some(disposition) = facts.disposition else {
+        result.error = Some("repository tags could not be read".to_string());
+        return result;
+    };
+    let template_name = match disposition {
+        Disposition::Excluded { .. } => {
+            result.outcome = Outcome::Excluded;
+            if options.findings {
+                result.findings.push(Finding::Exempt);
+            }
+            return result;
+        }
+        Disposition::Unmatched => {
+            result.outcome = Outcome::Unmatched;
+            return result;
+        }
+        Disposition::Managed { template } => template,
+    };
+    let Some(template) = config.templates.get(&template_name) else {
+        result.error = Some(format!("template {template_name:?} is not loaded"));
+        return result;
+    };
+    let Some(current) = facts.current_policy else {
+        result.error = Some("the current lifecycle policy could not be read".to_string());
+        return result;
+    };
+    result.outcome = match &current {
+        None => Outcome::Create,
+        Some(text) if semantically_equal(text, &template.text) => Outcome::Unchanged,
+        Some(_) => Outcome::Update,
+    };
+    if result.outcome.is_write() {
+        result.diff = Some(policy_diff(current.as_deref(), Some(&template.text)));
+    }
+    if options.findings {
+        result.findings = content_findings(current.as_deref(), result.outcome);
+    }
+    if let Some(images) = &facts.images {
+        let template_actions = ecr_lifecycle::evaluate(&template.policy, images, options.now);
+        result.impact = Some(impact(images, &template_actions, config.price_per_gb_month));
+        if options.findings {
+            let current_actions = current
+                .as_deref()
+                .and_then(|t| ecr_lifecycle::parse_policy(t).ok())
+                .map(|p| ecr_lifecycle::evaluate(&p, images, options.now))
+                .unwrap_or_default();
+            result.current_impact = Some(impact(images, &current_actions, config.price_per_gb_month));
+        }
+        if result.outcome.is_write() {
+            result.protected_images = protected_images(&config.safety, images, &template_actions, options.now);
+            if !result.protected_images.is_empty() {
+                result.outcome = Outcome::Blocked;
+            }
+        }
+    }
+    result
+}
+
+/// Findings about a repository's current policy.
+fn content_findings(current: Option<&str>, outcome: Outcome) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    match current {
+        None => findings.push(Finding::NoPolicy),
+        Some(text) => match ecr_lifecycle::parse_policy(text) {
+            Ok(policy) => {
+                let coverage = ecr_lifecycle::coverage(&policy);
+                if !coverage.expires_untagged {
+                    findings.push(Finding::NoUntaggedExpiry);
+                }
+                if !coverage.caps_tagged {
+                    findings.push(Finding::NoTaggedCap);
+                }
+            }
+            Err(_) => findings.push(Finding::UnrecognisedPolicy),
+        },
+    }
+    if outcome == Outcome::Update {
+        findings.push(Finding::DriftFromTemplate);
+    }
+    findings
+}
+
+/// Unified diff of the canonical pretty forms (so key order and whitespace never show up).
+/// `None` on either side means "no policy".
+pub fn policy_diff(current: Option<&str>, target: Option<&str>) -> String {
+    let canon = |t: &str| canonical_pretty(t).unwrap_or_else(|_| format!("{}\n", t.trim_end()));
+    let old = current.map(canon).unwrap_or_default();
+    let new = target.map(canon).unwrap_or_default();
+    similar::TextDiff::from_lines(&old, &new)
+        .unified_diff()
+        .context_radius(3)
+        .header(
+            if current.is_some() { "current" } else { "/dev/null" },
+            if target.is_some() { "template" } else { "/dev/null" },
+        )
+        .to_string()
+}
+
+const BYTES_PER_GB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+pub fn impact(images: &[Image], actions: &[ImageAction], price_per_gb_month: f64) -> Impact {
+    let totals = ecr_lifecycle::impact(images, actions);
+    Impact {
+        images: images.len() as u64,
+        bytes: images.iter().map(|i| i.size_bytes).sum(),
+        expiring_images: totals.expiring_images,
+        expiring_bytes: totals.expiring_bytes,
+        transitioning_images: totals.transitioning_images,
+        transitioning_bytes: totals.transitioning_bytes,
+        monthly_saving_usd: round_cents(totals.expiring_bytes as f64 / BYTES_PER_GB * price_per_gb_month),
+    }
+}
+
+fn round_cents(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+/// Images the `[safety]` settings protect that the template would act on.
+pub fn protected_images(
+    safety: &SafetyConfig,
+    images: &[Image],
+    actions: &[ImageAction],
+    now: Timestamp,
+) -> Vec<ProtectedImage> {
+    if !safety.is_enabled() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for action in actions {
+        let Some(image) = images.get(action.index) else { continue };
+        let by_tag = image
+            .tags
+            .iter()
+            .find_map(|t| safety.protected_tags.iter().find(|g| g.is_match(t)).map(|g| (t, g)));
+        let reason = if let Some((tag, glob)) = by_tag {
+            Some(format!("tag {tag:?} matches protected glob {:?}", glob.pattern))
+        } else {
+            safety.pulled_within_days.and_then(|days| {
+                let pulled = image.last_pulled_at?;
+                let window = jiff::SignedDuration::from_hours(24 * i64::from(days));
+                (now.duration_since(pulled) <= window).then(|| format!("pulled within {days} days ({pulled})"))
+            })
+        };
+        if let Some(reason) = reason {
+            out.push(ProtectedImage {
+                image_digest: image.digest.clone(),
+                image_tags: image.tags.clone(),
+                action: match action.action {
+                    ecr_lifecycle::ActionType::Expire => "expire".to_string(),
+                    ecr_lifecycle::ActionType::Transition => "transition".to_string(),
+                },
+                rule_priority: action.rule_priority,
+                reason,
+            });
+        }
+    }
+    out
+}
+
+/// The template a managed repository should carry.
+pub fn template_for<'a>(config: &'a Config, result: &RepoResult) -> Option<&'a Template> {
+    result.template.as_deref().and_then(|t| config.templates.get(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn config(extra: &str) -> Config {
+        let text = format!(
+            r#"
+regions = ["us-east-1"]
+[[match]]
+template = "untagged-cleanup"
+names = ["prod-*", "*/prod-*"]
+[[match]]
+template = "untagged-cleanup"
+tags = {{ "lifecycle-class" = ["standard", "default"] }}
+{extra}
+"#
+        );
+        Config::parse(&text, Path::new("test.toml")).expect("valid config")
+    }
+
+    #[test]
+    fn exception_tag_excludes_and_remembers_the_template() {
+        let c = config("");
+        let d = classify(&c, "prod-api", &tags(&[("ecr-fleet:exempt", "yes")]));
+        assert_eq!(
+            d,
+            Disposition::Excluded {
+                template: Some("untagged-cleanup".into())
+            }
+        );
+    }
+
+    #[test]
+    fn names_globs_cross_slashes_and_are_case_sensitive() {
+        let c = config("");
+        assert!(matches!(classify(&c, "team/prod-api", &tags(&[])), Disposition::Managed { .. }));
+        assert!(matches!(classify(&c, "a/b/prod-x", &tags(&[])), Disposition::Managed { .. }));
+        assert_eq!(classify(&c, "Prod-api", &tags(&[])), Disposition::Unmatched);
+        assert_eq!(classify(&c, "xprod-api", &tags(&[])), Disposition::Unmatched);
+    }
+
+    #[test]
+    fn tag_match_needs_one_of_the_listed_values() {
+        let c = config("");
+        assert!(matches!(
+            classify(&c, "svc", &tags(&[("lifecycle-class", "default")])),
+            Disposition::Managed { .. }
+        ));
+        assert_eq!(classify(&c, "svc", &tags(&[("lifecycle-class", "gold")])), Disposition::Unmatched);
+        assert_eq!(classify(&c, "svc", &tags(&[])), Disposition::Unmatched);
+    }
+
+    #[test]
+    fn names_and_tags_together_need_both_and_first_match_wins() {
+        let c = config(
+            r#"
+[[match]]
+template = "untagged-cleanup"
+names = ["svc-*"]
+tags = { team = ["*"] }
+"#,
+        );
+        let m = c.match_repository("svc-a", &tags(&[("team", "x")]));
+        assert!(m.is_some_and(|m| m.names.as_ref().is_some_and(|n| n[0].pattern == "svc-*")));
+        assert!(c.match_repository("svc-a", &tags(&[])).is_none());
+        assert!(c.match_repository("prod-a", &tags(&[("team", "x")])).is_some_and(|m| m
+            .names
+            .as_ref()
+            .is_some_and(|n| n[0].pattern == "prod-*")));
+    }
+
+    #[test]
+    fn exception_value_must_match_when_set() {
+        let c = config("[exception]\ntag = \"keep\"\nvalue = \"true\"\n");
+        assert_eq!(
+            classify(&c, "prod-a", &tags(&[("keep", "false")])),
+            Disposition::Managed {
+                template: "untagged-cleanup".into()
+            }
+        );
+        assert!(matches!(
+            classify(&c, "prod-a", &tags(&[("keep", "true")])),
+            Disposition::Excluded { .. }
+        ));
+    }
+
+    fn facts(current: Option<Option<&str>>) -> RepoFacts {
+        RepoFacts {
+            account_id: "111111111111".into(),
+            region: "us-east-1".into(),
+            name: "prod-api".into(),
+            disposition: Some(Disposition::Managed {
+                template: "untagged-cleanup".into(),
+            }),
+            current_policy: current.map(|c| c.map(str::to_string)),
+            images: None,
+            error: None,
+        }
+    }
+
+    fn opts() -> PlanOptions {
+        PlanOptions {
+            now: Timestamp::UNIX_EPOCH,
+            findings: true,
+        }
+    }
+
+    #[test]
+    fn outcomes_create_update_unchanged() {
+        let c = config("");
+        let template = c.templates.get("untagged-cleanup").unwrap().text.clone();
+        let r = plan_one(facts(Some(None)), &c, opts());
+        assert_eq!(r.outcome, Outcome::Create);
+        assert!(r.diff.as_deref().unwrap().contains("+  \"rules\""));
+        assert_eq!(r.findings, vec![Finding::NoPolicy]);
+
+        // Same policy, reformatted and with keys reordered: unchanged.
+        let value: serde_json::Value = serde_json::from_str(&template).unwrap();
+        let compact = serde_json::to_string(&value).unwrap();
+        let r = plan_one(facts(Some(Some(&compact))), &c, opts());
+        assert_eq!(r.outcome, Outcome::Unchanged);
+        assert!(r.diff.is_none());
+
+        let other = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":5},"action":{"type":"expire"}}]}"#;
+        let r = plan_one(facts(Some(Some(other))), &c, opts());
+        assert_eq!(r.outcome, Outcome::Update);
+        let diff = r.diff.unwrap();
+        assert!(diff.starts_with("--- current\n+++ template\n"), "{diff}");
+        assert!(diff.contains("-        \"countType\": \"imageCountMoreThan\",\n"), "{diff}");
+        assert!(diff.contains("+        \"countUnit\": \"days\",\n"), "{diff}");
+        assert!(r.findings.contains(&Finding::NoUntaggedExpiry));
+        assert!(r.findings.contains(&Finding::DriftFromTemplate));
+    }
+
+    #[test]
+    fn unreadable_facts_are_errors_not_guesses() {
+        let c = config("");
+        let mut f = facts(None);
+        let r = plan_one(f.clone(), &c, opts());
+        assert_eq!(r.outcome, Outcome::Error);
+        f.error = Some("AccessDeniedException: no".into());
+        let r = plan_one(f, &c, opts());
+        assert_eq!(r.error.as_deref(), Some("AccessDeniedException: no"));
+    }
+
+    #[test]
+    fn results_are_sorted_by_account_region_name() {
+        let c = config("");
+        let mut a = facts(Some(None));
+        a.name = "z".into();
+        let mut b = facts(Some(None));
+        b.name = "a".into();
+        let mut d = facts(Some(None));
+        d.account_id = "000000000000".into();
+        let out = plan(vec![a, b, d], &c, opts());
+        let keys: Vec<_> = out.iter().map(|r| (r.account_id.as_str(), r.repository.as_str())).collect();
+        assert_eq!(keys, vec![("000000000000", "prod-api"), ("111111111111", "a"), ("111111111111", "z")]);
+    }
+}

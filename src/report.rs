@@ -1,0 +1,454 @@
+//! The run report (schema_version 1) and its three views: table, JSON and Markdown. Views only
+//! render; every number comes from the report.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use comfy_table::presets::UTF8_BORDERS_ONLY;
+use comfy_table::{ContentArrangement, Table};
+use serde::Serialize;
+
+use crate::plan::{Outcome, RepoResult};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// An account or account-region that could not be visited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    pub account_id: String,
+    pub region: Option<String>,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OutcomeCounts {
+    pub create: u64,
+    pub update: u64,
+    pub unchanged: u64,
+    pub excluded: u64,
+    pub unmatched: u64,
+    pub blocked: u64,
+    pub error: u64,
+}
+
+impl OutcomeCounts {
+    pub fn get(&self, o: Outcome) -> u64 {
+        match o {
+            Outcome::Create => self.create,
+            Outcome::Update => self.update,
+            Outcome::Unchanged => self.unchanged,
+            Outcome::Excluded => self.excluded,
+            Outcome::Unmatched => self.unmatched,
+            Outcome::Blocked => self.blocked,
+            Outcome::Error => self.error,
+        }
+    }
+
+    fn add(&mut self, o: Outcome) {
+        let slot = match o {
+            Outcome::Create => &mut self.create,
+            Outcome::Update => &mut self.update,
+            Outcome::Unchanged => &mut self.unchanged,
+            Outcome::Excluded => &mut self.excluded,
+            Outcome::Unmatched => &mut self.unmatched,
+            Outcome::Blocked => &mut self.blocked,
+            Outcome::Error => &mut self.error,
+        };
+        *slot += 1;
+    }
+}
+
+/// Fleet totals of `--images` impact.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ImpactSummary {
+    pub repositories: u64,
+    pub images: u64,
+    pub bytes: u64,
+    pub expiring_images: u64,
+    pub expiring_bytes: u64,
+    pub transitioning_images: u64,
+    pub transitioning_bytes: u64,
+    pub monthly_saving_usd: f64,
+    pub price_per_gb_month: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub accounts: u64,
+    pub inactive_accounts: u64,
+    pub regions: u64,
+    pub repositories: u64,
+    pub outcomes: OutcomeCounts,
+    pub skipped: u64,
+    /// Policies written by this run (`apply`, `restore`).
+    pub applied: u64,
+    /// Repositories with at least one content finding (`audit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repositories_with_findings: Option<u64>,
+    pub api_calls: BTreeMap<String, u64>,
+    /// Attempts beyond the first (throttling and transient errors the SDK retried).
+    pub api_retries: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impact: Option<ImpactSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub command: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub summary: Summary,
+    pub repositories: Vec<RepoResult>,
+    pub skipped: Vec<Skipped>,
+    /// Where `apply` recorded the policies it replaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_file: Option<String>,
+}
+
+impl Report {
+    /// Recompute the outcome counts and totals from the rows.
+    pub fn tally(&mut self) {
+        let mut counts = OutcomeCounts::default();
+        for r in &self.repositories {
+            counts.add(r.outcome);
+        }
+        self.summary.outcomes = counts;
+        self.summary.repositories = self.repositories.len() as u64;
+        self.summary.skipped = self.skipped.len() as u64;
+        self.summary.applied = self.repositories.iter().filter(|r| r.applied).count() as u64;
+        if self.command == "audit" {
+            self.summary.repositories_with_findings =
+                Some(self.repositories.iter().filter(|r| !r.findings.is_empty()).count() as u64);
+        }
+        let with_impact: Vec<_> = self.repositories.iter().filter_map(|r| r.impact.as_ref()).collect();
+        if !with_impact.is_empty() {
+            let price = self.summary.impact.as_ref().map_or(0.0, |i| i.price_per_gb_month);
+            let mut s = ImpactSummary {
+                price_per_gb_month: price,
+                ..ImpactSummary::default()
+            };
+            for i in with_impact {
+                s.repositories += 1;
+                s.images += i.images;
+                s.bytes += i.bytes;
+                s.expiring_images += i.expiring_images;
+                s.expiring_bytes += i.expiring_bytes;
+                s.transitioning_images += i.transitioning_images;
+                s.transitioning_bytes += i.transitioning_bytes;
+                s.monthly_saving_usd += i.monthly_saving_usd;
+            }
+            s.monthly_saving_usd = (s.monthly_saving_usd * 100.0).round() / 100.0;
+            self.summary.impact = Some(s);
+        }
+    }
+
+    /// Something `apply` would still write, or a repository it may not write.
+    pub fn has_pending(&self) -> bool {
+        self.repositories
+            .iter()
+            .any(|r| (r.outcome.is_write() && !r.applied) || r.outcome == Outcome::Blocked)
+    }
+
+    pub fn has_failures(&self) -> bool {
+        !self.skipped.is_empty() || self.repositories.iter().any(|r| r.outcome == Outcome::Error)
+    }
+
+    pub fn has_findings(&self) -> bool {
+        self.repositories.iter().any(|r| !r.findings.is_empty())
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("report serializes");
+        s.push('\n');
+        s
+    }
+}
+
+/// Changed repositories grouped by identical diff, so a fleet-wide change prints its diff once.
+fn diff_groups(report: &Report) -> Vec<(Outcome, Option<&str>, &str, Vec<&RepoResult>)> {
+    let mut groups: BTreeMap<(Outcome, Option<&str>, &str), Vec<&RepoResult>> = BTreeMap::new();
+    for r in &report.repositories {
+        if let (true, Some(diff)) = (r.outcome.is_write() || r.outcome == Outcome::Blocked, r.diff.as_deref()) {
+            groups
+                .entry((r.outcome, r.template.as_deref(), diff))
+                .or_default()
+                .push(r);
+        }
+    }
+    groups.into_iter().map(|((o, t, d), rs)| (o, t, d, rs)).collect()
+}
+
+fn note(r: &RepoResult) -> String {
+    if let Some(e) = &r.error {
+        return e.clone();
+    }
+    let mut parts = Vec::new();
+    if r.applied {
+        parts.push("applied".to_string());
+    }
+    if !r.protected_images.is_empty() {
+        parts.push(format!("{} protected image(s) would be removed", r.protected_images.len()));
+    }
+    if !r.findings.is_empty() {
+        parts.push(
+            r.findings
+                .iter()
+                .map(|f| serde_json::to_value(f).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+    }
+    if let Some(i) = &r.impact {
+        if i.expiring_images + i.transitioning_images > 0 {
+            parts.push(format!(
+                "would expire {} ({}), archive {}",
+                i.expiring_images,
+                human_bytes(i.expiring_bytes),
+                i.transitioning_images
+            ));
+        }
+    }
+    parts.join("; ")
+}
+
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Rows a human wants to see: everything but `unchanged` (which the summary counts).
+fn listed_rows(report: &Report, all: bool) -> impl Iterator<Item = &RepoResult> {
+    report
+        .repositories
+        .iter()
+        .filter(move |r| all || r.outcome != Outcome::Unchanged || !r.findings.is_empty())
+}
+
+fn summary_line(report: &Report) -> String {
+    let o = &report.summary.outcomes;
+    let mut s = format!(
+        "{} repositories in {} account(s) x {} region(s): {} create, {} update, {} unchanged, {} excluded, {} unmatched, {} blocked, {} error",
+        report.summary.repositories,
+        report.summary.accounts,
+        report.summary.regions,
+        o.create,
+        o.update,
+        o.unchanged,
+        o.excluded,
+        o.unmatched,
+        o.blocked,
+        o.error
+    );
+    if report.summary.applied > 0 || report.command == "apply" || report.command == "restore" {
+        let _ = write!(s, "; {} applied", report.summary.applied);
+    }
+    if report.summary.skipped > 0 {
+        let _ = write!(s, "; {} skipped target(s)", report.summary.skipped);
+    }
+    if report.summary.inactive_accounts > 0 {
+        let _ = write!(s, "; {} inactive account(s) left out", report.summary.inactive_accounts);
+    }
+    s
+}
+
+fn api_line(report: &Report) -> String {
+    let total: u64 = report.summary.api_calls.values().sum();
+    let detail = report
+        .summary
+        .api_calls
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "API calls: {total} ({detail}); retries: {}",
+        report.summary.api_retries
+    )
+}
+
+/// The human view.
+pub fn render_table(report: &Report, show_all: bool) -> String {
+    let mut out = String::new();
+    let rows: Vec<&RepoResult> = listed_rows(report, show_all).collect();
+    if !rows.is_empty() {
+        let mut table = Table::new();
+        table
+            .load_style(UTF8_BORDERS_ONLY)
+            .set_content_arrangement(ContentArrangement::Disabled)
+            .set_header(vec!["ACCOUNT", "REGION", "REPOSITORY", "TEMPLATE", "OUTCOME", "NOTE"]);
+        for r in &rows {
+            table.add_row(vec![
+                r.account_id.clone(),
+                r.region.clone(),
+                r.repository.clone(),
+                r.template.clone().unwrap_or_else(|| "-".into()),
+                r.outcome.as_str().to_string(),
+                note(r),
+            ]);
+        }
+        let _ = writeln!(out, "{table}");
+    }
+    for (outcome, template, diff, repos) in diff_groups(report) {
+        let _ = writeln!(
+            out,
+            "\n{} with template {} ({} repositor{}):",
+            outcome.as_str(),
+            template.unwrap_or("-"),
+            repos.len(),
+            if repos.len() == 1 { "y" } else { "ies" }
+        );
+        for r in repos.iter().take(5) {
+            let _ = writeln!(out, "  {}/{}/{}", r.account_id, r.region, r.repository);
+        }
+        if repos.len() > 5 {
+            let _ = writeln!(out, "  ... and {} more", repos.len() - 5);
+        }
+        for line in diff.lines() {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    for r in report.repositories.iter().filter(|r| !r.protected_images.is_empty()) {
+        let _ = writeln!(out, "\nblocked {}/{}/{}:", r.account_id, r.region, r.repository);
+        for p in &r.protected_images {
+            let _ = writeln!(
+                out,
+                "  {} {:?} would {} (rule {}): {}",
+                p.image_digest, p.image_tags, p.action, p.rule_priority, p.reason
+            );
+        }
+    }
+    if !report.skipped.is_empty() {
+        let _ = writeln!(out, "\nskipped:");
+        for s in &report.skipped {
+            let _ = writeln!(
+                out,
+                "  {} {}: {}",
+                s.account_id,
+                s.region.as_deref().unwrap_or("(all regions)"),
+                s.error
+            );
+        }
+    }
+    if let Some(i) = &report.summary.impact {
+        let _ = writeln!(
+            out,
+            "\nimpact: {} images ({}) in {} repositories; templates would expire {} ({}) and archive {} ({}); estimated saving {:.2} USD/month at {} USD per GB-month",
+            i.images,
+            human_bytes(i.bytes),
+            i.repositories,
+            i.expiring_images,
+            human_bytes(i.expiring_bytes),
+            i.transitioning_images,
+            human_bytes(i.transitioning_bytes),
+            i.monthly_saving_usd,
+            i.price_per_gb_month
+        );
+    }
+    let _ = writeln!(out, "\n{}", summary_line(report));
+    if report.summary.outcomes.unchanged > 0 && !show_all {
+        let _ = writeln!(
+            out,
+            "({} unchanged repositories not listed; --output json lists every repository)",
+            report.summary.outcomes.unchanged
+        );
+    }
+    let _ = writeln!(out, "{}", api_line(report));
+    if let Some(b) = &report.backup_file {
+        let _ = writeln!(out, "backup of replaced policies: {b}");
+    }
+    out
+}
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The Markdown view, for tickets, pull requests and CodeBuild reports.
+pub fn render_markdown(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# ecr-fleet {}\n", report.command);
+    let _ = writeln!(out, "{} to {}\n", report.started_at, report.finished_at);
+    let _ = writeln!(out, "| outcome | repositories |\n|---|---:|");
+    for o in Outcome::ALL {
+        let _ = writeln!(out, "| {} | {} |", o.as_str(), report.summary.outcomes.get(o));
+    }
+    let _ = writeln!(
+        out,
+        "\n{} repositories, {} account(s), {} region(s), {} skipped target(s), {} inactive account(s), {} applied.\n",
+        report.summary.repositories,
+        report.summary.accounts,
+        report.summary.regions,
+        report.summary.skipped,
+        report.summary.inactive_accounts,
+        report.summary.applied
+    );
+    if let Some(i) = &report.summary.impact {
+        let _ = writeln!(
+            out,
+            "Impact: templates would expire **{}** images ({}) and archive **{}** ({}) of {} images; estimated saving **{:.2} USD/month**.\n",
+            i.expiring_images,
+            human_bytes(i.expiring_bytes),
+            i.transitioning_images,
+            human_bytes(i.transitioning_bytes),
+            i.images,
+            i.monthly_saving_usd
+        );
+    }
+    let rows: Vec<&RepoResult> = listed_rows(report, false).collect();
+    if !rows.is_empty() {
+        let _ = writeln!(out, "| account | region | repository | template | outcome | note |\n|---|---|---|---|---|---|");
+        for r in rows {
+            let _ = writeln!(
+                out,
+                "| {} | {} | `{}` | {} | {} | {} |",
+                r.account_id,
+                r.region,
+                md_escape(&r.repository),
+                r.template.as_deref().unwrap_or("-"),
+                r.outcome.as_str(),
+                md_escape(&note(r))
+            );
+        }
+        let _ = writeln!(out);
+    }
+    for (outcome, template, diff, repos) in diff_groups(report) {
+        let _ = writeln!(
+            out,
+            "<details><summary>{} with <code>{}</code>: {} repositor{}</summary>\n\n```diff\n{}```\n\n</details>\n",
+            outcome.as_str(),
+            template.unwrap_or("-"),
+            repos.len(),
+            if repos.len() == 1 { "y" } else { "ies" },
+            diff
+        );
+    }
+    if !report.skipped.is_empty() {
+        let _ = writeln!(out, "## Skipped\n\n| account | region | error |\n|---|---|---|");
+        for s in &report.skipped {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                s.account_id,
+                s.region.as_deref().unwrap_or("all"),
+                md_escape(&s.error)
+            );
+        }
+        let _ = writeln!(out);
+    }
+    let _ = writeln!(out, "{}", api_line(report));
+    if let Some(b) = &report.backup_file {
+        let _ = writeln!(out, "\nBackup of replaced policies: `{b}`");
+    }
+    out
+}

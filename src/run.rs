@@ -1,0 +1,599 @@
+//! The commands: wiring config, discovery, inventory, planner, writer and views together.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, IsTerminal, Write as _};
+use std::path::Path;
+
+use anyhow::{anyhow, Context};
+use futures::StreamExt;
+use jiff::{Timestamp, Unit};
+
+use crate::apply::{self, Backup, Clients, TargetClient, BACKUP_VERSION};
+use crate::aws::Aws;
+use crate::cli::{
+    ApplyArgs, Cli, Command, GlobalArgs, OutputFormat, PreviewArgs, PreviewFormat, RestoreArgs, RunArgs,
+    ValidateArgs,
+};
+use crate::config::{check_account_id, check_region, Config, NameGlob, DEFAULT_CONFIG_FILE};
+use crate::discovery::{self, AccountAccess};
+use crate::inventory::{inventory_target, ImagesMode, InventoryOptions, Limiter};
+use crate::plan::{self, Outcome, PlanOptions, RepoFacts};
+use crate::progress::{Progress, ProgressMode};
+use crate::report::{ImpactSummary, Report, Skipped, Summary, SCHEMA_VERSION};
+use crate::templates::load_template_file;
+
+/// How a command ended; maps one-to-one to the process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Nothing pending, or every change applied.
+    Success = 0,
+    /// The run finished but some accounts, regions or repositories failed.
+    Failure = 1,
+    /// Invalid input or usage; nothing was changed.
+    Invalid = 2,
+    /// plan/audit: changes pending or findings.
+    Pending = 3,
+}
+
+/// Why a command could not run to the end.
+#[derive(Debug)]
+pub enum Fatal {
+    /// Bad input: exit 2, before any AWS call.
+    Input(anyhow::Error),
+    /// The run could not proceed (no credentials, organization unreadable...): exit 1.
+    Run(anyhow::Error),
+}
+
+impl Fatal {
+    pub fn status(&self) -> ExitStatus {
+        match self {
+            Fatal::Input(_) => ExitStatus::Invalid,
+            Fatal::Run(_) => ExitStatus::Failure,
+        }
+    }
+
+    pub fn error(&self) -> &anyhow::Error {
+        match self {
+            Fatal::Input(e) | Fatal::Run(e) => e,
+        }
+    }
+}
+
+fn input(e: impl Into<anyhow::Error>) -> Fatal {
+    Fatal::Input(e.into())
+}
+
+pub async fn run(cli: Cli) -> Result<ExitStatus, Fatal> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Plan(args) => fleet(FleetCommand::Plan, args, None, g).await,
+        Command::Audit(args) => fleet(FleetCommand::Audit, args, None, g).await,
+        Command::Apply(args) => fleet(FleetCommand::Apply, &args.run, Some(args), g).await,
+        Command::Validate(args) => validate(args),
+        Command::Preview(args) => preview(args),
+        Command::Restore(args) => restore(args, g).await,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FleetCommand {
+    Plan,
+    Apply,
+    Audit,
+}
+
+impl FleetCommand {
+    fn name(self) -> &'static str {
+        match self {
+            FleetCommand::Plan => "plan",
+            FleetCommand::Apply => "apply",
+            FleetCommand::Audit => "audit",
+        }
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::now().round(Unit::Second).unwrap_or_else(|_| Timestamp::now())
+}
+
+/// `--config FILE`, else `ecr-fleet.toml` if present, else the built-in default.
+fn load_config(explicit: Option<&Path>) -> Result<Config, Fatal> {
+    match explicit {
+        Some(path) => Config::load(path).map_err(input),
+        None => {
+            let default = Path::new(DEFAULT_CONFIG_FILE);
+            if default.exists() {
+                Config::load(default).map_err(input)
+            } else {
+                tracing::info!("no {DEFAULT_CONFIG_FILE}: using the built-in default on the current account");
+                Ok(Config::builtin(Vec::new()))
+            }
+        }
+    }
+}
+
+/// Check the narrowing options before any AWS call.
+struct Narrowing {
+    accounts: Option<Vec<String>>,
+    regions: Vec<String>,
+    repositories: Option<NameGlob>,
+}
+
+fn narrowing(args: &RunArgs) -> Result<Narrowing, Fatal> {
+    for id in &args.accounts {
+        check_account_id(id).map_err(|m| input(anyhow!("--accounts: {m}")))?;
+    }
+    for r in &args.regions {
+        check_region(r).map_err(|m| input(anyhow!("--regions: {m}")))?;
+    }
+    let repositories = args
+        .repositories
+        .as_deref()
+        .map(NameGlob::new)
+        .transpose()
+        .map_err(|m| input(anyhow!("--repositories: {m}")))?;
+    Ok(Narrowing {
+        accounts: (!args.accounts.is_empty()).then(|| args.accounts.clone()),
+        regions: args.regions.clone(),
+        repositories,
+    })
+}
+
+fn resolve_regions(narrow: &[String], config: &Config, aws: &Aws) -> Result<Vec<String>, Fatal> {
+    let mut regions: Vec<String> = if !narrow.is_empty() {
+        narrow.to_vec()
+    } else if !config.regions.is_empty() {
+        config.regions.clone()
+    } else if let Some(r) = aws.default_region() {
+        vec![r]
+    } else {
+        return Err(input(anyhow!(
+            "no region: set `regions` in the config, pass --regions, or set AWS_REGION"
+        )));
+    };
+    let mut seen = BTreeSet::new();
+    regions.retain(|r| seen.insert(r.clone()));
+    Ok(regions)
+}
+
+fn confirm(prompt: &str) -> bool {
+    eprint!("{prompt} Only 'yes' will be accepted: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).is_ok() && line.trim() == "yes"
+}
+
+fn render(report: &Report, output: OutputFormat, show_all: bool) -> String {
+    match output {
+        OutputFormat::Table => crate::report::render_table(report, show_all),
+        OutputFormat::Json => report.to_json(),
+        OutputFormat::Markdown => crate::report::render_markdown(report),
+    }
+}
+
+fn emit(report: &Report, output: OutputFormat, show_all: bool, report_file: Option<&Path>) -> Result<(), Fatal> {
+    if let Some(path) = report_file {
+        std::fs::write(path, report.to_json())
+            .with_context(|| format!("{}: cannot write report", path.display()))
+            .map_err(Fatal::Run)?;
+    }
+    let text = render(report, output, show_all);
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth a non-zero exit.
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+    Ok(())
+}
+
+struct Inventory {
+    facts: Vec<RepoFacts>,
+    skipped: Vec<Skipped>,
+    clients: Clients,
+}
+
+async fn inventory_fleet(
+    aws: &Aws,
+    config: &Config,
+    accounts: &[AccountAccess],
+    regions: &[String],
+    partition: &str,
+    options: &InventoryOptions,
+    mode: ProgressMode,
+) -> Inventory {
+    let global = Limiter::global(config.execution.concurrency);
+    let targets: Vec<(&AccountAccess, &String)> =
+        accounts.iter().flat_map(|a| regions.iter().map(move |r| (a, r))).collect();
+    let progress = Progress::new(mode, "inventory", "account-regions", targets.len() as u64);
+    let on_repo = || progress.item();
+    let results: Vec<_> = futures::stream::iter(targets)
+        .map(|(account, region)| {
+            let global = &global;
+            let progress = &progress;
+            let on_repo = &on_repo;
+            async move {
+                let client = aws.ecr(region, account.credentials.as_ref());
+                let limiter = Limiter::for_target(global, config.execution.per_region_concurrency);
+                let result =
+                    inventory_target(&client, &account.account_id, region, config, options, &limiter, on_repo).await;
+                progress.step();
+                (account.account_id.clone(), region.clone(), client, limiter, result)
+            }
+        })
+        // Targets run side by side; the limiter caps the calls actually in flight.
+        .buffer_unordered(config.execution.concurrency.max(1))
+        .collect()
+        .await;
+    progress.finish();
+    let mut inv = Inventory {
+        facts: Vec::new(),
+        skipped: Vec::new(),
+        clients: Clients::new(),
+    };
+    for (account_id, region, client, limiter, result) in results {
+        match result {
+            Ok(facts) => {
+                inv.facts.extend(facts);
+                inv.clients.insert(
+                    (account_id, region),
+                    TargetClient {
+                        client,
+                        limiter,
+                        partition: partition.to_string(),
+                    },
+                );
+            }
+            Err(error) => inv.skipped.push(Skipped {
+                account_id,
+                region: Some(region),
+                error,
+            }),
+        }
+    }
+    inv.skipped.sort_by(|a, b| (&a.account_id, &a.region).cmp(&(&b.account_id, &b.region)));
+    inv
+}
+
+async fn fleet(
+    command: FleetCommand,
+    args: &RunArgs,
+    apply_args: Option<&ApplyArgs>,
+    g: &GlobalArgs,
+) -> Result<ExitStatus, Fatal> {
+    let started = now();
+    let config = load_config(args.config.as_deref())?;
+    let narrow = narrowing(args)?;
+    let yes = apply_args.is_some_and(|a| a.yes);
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if command == FleetCommand::Apply && !yes && !interactive {
+        return Err(input(anyhow!(
+            "apply needs --yes when it cannot ask for confirmation (no terminal); nothing was changed"
+        )));
+    }
+    let mode = ProgressMode::detect(g.quiet, g.no_progress);
+
+    let aws = Aws::load(&config.execution).await;
+    let regions = resolve_regions(&narrow.regions, &config, &aws)?;
+    let caller = discovery::caller(&aws, regions.first().map(String::as_str))
+        .await
+        .map_err(|e| Fatal::Run(e.into()))?;
+    tracing::info!(account = %caller.account_id, arn = %caller.arn, "caller");
+    let discovered = discovery::discover(
+        &aws,
+        &caller,
+        &config.accounts,
+        narrow.accounts.as_deref(),
+        regions.first().map(String::as_str),
+        config.execution.concurrency,
+    )
+    .await
+    .map_err(|e| Fatal::Run(e.into()))?;
+
+    let images = if args.images {
+        ImagesMode::AllManaged
+    } else if config.safety.is_enabled() && command != FleetCommand::Audit {
+        ImagesMode::Changing
+    } else {
+        ImagesMode::None
+    };
+    let options = InventoryOptions {
+        repositories: narrow.repositories.clone(),
+        images,
+        page_size: 1000,
+    };
+    let mut inv = inventory_fleet(
+        &aws,
+        &config,
+        &discovered.accounts,
+        &regions,
+        &caller.partition,
+        &options,
+        mode,
+    )
+    .await;
+    let rows = plan::plan(
+        std::mem::take(&mut inv.facts),
+        &config,
+        PlanOptions {
+            now: started,
+            findings: command == FleetCommand::Audit,
+        },
+    );
+    let mut skipped = discovered.skipped.clone();
+    skipped.append(&mut inv.skipped);
+    let mut report = Report {
+        schema_version: SCHEMA_VERSION,
+        command: command.name().to_string(),
+        started_at: started.to_string(),
+        finished_at: String::new(),
+        summary: Summary {
+            accounts: (discovered.accounts.len() + discovered.skipped.len()) as u64,
+            inactive_accounts: discovered.inactive_accounts as u64,
+            regions: regions.len() as u64,
+            impact: args.images.then(|| ImpactSummary {
+                price_per_gb_month: config.price_per_gb_month,
+                ..ImpactSummary::default()
+            }),
+            ..Summary::default()
+        },
+        repositories: rows,
+        skipped,
+        backup_file: None,
+    };
+
+    if let Some(a) = apply_args {
+        apply_phase(&mut report, &config, &inv.clients, a, args, interactive, mode, started).await?;
+    }
+
+    report.finished_at = now().to_string();
+    report.summary.api_calls = aws.stats.calls();
+    report.summary.api_retries = aws.stats.retries();
+    report.tally();
+    emit(&report, args.output, args.all, args.report.as_deref())?;
+
+    Ok(match command {
+        _ if report.has_failures() => ExitStatus::Failure,
+        FleetCommand::Apply if report.has_pending() => ExitStatus::Failure,
+        FleetCommand::Apply => ExitStatus::Success,
+        FleetCommand::Audit if report.has_pending() || report.has_findings() => ExitStatus::Pending,
+        FleetCommand::Plan if report.has_pending() => ExitStatus::Pending,
+        _ => ExitStatus::Success,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn apply_phase(
+    report: &mut Report,
+    config: &Config,
+    clients: &Clients,
+    a: &ApplyArgs,
+    args: &RunArgs,
+    interactive: bool,
+    mode: ProgressMode,
+    started: Timestamp,
+) -> Result<(), Fatal> {
+    report.tally();
+    let writes: Vec<&plan::RepoResult> = report
+        .repositories
+        .iter()
+        .filter(|r| r.outcome.is_write() || (a.allow_unsafe && r.outcome == Outcome::Blocked))
+        .collect();
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let entries = apply::backup_entries(config, &writes);
+    if !a.yes && interactive {
+        eprintln!("{}", crate::report::render_table(report, args.all));
+        if !confirm(&format!("Write {} lifecycle polic(ies)?", entries.len())) {
+            return Err(input(anyhow!("apply cancelled; nothing was written")));
+        }
+    }
+    let path = a
+        .backup
+        .clone()
+        .unwrap_or_else(|| apply::default_backup_path(&config.backup_dir, started));
+    let backup = Backup {
+        backup_version: BACKUP_VERSION,
+        created_at: started.to_string(),
+        entries,
+    };
+    apply::write_backup(&path, &backup).map_err(|e| Fatal::Run(anyhow!("{e}; nothing was written")))?;
+    tracing::info!(path = %path.display(), entries = backup.entries.len(), "backup written");
+    report.backup_file = Some(path.display().to_string());
+    let progress = Progress::new(mode, "apply", "writes", 0);
+    apply::apply_rows(&mut report.repositories, config, clients, a.allow_unsafe, &progress).await;
+    progress.finish();
+    Ok(())
+}
+
+fn validate(args: &ValidateArgs) -> Result<ExitStatus, Fatal> {
+    let mut failed = 0usize;
+    if let Some(path) = &args.config {
+        let config = Config::load(path).map_err(input)?;
+        let templates: Vec<&str> = config.used_templates();
+        println!(
+            "{}: ok ({} [[match]] entr{}, template(s): {}; regions: {})",
+            path.display(),
+            config.matches.len(),
+            if config.matches.len() == 1 { "y" } else { "ies" },
+            templates.join(", "),
+            if config.regions.is_empty() {
+                "from the environment".to_string()
+            } else {
+                config.regions.join(", ")
+            }
+        );
+    }
+    for path in &args.policy {
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("policy");
+        match load_template_file(path, name) {
+            Ok(t) => println!("{}: ok ({} rule(s))", path.display(), t.policy.rules.len()),
+            Err(e) => {
+                failed += 1;
+                eprintln!("{e}");
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(input(anyhow!("{failed} of {} policy file(s) invalid", args.policy.len())));
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn preview(args: &PreviewArgs) -> Result<ExitStatus, Fatal> {
+    let name = args.policy.file_stem().and_then(|s| s.to_str()).unwrap_or("policy");
+    let template = load_template_file(&args.policy, name).map_err(input)?;
+    let text = std::fs::read_to_string(&args.images)
+        .with_context(|| format!("{}: cannot read images", args.images.display()))
+        .map_err(Fatal::Input)?;
+    let images = ecr_lifecycle::parse_images(&text)
+        .map_err(|e| input(anyhow!("{}: {e}", args.images.display())))?;
+    let at = match &args.now {
+        Some(t) => t
+            .parse::<Timestamp>()
+            .map_err(|e| input(anyhow!("--now: {t:?} is not an RFC 3339 time: {e}")))?,
+        None => Timestamp::now(),
+    };
+    let actions = ecr_lifecycle::evaluate(&template.policy, &images, at);
+    match args.output {
+        PreviewFormat::Json => {
+            let value = ecr_lifecycle::preview_json(&images, &actions);
+            println!("{}", serde_json::to_string_pretty(&value).expect("preview serializes"));
+        }
+        PreviewFormat::Table => {
+            let mut table = comfy_table::Table::new();
+            table
+                .load_style(comfy_table::presets::UTF8_BORDERS_ONLY)
+                .set_header(vec!["DIGEST", "TAGS", "PUSHED", "ACTION", "RULE"]);
+            for a in &actions {
+                let img = &images[a.index];
+                table.add_row(vec![
+                    img.digest.clone(),
+                    img.tags.join(","),
+                    img.pushed_at.to_string(),
+                    format!("{:?}", a.action).to_lowercase(),
+                    a.rule_priority.to_string(),
+                ]);
+            }
+            let totals = ecr_lifecycle::impact(&images, &actions);
+            if !actions.is_empty() {
+                println!("{table}");
+            }
+            println!(
+                "{} of {} images affected: {} expire ({}), {} transition to archive ({}); as of {at}",
+                actions.len(),
+                images.len(),
+                totals.expiring_images,
+                crate::report::human_bytes(totals.expiring_bytes),
+                totals.transitioning_images,
+                crate::report::human_bytes(totals.transitioning_bytes)
+            );
+        }
+    }
+    Ok(ExitStatus::Success)
+}
+
+async fn restore(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal> {
+    let started = now();
+    let backup = apply::read_backup(&args.backup).map_err(input)?;
+    let config = load_config(args.config.as_deref())?;
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if !args.yes && !interactive {
+        return Err(input(anyhow!(
+            "restore needs --yes when it cannot ask for confirmation (no terminal); nothing was changed"
+        )));
+    }
+    if !args.yes
+        && !confirm(&format!(
+            "Restore {} repositories from {}?",
+            backup.entries.len(),
+            args.backup.display()
+        ))
+    {
+        return Err(input(anyhow!("restore cancelled; nothing was written")));
+    }
+    let aws = Aws::load(&config.execution).await;
+    let first_region = backup.entries.first().map(|e| e.region.as_str());
+    let caller = discovery::caller(&aws, first_region)
+        .await
+        .map_err(|e| Fatal::Run(e.into()))?;
+    let accounts: Vec<String> = backup
+        .entries
+        .iter()
+        .map(|e| e.account_id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut accounts_config = config.accounts.clone();
+    accounts_config.source = crate::config::AccountSource::List(accounts);
+    accounts_config.exclude.clear();
+    let discovered = discovery::discover(
+        &aws,
+        &caller,
+        &accounts_config,
+        None,
+        first_region,
+        config.execution.concurrency,
+    )
+    .await
+    .map_err(|e| Fatal::Run(e.into()))?;
+    let global = Limiter::global(config.execution.concurrency);
+    let mut clients = Clients::new();
+    for e in &backup.entries {
+        let key = (e.account_id.clone(), e.region.clone());
+        if clients.contains_key(&key) {
+            continue;
+        }
+        if let Some(account) = discovered.accounts.iter().find(|a| a.account_id == e.account_id) {
+            clients.insert(
+                key,
+                TargetClient {
+                    client: aws.ecr(&e.region, account.credentials.as_ref()),
+                    limiter: Limiter::for_target(&global, config.execution.per_region_concurrency),
+                    partition: caller.partition.clone(),
+                },
+            );
+        }
+    }
+    let mode = ProgressMode::detect(g.quiet, g.no_progress);
+    let progress = Progress::new(mode, "restore", "repositories", backup.entries.len() as u64);
+    let rows: Vec<plan::RepoResult> = futures::stream::iter(&backup.entries)
+        .filter_map(|e| {
+            let target = clients.get(&(e.account_id.clone(), e.region.clone())).cloned();
+            let progress = &progress;
+            async move {
+                let target = target?;
+                let row = apply::restore_entry(e, &target).await;
+                progress.step();
+                Some(row)
+            }
+        })
+        .collect()
+        .await;
+    progress.finish();
+    let mut rows = rows;
+    rows.sort_by(|a, b| a.key().cmp(&b.key()));
+    let regions: BTreeSet<&str> = backup.entries.iter().map(|e| e.region.as_str()).collect();
+    let mut report = Report {
+        schema_version: SCHEMA_VERSION,
+        command: "restore".to_string(),
+        started_at: started.to_string(),
+        finished_at: now().to_string(),
+        summary: Summary {
+            accounts: (discovered.accounts.len() + discovered.skipped.len()) as u64,
+            regions: regions.len() as u64,
+            api_calls: aws.stats.calls(),
+            api_retries: aws.stats.retries(),
+            ..Summary::default()
+        },
+        repositories: rows,
+        skipped: discovered.skipped.clone(),
+        backup_file: Some(args.backup.display().to_string()),
+    };
+    report.tally();
+    emit(&report, args.output, true, args.report.as_deref())?;
+    Ok(if report.has_failures() {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
+}

@@ -1,0 +1,127 @@
+//! Running the built `ecr-fleet` binary against an endpoint, isolated from the host's AWS
+//! setup: every `AWS_*` variable of the host is removed, the config and credentials files
+//! point at a file that does not exist, and the instance metadata service is disabled, so
+//! nothing but what the test sets can reach the SDK.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Path of the `ecr-fleet` binary that cargo built for these tests.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ecr-fleet"))
+}
+
+/// What a run printed and how it ended.
+#[derive(Clone, Debug)]
+pub struct CliOutput {
+    /// Exit code; a process killed by a signal gets 128 + the signal's number, as in a shell.
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl CliOutput {
+    /// Stdout parsed as JSON (the report of `--output json`); panics showing both streams.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}); exit code {}\n--- stdout\n{}\n--- stderr\n{}",
+                self.code, self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// Panics, showing both streams, unless the run exited with `code`.
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &CliOutput {
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// A run of `ecr-fleet` with extra environment, for tests that need more than
+/// [`ecr_fleet`] gives.
+#[derive(Clone, Debug)]
+pub struct Cli {
+    endpoint: String,
+    cwd: PathBuf,
+    env: Vec<(OsString, OsString)>,
+}
+
+impl Cli {
+    pub fn new(endpoint: &str, cwd: &Path) -> Cli {
+        Cli {
+            endpoint: endpoint.to_string(),
+            cwd: cwd.to_path_buf(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Sets (or overrides) one environment variable of the run, e.g. `AWS_REGION`.
+    pub fn env(mut self, name: impl Into<OsString>, value: impl Into<OsString>) -> Cli {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn run(&self, args: &[&str]) -> CliOutput {
+        let missing = self.cwd.join(".no-aws-config-here");
+        let mut command = Command::new(binary());
+        command.args(args).current_dir(&self.cwd);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("AWS_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", &missing)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &missing)
+            .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null());
+        let began = Instant::now();
+        let output = command
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary().display()));
+        let elapsed = began.elapsed();
+        CliOutput {
+            code: exit_code(output.status),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            elapsed,
+        }
+    }
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    if let Some(code) = status.code() {
+        return code;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return 128 + signal;
+        }
+    }
+    -1
+}
+
+/// Runs `ecr-fleet args...` in `cwd` with the AWS endpoint `endpoint` (moto or a proxy),
+/// static credentials `testing`/`testing`, region us-east-1, `NO_COLOR=1` and no stdin.
+pub fn ecr_fleet(args: &[&str], endpoint: &str, cwd: &Path) -> CliOutput {
+    Cli::new(endpoint, cwd).run(args)
+}
