@@ -491,15 +491,15 @@ tags = { team = ["*"] }
         assert_eq!(r.outcome, Outcome::Unchanged);
         assert!(r.diff.is_none());
 
-        let other = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":5},"action":{"type":"expire"}}]}"#;
+        let other = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"tagged","tagPrefixList":["ci-"],"countType":"imageCountMoreThan","countNumber":5},"action":{"type":"expire"}}]}"#;
         let r = plan_one(facts(Some(Some(other))), &c, opts());
         assert_eq!(r.outcome, Outcome::Update);
         let diff = r.diff.unwrap();
         assert!(diff.starts_with("--- current\n+++ template\n"), "{diff}");
         assert!(diff.contains("-        \"countType\": \"imageCountMoreThan\",\n"), "{diff}");
         assert!(diff.contains("+        \"countUnit\": \"days\",\n"), "{diff}");
-        assert!(r.findings.contains(&Finding::NoUntaggedExpiry));
-        assert!(r.findings.contains(&Finding::DriftFromTemplate));
+        // A count cap on `ci-` tags: tagged images capped, untagged never expire.
+        assert_eq!(r.findings, vec![Finding::NoUntaggedExpiry, Finding::DriftFromTemplate]);
     }
 
     #[test]
