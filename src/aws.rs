@@ -11,12 +11,12 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ecr::config::{ConfigBag, Credentials, Intercept, SharedCredentialsProvider};
 use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
 };
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_runtime_api::box_error::BoxError;
 
 use crate::config::{ExecutionConfig, RetryMode};
 
@@ -32,7 +32,12 @@ impl ApiStats {
     fn record_call(&self, service: &str, operation: &str) {
         self.total_calls.fetch_add(1, Ordering::Relaxed);
         let key = format!("{}:{operation}", service_prefix(service));
-        *self.calls.lock().expect("stats lock").entry(key).or_default() += 1;
+        *self
+            .calls
+            .lock()
+            .expect("stats lock")
+            .entry(key)
+            .or_default() += 1;
     }
 
     /// Calls per operation, e.g. `ecr:GetLifecyclePolicy`. Retries are not counted here.
@@ -65,9 +70,12 @@ impl Intercept for CallCounter {
         "EcrFleetCallCounter"
     }
 
-    fn read_before_execution(
+    // Client-level interceptors see `read_before_execution` before the operation's metadata is
+    // in the bag; serialization happens once per call, after it.
+    fn read_before_serialization(
         &self,
         _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(meta) = cfg.load::<Metadata>() {
@@ -128,7 +136,8 @@ impl Aws {
     }
 
     pub fn sts(&self, region: Option<&str>) -> aws_sdk_sts::Client {
-        let mut b = aws_sdk_sts::config::Builder::from(&self.base).interceptor(CallCounter(self.stats.clone()));
+        let mut b = aws_sdk_sts::config::Builder::from(&self.base)
+            .interceptor(CallCounter(self.stats.clone()));
         if let Some(r) = region {
             b = b.region(Region::new(r.to_string()));
         } else if self.base.region().is_none() {
@@ -180,5 +189,7 @@ pub fn error_code<E, R>(err: &SdkError<E, R>) -> Option<String>
 where
     E: ProvideErrorMetadata,
 {
-    err.as_service_error().and_then(|e| e.code()).map(str::to_string)
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .map(str::to_string)
 }

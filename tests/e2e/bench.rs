@@ -76,7 +76,12 @@ impl Step {
     fn applied(&self) -> usize {
         self.report["repositories"]
             .as_array()
-            .map(|repos| repos.iter().filter(|r| r["applied"] == Value::Bool(true)).count())
+            .map(|repos| {
+                repos
+                    .iter()
+                    .filter(|r| r["applied"] == Value::Bool(true))
+                    .count()
+            })
             .unwrap_or(0)
     }
 }
@@ -99,7 +104,10 @@ fn secs(d: Duration) -> String {
 
 fn print_tables(steps: &[Step]) {
     println!();
-    print!("{:<12} {:>4} {:>8} {:>6}", "step", "exit", "wall s", "repos");
+    print!(
+        "{:<12} {:>4} {:>8} {:>6}",
+        "step", "exit", "wall s", "repos"
+    );
     for outcome in OUTCOMES {
         print!(" {:>9}", outcome);
     }
@@ -110,7 +118,8 @@ fn print_tables(steps: &[Step]) {
             step.name,
             step.output.code,
             secs(step.output.elapsed),
-            step.summary_u64(&["repositories"]).map_or("-".into(), |n| n.to_string())
+            step.summary_u64(&["repositories"])
+                .map_or("-".into(), |n| n.to_string())
         );
         for outcome in OUTCOMES {
             print!(" {:>9}", step.outcome(outcome));
@@ -118,14 +127,19 @@ fn print_tables(steps: &[Step]) {
         println!(
             " {:>8} {:>8}",
             step.applied(),
-            step.summary_u64(&["skipped"]).map_or("-".into(), |n| n.to_string())
+            step.summary_u64(&["skipped"])
+                .map_or("-".into(), |n| n.to_string())
         );
     }
 
     println!("\nAPI calls: report summary.api_calls / requests seen by the proxy");
     let ops: BTreeSet<String> = steps
         .iter()
-        .flat_map(|s| s.api_calls().into_keys().chain(s.proxy_counts.keys().cloned()))
+        .flat_map(|s| {
+            s.api_calls()
+                .into_keys()
+                .chain(s.proxy_counts.keys().cloned())
+        })
         .collect();
     print!("{:<40}", "operation");
     for step in steps {
@@ -158,7 +172,10 @@ fn print_tables(steps: &[Step]) {
     print!("{:<40}", "requests per second (proxy)");
     for step in steps {
         let proxy: u64 = step.proxy_counts.values().sum();
-        print!(" {:>15.0}", proxy as f64 / step.output.elapsed.as_secs_f64());
+        print!(
+            " {:>15.0}",
+            proxy as f64 / step.output.elapsed.as_secs_f64()
+        );
     }
     println!("\n");
 }
@@ -198,8 +215,23 @@ fn fleet_benchmark() {
     let config = write_fleet_workspace(workdir.path(), &FLEET_REGIONS);
     let config = config.to_str().unwrap();
     let proxy = FaultProxy::start(&moto.url(), FaultRules::default());
-    let plan = ["plan", "--config", config, "--output", "json", "--no-progress"];
-    let apply = ["apply", "--config", config, "--yes", "--output", "json", "--no-progress"];
+    let plan = [
+        "plan",
+        "--config",
+        config,
+        "--output",
+        "json",
+        "--no-progress",
+    ];
+    let apply = [
+        "apply",
+        "--config",
+        config,
+        "--yes",
+        "--output",
+        "json",
+        "--no-progress",
+    ];
 
     let began = Instant::now();
     let mut steps = Vec::new();
@@ -210,7 +242,11 @@ fn fleet_benchmark() {
         ("apply again", &apply[..]),
     ] {
         let step = run_step(name, args, &proxy, workdir.path());
-        eprintln!("{name}: exit {} in {} s", step.output.code, secs(step.output.elapsed));
+        eprintln!(
+            "{name}: exit {} in {} s",
+            step.output.code,
+            secs(step.output.elapsed)
+        );
         steps.push(step);
     }
     println!("four runs: {} s", secs(began.elapsed()));
@@ -223,7 +259,11 @@ fn fleet_benchmark() {
     let pending = expected["create"] + expected["update"];
     plan1.output.assert_code(3);
     for outcome in OUTCOMES {
-        assert_eq!(plan1.outcome(outcome), expected[outcome], "first plan: {outcome}");
+        assert_eq!(
+            plan1.outcome(outcome),
+            expected[outcome],
+            "first plan: {outcome}"
+        );
     }
     assert_eq!(plan1.summary_u64(&["repositories"]), Some(active_repos));
     assert_eq!(
@@ -231,7 +271,11 @@ fn fleet_benchmark() {
         Some(suspended as u64),
         "inactive_accounts"
     );
-    assert_eq!(plan1.proxy_counts.get("ecr:PutLifecyclePolicy"), None, "plan wrote");
+    assert_eq!(
+        plan1.proxy_counts.get("ecr:PutLifecyclePolicy"),
+        None,
+        "plan wrote"
+    );
 
     apply1.output.assert_code(0);
     assert_eq!(apply1.applied() as u64, pending, "first apply: applied");
@@ -242,7 +286,11 @@ fn fleet_benchmark() {
     );
 
     plan2.output.assert_code(0);
-    assert_eq!(plan2.outcome("create") + plan2.outcome("update"), 0, "second plan: pending");
+    assert_eq!(
+        plan2.outcome("create") + plan2.outcome("update"),
+        0,
+        "second plan: pending"
+    );
     assert_eq!(plan2.outcome("unchanged"), expected["unchanged"] + pending);
     assert_eq!(plan2.outcome("excluded"), expected["excluded"]);
     assert_eq!(plan2.outcome("unmatched"), expected["unmatched"]);
@@ -250,7 +298,11 @@ fn fleet_benchmark() {
     apply2.output.assert_code(0);
     assert_eq!(apply2.applied(), 0, "second apply: applied");
     assert_eq!(
-        apply2.proxy_counts.get("ecr:PutLifecyclePolicy").copied().unwrap_or(0),
+        apply2
+            .proxy_counts
+            .get("ecr:PutLifecyclePolicy")
+            .copied()
+            .unwrap_or(0),
         0,
         "second apply wrote"
     );

@@ -38,7 +38,10 @@ async fn accounts_and_regions_are_isolated() {
     let management = aws::sdk_config(&url, "us-east-1").await;
     assert_eq!(&aws::caller_account(&a_east).await, a);
     assert_eq!(&aws::caller_account(&b_east).await, b);
-    assert_eq!(aws::caller_account(&management).await, aws::MANAGEMENT_ACCOUNT_ID);
+    assert_eq!(
+        aws::caller_account(&management).await,
+        aws::MANAGEMENT_ACCOUNT_ID
+    );
 
     aws::create_repo(&a_east, "team-a/api", &[(EXEMPT_TAG, "true")]).await;
     aws::create_repo(&a_west, "team-a/worker", &[]).await;
@@ -51,7 +54,10 @@ async fn accounts_and_regions_are_isolated() {
     assert!(aws::list_repo_names(&management).await.is_empty());
 
     // Policies come back byte for byte; tags given at creation are there.
-    assert_eq!(aws::get_policy(&a_east, "team-a/api").await.as_deref(), Some(CI_BUILDS_POLICY));
+    assert_eq!(
+        aws::get_policy(&a_east, "team-a/api").await.as_deref(),
+        Some(CI_BUILDS_POLICY)
+    );
     assert_eq!(aws::get_policy(&a_west, "team-a/worker").await, None);
     let tags = aws::repo_tags(&a_east, "team-a/api").await;
     assert_eq!(tags.get(EXEMPT_TAG).map(String::as_str), Some("true"));
@@ -93,11 +99,22 @@ async fn seed_fleet_creates_the_documented_mix() {
                 .filter(|r| &r.account_id == account && &r.region == region)
                 .collect();
             let names: Vec<String> = mine.iter().map(|r| r.name.clone()).collect();
-            assert_eq!(aws::list_repo_names(&cfg).await, names, "{account} {region}");
+            assert_eq!(
+                aws::list_repo_names(&cfg).await,
+                names,
+                "{account} {region}"
+            );
             if account == &fleet.members[0] && region == "us-east-1" {
                 for repo in &mine {
-                    assert_eq!(aws::get_policy(&cfg, &repo.name).await, repo.policy, "{}", repo.name);
-                    let exempt = aws::repo_tags(&cfg, &repo.name).await.contains_key(EXEMPT_TAG);
+                    assert_eq!(
+                        aws::get_policy(&cfg, &repo.name).await,
+                        repo.policy,
+                        "{}",
+                        repo.name
+                    );
+                    let exempt = aws::repo_tags(&cfg, &repo.name)
+                        .await
+                        .contains_key(EXEMPT_TAG);
                     assert_eq!(exempt, repo.kind == RepoKind::Exempt, "{}", repo.name);
                 }
             }
@@ -120,10 +137,15 @@ async fn proxy_denies_assume_role_for_chosen_account() {
 
     let error = aws::try_member_config(&proxy.url(), "us-east-1", denied)
         .await
-        .err()
-        .expect("AssumeRole into the denied account succeeded");
+        .expect_err("AssumeRole into the denied account succeeded");
     assert_eq!(error.code(), Some("AccessDenied"), "{error:?}");
-    assert!(error.message().unwrap_or_default().contains("not authorized"), "{error:?}");
+    assert!(
+        error
+            .message()
+            .unwrap_or_default()
+            .contains("not authorized"),
+        "{error:?}"
+    );
 
     let cfg = aws::member_config(&proxy.url(), "us-east-1", allowed).await;
     assert_eq!(&aws::caller_account(&cfg).await, allowed);
@@ -158,7 +180,12 @@ async fn proxy_pages_describe_repositories() {
     // maxResults below the page size wins.
     proxy.reset_counts();
     let ecr = aws_sdk_ecr::Client::new(&cfg);
-    let first = ecr.describe_repositories().max_results(2).send().await.unwrap();
+    let first = ecr
+        .describe_repositories()
+        .max_results(2)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(first.repositories().len(), 2);
     let token = first.next_token().expect("more pages").to_string();
     let mut pages = ecr
@@ -174,9 +201,19 @@ async fn proxy_pages_describe_repositories() {
     assert_eq!(proxy.count("DescribeRepositories"), 1 + 5);
 
     // The token is the proxy's own and can be resumed from.
-    let rest = ecr.describe_repositories().next_token(token).send().await.unwrap();
+    let rest = ecr
+        .describe_repositories()
+        .next_token(token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(rest.repositories().len(), 3);
-    let bad = ecr.describe_repositories().next_token("bogus").send().await.unwrap_err();
+    let bad = ecr
+        .describe_repositories()
+        .next_token("bogus")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(bad.code(), Some("InvalidParameterException"));
 
     // Asking for repositories by name is not paged.
@@ -211,7 +248,10 @@ async fn proxy_throttles_then_sdk_retries_succeed() {
     aws::put_policy(&cfg, "team-a/api", CI_BUILDS_POLICY).await;
     assert_eq!(proxy.count("ecr:PutLifecyclePolicy"), 3);
     assert_eq!(proxy.failures("ecr:PutLifecyclePolicy"), 2);
-    assert_eq!(aws::get_policy(&direct, "team-a/api").await.as_deref(), Some(CI_BUILDS_POLICY));
+    assert_eq!(
+        aws::get_policy(&direct, "team-a/api").await.as_deref(),
+        Some(CI_BUILDS_POLICY)
+    );
     // The throttle is used up: the next write goes through at once.
     aws::put_policy(&cfg, "team-a/api", OUTDATED_POLICY).await;
     assert_eq!(proxy.count("PutLifecyclePolicy"), 4);
@@ -258,14 +298,24 @@ async fn proxy_fails_put_for_chosen_repository() {
         .await
         .unwrap_err();
     assert!(
-        error.as_service_error().is_some_and(|e| e.is_server_exception()),
+        error
+            .as_service_error()
+            .is_some_and(|e| e.is_server_exception()),
         "{error:?}"
     );
     // A server error is transient to the SDK: all 3 attempts reached the proxy.
     assert_eq!(proxy.count("PutLifecyclePolicy"), 3);
     assert_eq!(aws::get_policy(&direct, "team-a/broken").await, None);
 
-    aws::put_policy(&aws::sdk_config(&proxy.url(), "us-east-1").await, "team-a/fine", CI_BUILDS_POLICY).await;
+    aws::put_policy(
+        &aws::sdk_config(&proxy.url(), "us-east-1").await,
+        "team-a/fine",
+        CI_BUILDS_POLICY,
+    )
+    .await;
     assert_eq!(proxy.count("PutLifecyclePolicy"), 4);
-    assert_eq!(aws::get_policy(&direct, "team-a/fine").await.as_deref(), Some(CI_BUILDS_POLICY));
+    assert_eq!(
+        aws::get_policy(&direct, "team-a/fine").await.as_deref(),
+        Some(CI_BUILDS_POLICY)
+    );
 }

@@ -33,7 +33,11 @@ fn fail(what: &str, error: impl std::error::Error) -> ! {
 
 /// SDK config with the given credentials; retries as the SDK's standard mode (3 attempts)
 /// but with a short first backoff so fault tests stay quick.
-pub fn config_with_credentials(endpoint: &str, region: &str, credentials: Credentials) -> SdkConfig {
+pub fn config_with_credentials(
+    endpoint: &str,
+    region: &str,
+    credentials: Credentials,
+) -> SdkConfig {
     SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
@@ -75,7 +79,9 @@ pub async fn try_member_config(
         .role_session_name("ecr-fleet-tests")
         .send()
         .await?;
-    let issued = answer.credentials().expect("AssumeRole answered without credentials");
+    let issued = answer
+        .credentials()
+        .expect("AssumeRole answered without credentials");
     let credentials = Credentials::new(
         issued.access_key_id(),
         issued.secret_access_key(),
@@ -429,15 +435,20 @@ impl Fleet {
         let mut counts: BTreeMap<String, u64> =
             OUTCOMES.iter().map(|o| (o.to_string(), 0)).collect();
         for repo in self.active_repos() {
-            *counts.entry(repo.kind.expected_outcome().into()).or_default() += 1;
+            *counts
+                .entry(repo.kind.expected_outcome().into())
+                .or_default() += 1;
         }
         counts
     }
 }
 
-fn seeded_repo(account_id: &str, region: &str, i: usize) -> (SeededRepo, Vec<(String, String)>) {
+/// Tags as (key, value).
+type Tags = Vec<(String, String)>;
+
+fn seeded_repo(account_id: &str, region: &str, i: usize) -> (SeededRepo, Tags) {
     let kind = RepoKind::for_index(i);
-    let even_decade = (i / 10) % 2 == 0;
+    let even_decade = (i / 10).is_multiple_of(2);
     let name = match kind {
         RepoKind::Unmatched => format!("scratch/experiment-{i}"),
         _ => format!("team-{}/service-{i}", i % 5),
@@ -473,8 +484,8 @@ fn seeded_repo(account_id: &str, region: &str, i: usize) -> (SeededRepo, Vec<(St
 pub async fn seed_fleet(endpoint: &str, spec: &FleetSpec) -> Fleet {
     let began = Instant::now();
     let calls = AtomicUsize::new(0);
-    let all = create_organization_with_members(endpoint, spec.members + spec.suspended_members)
-        .await;
+    let all =
+        create_organization_with_members(endpoint, spec.members + spec.suspended_members).await;
     calls.fetch_add(1 + all.len(), Ordering::Relaxed);
     let (members, suspended) = all.split_at(spec.members);
 
@@ -493,7 +504,7 @@ pub async fn seed_fleet(endpoint: &str, spec: &FleetSpec) -> Fleet {
         .await;
     calls.fetch_add(configs.len(), Ordering::Relaxed);
 
-    let work: Vec<(SdkConfig, SeededRepo, Vec<(String, String)>)> = configs
+    let work: Vec<(SdkConfig, SeededRepo, Tags)> = configs
         .iter()
         .flat_map(|(account, region, cfg)| {
             (0..spec.repos_per_region).map(move |i| {

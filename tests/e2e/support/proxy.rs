@@ -220,7 +220,9 @@ async fn handle(request: Request, shared: &Shared) -> Response {
     let response = match decide(&request, &op, shared) {
         Decision::Answer(response) => response,
         Decision::Forward => forward(&request, &shared.upstream).await,
-        Decision::Page { offset, limit } => page_repositories(request, &shared.upstream, offset, limit).await,
+        Decision::Page { offset, limit } => {
+            page_repositories(request, &shared.upstream, offset, limit).await
+        }
     };
     let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
     *state.counts.entry(op.key()).or_default() += 1;
@@ -321,7 +323,12 @@ fn decode_token(token: &str) -> Option<usize> {
 }
 
 /// Asks upstream for every repository, then answers one page of them.
-async fn page_repositories(mut request: Request, upstream: &str, offset: usize, limit: usize) -> Response {
+async fn page_repositories(
+    mut request: Request,
+    upstream: &str,
+    offset: usize,
+    limit: usize,
+) -> Response {
     let mut body: Value = serde_json::from_slice(&request.body).unwrap_or_else(|_| json!({}));
     if let Some(fields) = body.as_object_mut() {
         fields.remove("maxResults");
@@ -341,7 +348,9 @@ async fn page_repositories(mut request: Request, upstream: &str, offset: usize, 
     };
     let end = offset.saturating_add(limit).min(all.len());
     let page: Vec<Value> = all.get(offset.min(end)..end).unwrap_or_default().to_vec();
-    let fields = answer.as_object_mut().expect("DescribeRepositories answers an object");
+    let fields = answer
+        .as_object_mut()
+        .expect("DescribeRepositories answers an object");
     fields.insert("repositories".into(), Value::Array(page));
     fields.remove("nextToken");
     if end < all.len() {
@@ -368,17 +377,27 @@ async fn try_forward(request: &Request, upstream: &str) -> io::Result<Response> 
     let stream = TcpStream::connect(upstream).await?;
     let _ = stream.set_nodelay(true);
     let mut conn = Conn::new(stream);
-    let mut head = format!("{} {} HTTP/1.1\r\nhost: {upstream}\r\n", request.method, request.target);
+    let mut head = format!(
+        "{} {} HTTP/1.1\r\nhost: {upstream}\r\n",
+        request.method, request.target
+    );
     for (name, value) in &request.headers {
-        if !is_hop_by_hop(name) && !name.eq_ignore_ascii_case("host") && !name.eq_ignore_ascii_case("expect") {
+        if !is_hop_by_hop(name)
+            && !name.eq_ignore_ascii_case("host")
+            && !name.eq_ignore_ascii_case("expect")
+        {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
     }
-    head.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", request.body.len()));
+    head.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n",
+        request.body.len()
+    ));
     conn.stream.write_all(head.as_bytes()).await?;
     conn.stream.write_all(&request.body).await?;
     conn.stream.flush().await?;
-    conn.read_response(request.method.eq_ignore_ascii_case("HEAD")).await
+    conn.read_response(request.method.eq_ignore_ascii_case("HEAD"))
+        .await
 }
 
 fn is_hop_by_hop(name: &str) -> bool {
@@ -402,7 +421,10 @@ fn is_hop_by_hop(name: &str) -> bool {
 fn request_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    format!("00000000-0000-4000-8000-{:012x}", NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "00000000-0000-4000-8000-{:012x}",
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn json_error(status: u16, code: &str, message: &str) -> Response {
@@ -691,7 +713,11 @@ impl Conn {
         Ok(std::mem::take(&mut self.buf))
     }
 
-    async fn read_body(&mut self, headers: &[(String, String)], to_eof: bool) -> io::Result<Vec<u8>> {
+    async fn read_body(
+        &mut self,
+        headers: &[(String, String)],
+        to_eof: bool,
+    ) -> io::Result<Vec<u8>> {
         let chunked = find_header(headers, "transfer-encoding")
             .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
         if chunked {
@@ -719,7 +745,9 @@ impl Conn {
         };
         let (method, target) = (method.to_string(), target.to_string());
         if find_header(&headers, "expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue")) {
-            self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+            self.stream
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await?;
         }
         let body = self.read_body(&headers, false).await?;
         Ok(Some(Request {
