@@ -880,3 +880,197 @@ impl fmt::Display for RetryMode {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with(template: &str, body: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("policies")).unwrap();
+        std::fs::write(dir.path().join("policies").join(format!("{template}.json")), body).unwrap();
+        dir
+    }
+
+    const GOOD_POLICY: &str = r#"{"rules":[{"rulePriority":1,"description":"expire untagged images after a week","selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":7},"action":{"type":"expire"}}]}"#;
+
+    fn parse_in(dir: &tempfile::TempDir, text: &str) -> Result<Config, ConfigError> {
+        let path = dir.path().join("ecr-fleet.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path)
+    }
+
+    fn err(text: &str) -> String {
+        let dir = dir_with("weekly", GOOD_POLICY);
+        let e = parse_in(&dir, text).unwrap_err().to_string();
+        // Errors are one line and name the file.
+        assert!(e.contains("ecr-fleet.toml"), "{e}");
+        e
+    }
+
+    const MATCH: &str = "[[match]]\ntemplate = \"weekly\"\nnames = [\"*\"]\n";
+
+    #[test]
+    fn full_config_resolves() {
+        let dir = dir_with("weekly", GOOD_POLICY);
+        let c = parse_in(
+            &dir,
+            &format!(
+                r#"templates_dir = "policies"
+regions = ["us-east-1", "eu-west-1", "us-east-1"]
+[accounts]
+source = "organization"
+organizational_units = ["ou-ab12-cdefghij"]
+exclude = ["111111111111"]
+role_name = "platform/EcrFleetSpoke"
+external_id = "abc-123"
+session_name = "ecr-fleet-nightly"
+session_duration_seconds = 7200
+[exception]
+tag = "keep-me"
+value = "true"
+[execution]
+concurrency = 8
+per_region_concurrency = 2
+max_attempts = 5
+retry_mode = "standard"
+[apply]
+backup_dir = "backups"
+[safety]
+protected_tags = ["prod", "release-*"]
+pulled_within_days = 30
+[audit]
+price_per_gb_month = 0.09
+{MATCH}"#
+            ),
+        )
+        .unwrap();
+        assert_eq!(c.regions, vec!["us-east-1", "eu-west-1"]);
+        assert_eq!(
+            c.accounts.source,
+            AccountSource::Organization {
+                organizational_units: vec!["ou-ab12-cdefghij".into()]
+            }
+        );
+        assert_eq!(c.accounts.session_duration_seconds, Some(7200));
+        assert_eq!(c.execution.retry_mode, RetryMode::Standard);
+        assert_eq!(c.execution.max_attempts, 5);
+        assert!(c.safety.is_enabled());
+        assert_eq!(c.templates.get("weekly").unwrap().policy.rules.len(), 1);
+        assert!((c.price_per_gb_month - 0.09).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_field() {
+        let e = err(&format!("regions = [\"us-east-1\"]\n[accounts]\nsource = \"current\"\nrole = \"x\"\n{MATCH}"));
+        assert!(e.contains(":4:"), "{e}");
+        assert!(e.contains("unknown field `role`"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn bad_toml_names_line() {
+        let e = err("regions = [\"us-east-1\"\n[[match]]\n");
+        assert!(e.contains("ecr-fleet.toml:"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let e = err(&format!("regions = \"us-east-1\"\n{MATCH}"));
+        assert!(e.contains(":1:"), "{e}");
+        assert!(e.contains("regions"), "{e}");
+    }
+
+    #[test]
+    fn bad_account_ids_are_rejected_with_position() {
+        let e = err(&format!("[accounts]\nsource = \"list\"\nids = [\"12345\"]\n{MATCH}"));
+        assert!(e.contains(":3:"), "{e}");
+        assert!(e.contains("accounts.ids"), "{e}");
+        assert!(e.contains("12 digits"), "{e}");
+        let e = err(&format!("[accounts]\nexclude = [\"1234567890ab\"]\n{MATCH}"));
+        assert!(e.contains("accounts.exclude"), "{e}");
+    }
+
+    #[test]
+    fn list_source_needs_ids() {
+        let e = err(&format!("[accounts]\nsource = \"list\"\n{MATCH}"));
+        assert!(e.contains("needs at least one account id"), "{e}");
+        let e = err(&format!("[accounts]\nsource = \"everything\"\n{MATCH}"));
+        assert!(e.contains("accounts.source"), "{e}");
+    }
+
+    #[test]
+    fn empty_and_malformed_regions() {
+        let e = err(&format!("regions = []\n{MATCH}"));
+        assert!(e.contains("regions: must list at least one region"), "{e}");
+        let e = err(&format!("regions = [\"US-EAST-1\"]\n{MATCH}"));
+        assert!(e.contains("not an AWS region"), "{e}");
+        assert!(check_region("us-gov-west-1").is_ok());
+        assert!(check_region("ap-southeast-5").is_ok());
+        assert!(check_region("useast1").is_err());
+    }
+
+    #[test]
+    fn bad_glob_names_the_match_entry() {
+        let e = err("[[match]]\ntemplate = \"weekly\"\nnames = [\"prod-[\"]\n");
+        assert!(e.contains(":3:"), "{e}");
+        assert!(e.contains("match[0].names"), "{e}");
+        assert!(e.contains("bad glob"), "{e}");
+    }
+
+    #[test]
+    fn unknown_template_names_the_missing_file() {
+        let e = err("[[match]]\ntemplate = \"nope\"\nnames = [\"*\"]\n");
+        assert!(e.contains(":2:"), "{e}");
+        assert!(e.contains("match[0].template"), "{e}");
+        assert!(e.contains("nope.json"), "{e}");
+        let e = err("[[match]]\ntemplate = \"../etc/passwd\"\nnames = [\"*\"]\n");
+        assert!(e.contains("not a template name"), "{e}");
+    }
+
+    #[test]
+    fn invalid_template_is_reported_with_its_file() {
+        let dir = dir_with("weekly", "{\"rules\": [}");
+        let e = parse_in(&dir, MATCH).unwrap_err().to_string();
+        assert!(e.contains("weekly.json:1:"), "{e}");
+        let dir = dir_with(
+            "weekly",
+            r#"{"rules":[{"rulePriority":1,"description":"count rules take no unit, so this one is invalid","selection":{"tagStatus":"any","countType":"imageCountMoreThan","countUnit":"days","countNumber":3},"action":{"type":"expire"}}]}"#,
+        );
+        let e = parse_in(&dir, MATCH).unwrap_err().to_string();
+        assert!(e.contains("weekly.json: invalid lifecycle policy"), "{e}");
+        assert!(e.contains("countUnit"), "{e}");
+    }
+
+    #[test]
+    fn match_needs_a_selector_and_values() {
+        let e = err("[[match]]\ntemplate = \"weekly\"\n");
+        assert!(e.contains("needs `names` or `tags`"), "{e}");
+        let e = err("[[match]]\ntemplate = \"weekly\"\ntags = { team = [] }\n");
+        assert!(e.contains("match[0].tags.team"), "{e}");
+        let e = err("regions = [\"us-east-1\"]\n");
+        assert!(e.contains("no [[match]] entries"), "{e}");
+    }
+
+    #[test]
+    fn execution_bounds_are_checked() {
+        let e = err(&format!("[execution]\nconcurrency = 0\n{MATCH}"));
+        assert!(e.contains("execution.concurrency: must be between 1 and 1024"), "{e}");
+        let e = err(&format!("[execution]\nretry_mode = \"yolo\"\n{MATCH}"));
+        assert!(e.contains("execution.retry_mode"), "{e}");
+    }
+
+    #[test]
+    fn unreadable_config_path() {
+        let e = Config::load(Path::new("does/not/exist.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("does/not/exist.toml: cannot read config"), "{e}");
+    }
+
+    #[test]
+    fn builtin_default_manages_everything() {
+        let c = Config::builtin(vec!["us-east-1".into()]);
+        assert_eq!(c.accounts.source, AccountSource::Current);
+        assert_eq!(c.match_repository("any/name", &BTreeMap::new()).unwrap().template, "untagged-cleanup");
+    }
+}
