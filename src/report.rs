@@ -8,7 +8,7 @@ use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{ContentArrangement, Table};
 use serde::Serialize;
 
-use crate::plan::{Outcome, RepoResult};
+use crate::plan::{Finding, Outcome, RepoResult};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -85,6 +85,9 @@ pub struct Summary {
     /// Repositories with at least one content finding (`audit`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repositories_with_findings: Option<u64>,
+    /// Repositories per finding (`audit`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub findings: BTreeMap<Finding, u64>,
     pub api_calls: BTreeMap<String, u64>,
     /// Attempts beyond the first (throttling and transient errors the SDK retried).
     pub api_retries: u64,
@@ -120,6 +123,11 @@ impl Report {
         if self.command == "audit" {
             self.summary.repositories_with_findings =
                 Some(self.repositories.iter().filter(|r| !r.findings.is_empty()).count() as u64);
+            let mut by_kind = BTreeMap::new();
+            for f in self.repositories.iter().flat_map(|r| &r.findings) {
+                *by_kind.entry(*f).or_default() += 1;
+            }
+            self.summary.findings = by_kind;
         }
         let with_impact: Vec<_> = self.repositories.iter().filter_map(|r| r.impact.as_ref()).collect();
         if !with_impact.is_empty() {
@@ -191,13 +199,7 @@ fn note(r: &RepoResult) -> String {
         parts.push(format!("{} protected image(s) would be removed", r.protected_images.len()));
     }
     if !r.findings.is_empty() {
-        parts.push(
-            r.findings
-                .iter()
-                .map(|f| serde_json::to_value(f).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join(", "),
-        );
+        parts.push(r.findings.iter().map(|f| finding_name(*f)).collect::<Vec<_>>().join(", "));
     }
     if let Some(i) = &r.impact {
         if i.expiring_images + i.transitioning_images > 0 {
@@ -260,6 +262,23 @@ fn summary_line(report: &Report) -> String {
         let _ = write!(s, "; {} inactive account(s) left out", report.summary.inactive_accounts);
     }
     s
+}
+
+fn finding_name(f: Finding) -> String {
+    serde_json::to_value(f)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn findings_line(report: &Report) -> String {
+    report
+        .summary
+        .findings
+        .iter()
+        .map(|(f, n)| format!("{} {n}", finding_name(*f)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn api_line(report: &Report) -> String {
@@ -356,6 +375,9 @@ pub fn render_table(report: &Report, show_all: bool) -> String {
         );
     }
     let _ = writeln!(out, "\n{}", summary_line(report));
+    if !report.summary.findings.is_empty() {
+        let _ = writeln!(out, "findings: {}", findings_line(report));
+    }
     if report.summary.outcomes.unchanged > 0 && !show_all {
         let _ = writeln!(
             out,
@@ -393,6 +415,9 @@ pub fn render_markdown(report: &Report) -> String {
         report.summary.inactive_accounts,
         report.summary.applied
     );
+    if !report.summary.findings.is_empty() {
+        let _ = writeln!(out, "Findings: {}.\n", findings_line(report));
+    }
     if let Some(i) = &report.summary.impact {
         let _ = writeln!(
             out,
