@@ -56,44 +56,51 @@ pub struct ImageAction {
 /// list get no action (5.7).
 pub fn evaluate(policy: &Policy, images: &[Image], now: Timestamp) -> Vec<ImageAction> {
     let protected = protected_children(images);
-    let standard = ranked_pool(images, StorageClass::Standard);
-    let archive = ranked_pool(images, StorageClass::Archive);
+    let classes: Vec<Option<StorageClass>> = images.iter().map(|i| pool_of(i.status)).collect();
+    let standard = ranked_pool(images, &classes, &protected, StorageClass::Standard);
+    let archive = ranked_pool(images, &classes, &protected, StorageClass::Archive);
 
+    let mut matched = vec![false; images.len()];
     let mut claimed = vec![false; images.len()];
     let mut decided: Vec<Option<(ActionType, i64)>> = vec![None; images.len()];
 
     for rule in policy.rules_by_priority() {
         let selection = &rule.selection;
-        let pool = match selection.storage_class {
-            StorageClass::Standard => &standard,
-            StorageClass::Archive => &archive,
+        let (class, pool) = match selection.storage_class {
+            StorageClass::Standard => (StorageClass::Standard, &standard),
+            StorageClass::Archive => (StorageClass::Archive, &archive),
         };
+        // Tag selection in image order: the tags live on the heap in roughly that order, so
+        // this pass reads memory sequentially; the ranked pass below touches only `entries`.
+        for ((hit, image), image_class) in matched.iter_mut().zip(images).zip(&classes) {
+            *hit = *image_class == Some(class) && tag_selected(selection, &image.tags);
+        }
         let keep = selection.count_number;
         // Number of matched images ranked so far (imageCountMoreThan only).
         let mut ranked: u64 = 0;
-        for &index in pool {
-            let image = &images[index];
-            if !tag_selected(selection, &image.tags) {
+        for entry in pool {
+            let index = entry.index;
+            if !matched[index] {
                 continue;
             }
             let candidate = match selection.count_type {
                 CountType::ImageCountMoreThan => {
-                    // The pool is already ordered newest first, so the matched images arrive
-                    // in ranking order and everything past the first `keep` is a candidate.
-                    if protected[index] && !MANIFEST_LIST_CHILDREN_RANKED {
+                    // The pool is ordered newest first, so matched images arrive in ranking
+                    // order and everything past the first `keep` is a candidate.
+                    if entry.protected && !MANIFEST_LIST_CHILDREN_RANKED {
                         false
                     } else {
                         ranked += 1;
                         ranked > keep
                     }
                 }
-                CountType::SinceImagePushed => older_than(now, push_age_reference(image), keep),
-                CountType::SinceImagePulled => older_than(now, pull_reference(image), keep),
-                CountType::SinceImageTransitioned => image
-                    .last_archived_at
+                CountType::SinceImagePushed => older_than(now, entry.pushed, keep),
+                CountType::SinceImagePulled => older_than(now, entry.pulled, keep),
+                CountType::SinceImageTransitioned => entry
+                    .archived
                     .is_some_and(|archived| older_than(now, archived, keep)),
             };
-            if candidate && !claimed[index] && decided[index].is_none() && !protected[index] {
+            if candidate && !claimed[index] && decided[index].is_none() && !entry.protected {
                 decided[index] = Some((rule.action.kind, rule.rule_priority));
             }
             // Claiming right after the decision is the same as claiming the whole selection
@@ -113,6 +120,17 @@ pub fn evaluate(policy: &Policy, images: &[Image], now: Timestamp) -> Vec<ImageA
             })
         })
         .collect()
+}
+
+/// What the ranked pass needs of one pool member, stored compactly so a rule's pass over
+/// 100,000 images stays in cache.
+struct PoolEntry {
+    index: usize,
+    protected: bool,
+    /// Reference times of the age-based count types.
+    pushed: Timestamp,
+    pulled: Timestamp,
+    archived: Option<Timestamp>,
 }
 
 /// Whether `now - reference` exceeds `days` (boundary per [`AGE_BOUNDARY_STRICT`]).
@@ -146,24 +164,49 @@ fn rank_time(image: &Image) -> Timestamp {
     }
 }
 
-/// Indices of the images in `class`'s pool, newest first, sorted once for all rules.
-fn ranked_pool(images: &[Image], class: StorageClass) -> Vec<usize> {
-    let mut pool: Vec<usize> = (0..images.len())
-        .filter(|&i| pool_of(images[i].status) == Some(class))
+/// The members of `class`'s pool, newest first (the `imageCountMoreThan` ranking), sorted once
+/// for all rules.
+fn ranked_pool(
+    images: &[Image],
+    classes: &[Option<StorageClass>],
+    protected: &[bool],
+    class: StorageClass,
+) -> Vec<PoolEntry> {
+    let mut members: Vec<(Timestamp, usize)> = classes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c == Some(class))
+        .map(|(i, _)| (rank_time(&images[i]), i))
         .collect();
-    pool.sort_by(|&a, &b| newest_first(&images[a], &images[b]).then(a.cmp(&b)));
-    pool
+    members.sort_by(|&(a_time, a), &(b_time, b)| {
+        b_time
+            .cmp(&a_time)
+            .then_with(|| tie_break(&images[a], &images[b]))
+            .then(a.cmp(&b))
+    });
+    members
+        .into_iter()
+        .map(|(_, index)| {
+            let image = &images[index];
+            PoolEntry {
+                index,
+                protected: protected[index],
+                pushed: push_age_reference(image),
+                pulled: pull_reference(image),
+                archived: image.last_archived_at,
+            }
+        })
+        .collect()
 }
 
-fn newest_first(a: &Image, b: &Image) -> Ordering {
-    rank_time(b).cmp(&rank_time(a)).then_with(|| {
-        let by_digest = a.digest.cmp(&b.digest);
-        if TIE_BREAK_SMALLER_DIGEST_FIRST {
-            by_digest
-        } else {
-            by_digest.reverse()
-        }
-    })
+/// Order of two images with the same ranking time (see [`TIE_BREAK_SMALLER_DIGEST_FIRST`]).
+fn tie_break(a: &Image, b: &Image) -> Ordering {
+    let by_digest = a.digest.cmp(&b.digest);
+    if TIE_BREAK_SMALLER_DIGEST_FIRST {
+        by_digest
+    } else {
+        by_digest.reverse()
+    }
 }
 
 /// For each image, whether a manifest list present in the snapshot still protects it (5.7).
@@ -171,24 +214,37 @@ fn protected_children(images: &[Image]) -> Vec<bool> {
     if images.iter().all(|i| i.referenced_by_manifest_lists.is_empty()) {
         return vec![false; images.len()];
     }
-    // A digest could in theory appear twice; keep every status seen for it.
-    let mut statuses: HashMap<&str, Vec<ImageStatus>> = HashMap::new();
+    // Only the digests that some image names as its list matter. A digest could in theory
+    // appear twice, so keep every status seen for it (as a bit set).
+    let mut lists: HashMap<&str, u8> = images
+        .iter()
+        .flat_map(|i| i.referenced_by_manifest_lists.iter())
+        .map(|digest| (digest.as_str(), 0))
+        .collect();
     for image in images {
-        statuses
-            .entry(image.digest.as_str())
-            .or_default()
-            .push(image.status);
+        if let Some(seen) = lists.get_mut(image.digest.as_str()) {
+            *seen |= status_bit(image.status);
+        }
     }
     images
         .iter()
         .map(|child| {
             child.referenced_by_manifest_lists.iter().any(|list| {
-                statuses.get(list.as_str()).is_some_and(|found| {
-                    found
-                        .iter()
-                        .any(|&status| manifest_list_protects(status, child.status))
-                })
+                let seen = lists.get(list.as_str()).copied().unwrap_or(0);
+                [ImageStatus::Active, ImageStatus::Archived, ImageStatus::Activating]
+                    .into_iter()
+                    .any(|status| {
+                        seen & status_bit(status) != 0 && manifest_list_protects(status, child.status)
+                    })
             })
         })
         .collect()
+}
+
+fn status_bit(status: ImageStatus) -> u8 {
+    match status {
+        ImageStatus::Active => 1,
+        ImageStatus::Archived => 2,
+        ImageStatus::Activating => 4,
+    }
 }

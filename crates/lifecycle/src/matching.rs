@@ -63,14 +63,12 @@ pub(crate) fn pattern_matches(pattern: &str, tag: &str) -> bool {
 /// Taking the leftmost occurrence is always safe because `*` can absorb anything, so no
 /// backtracking is needed.
 fn glob_match(pattern: &str, text: &str) -> bool {
-    let mut pieces = pattern.split('*');
-    // `split` always yields at least one piece.
-    let first = pieces.next().unwrap_or_default();
-    let rest: Vec<&str> = pieces.collect();
-    let Some((last, middle)) = rest.split_last() else {
+    let (Some(first_star), Some(last_star)) = (pattern.find('*'), pattern.rfind('*')) else {
         // No star at all: an exact match is required.
         return pattern == text;
     };
+    let first = &pattern[..first_star];
+    let last = &pattern[last_star + 1..];
     if text.len() < first.len() + last.len()
         || !text.starts_with(first)
         || !text.ends_with(last)
@@ -79,7 +77,8 @@ fn glob_match(pattern: &str, text: &str) -> bool {
     }
     // Search the middle pieces only between the anchored ends so they cannot overlap them.
     let mut window = &text[first.len()..text.len() - last.len()];
-    for piece in middle {
+    let middle = &pattern[first_star + 1..last_star.max(first_star + 1)];
+    for piece in middle.split('*').filter(|piece| !piece.is_empty()) {
         match window.find(piece) {
             Some(at) => window = &window[at + piece.len()..],
             None => return false,

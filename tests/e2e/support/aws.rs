@@ -218,12 +218,15 @@ pub async fn move_account(endpoint: &str, account_id: &str, destination_id: &str
 
 /// Creates a repository carrying `tags` (key, value).
 pub async fn create_repo(cfg: &SdkConfig, name: &str, tags: &[(&str, &str)]) {
+    create_repo_with(&aws_sdk_ecr::Client::new(cfg), name, tags).await
+}
+
+async fn create_repo_with(ecr: &aws_sdk_ecr::Client, name: &str, tags: &[(&str, &str)]) {
     let tags = tags
         .iter()
         .map(|(key, value)| Tag::builder().key(*key).value(*value).build().expect("tag"))
         .collect::<Vec<_>>();
-    aws_sdk_ecr::Client::new(cfg)
-        .create_repository()
+    ecr.create_repository()
         .repository_name(name)
         .set_tags((!tags.is_empty()).then_some(tags))
         .send()
@@ -260,8 +263,11 @@ pub async fn repo_tags(cfg: &SdkConfig, name: &str) -> BTreeMap<String, String> 
 
 /// Writes a repository's lifecycle policy.
 pub async fn put_policy(cfg: &SdkConfig, repo: &str, text: &str) {
-    aws_sdk_ecr::Client::new(cfg)
-        .put_lifecycle_policy()
+    put_policy_with(&aws_sdk_ecr::Client::new(cfg), repo, text).await
+}
+
+async fn put_policy_with(ecr: &aws_sdk_ecr::Client, repo: &str, text: &str) {
+    ecr.put_lifecycle_policy()
         .repository_name(repo)
         .lifecycle_policy_text(text)
         .send()
@@ -504,24 +510,27 @@ pub async fn seed_fleet(endpoint: &str, spec: &FleetSpec) -> Fleet {
         .await;
     calls.fetch_add(configs.len(), Ordering::Relaxed);
 
-    let work: Vec<(SdkConfig, SeededRepo, Tags)> = configs
+    // One client per account and region: a client per request would set up a new HTTP
+    // client (and connections) every time, which costs more CPU than the request itself.
+    let work: Vec<(aws_sdk_ecr::Client, SeededRepo, Tags)> = configs
         .iter()
         .flat_map(|(account, region, cfg)| {
+            let ecr = aws_sdk_ecr::Client::new(cfg);
             (0..spec.repos_per_region).map(move |i| {
                 let (repo, tags) = seeded_repo(account, region, i);
-                (cfg.clone(), repo, tags)
+                (ecr.clone(), repo, tags)
             })
         })
         .collect();
     let calls_ref = &calls;
     let mut repos: Vec<SeededRepo> = futures::stream::iter(work)
-        .map(|(cfg, repo, tags)| async move {
+        .map(|(ecr, repo, tags)| async move {
             let tags: Vec<(&str, &str)> =
                 tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            create_repo(&cfg, &repo.name, &tags).await;
+            create_repo_with(&ecr, &repo.name, &tags).await;
             calls_ref.fetch_add(1, Ordering::Relaxed);
             if let Some(policy) = &repo.policy {
-                put_policy(&cfg, &repo.name, policy).await;
+                put_policy_with(&ecr, &repo.name, policy).await;
                 calls_ref.fetch_add(1, Ordering::Relaxed);
             }
             repo
