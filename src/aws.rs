@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_ecr::config::{ConfigBag, Credentials, Intercept, SharedCredentialsProvider};
+use aws_sdk_ecr::config::{ConfigBag, Intercept, SharedCredentialsProvider};
 use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
@@ -155,12 +155,12 @@ impl Aws {
     }
 
     /// An ECR client for one account-region; `credentials` is `None` for the caller's own account.
-    pub fn ecr(&self, region: &str, credentials: Option<&Credentials>) -> aws_sdk_ecr::Client {
+    pub fn ecr(&self, region: &str, credentials: Option<&SharedCredentialsProvider>) -> aws_sdk_ecr::Client {
         let mut b = aws_sdk_ecr::config::Builder::from(&self.base)
             .region(Region::new(region.to_string()))
             .interceptor(CallCounter(self.stats.clone()));
         if let Some(c) = credentials {
-            b = b.credentials_provider(SharedCredentialsProvider::new(c.clone()));
+            b = b.credentials_provider(c.clone());
         }
         aws_sdk_ecr::Client::from_conf(b.build())
     }

@@ -3,7 +3,8 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use aws_sdk_ecr::config::Credentials;
+use aws_credential_types::provider::{error::CredentialsError, future, ProvideCredentials};
+use aws_sdk_ecr::config::{Credentials, SharedCredentialsProvider};
 use aws_sdk_organizations::types::{AccountState, AccountStatus};
 use futures::StreamExt;
 
@@ -24,7 +25,7 @@ pub struct Caller {
 pub struct AccountAccess {
     pub account_id: String,
     /// Credentials of the assumed spoke role; `None` means the caller's own credentials.
-    pub credentials: Option<Credentials>,
+    pub credentials: Option<SharedCredentialsProvider>,
 }
 
 #[derive(Debug, Default)]
@@ -134,46 +135,88 @@ pub async fn discover(
     Ok(discovery)
 }
 
+/// The spoke role of one account. The first session is taken up front (so an account that
+/// cannot be entered is skipped before any ECR call); a new one is taken when the current one
+/// nears its expiry, so a long run never outlives its credentials.
+#[derive(Debug)]
+struct SpokeRole {
+    sts: aws_sdk_sts::Client,
+    role_arn: String,
+    session_name: String,
+    external_id: Option<String>,
+    duration_seconds: Option<i32>,
+    current: std::sync::Mutex<Option<Credentials>>,
+}
+
+impl SpokeRole {
+    async fn assume(&self) -> Result<Credentials, String> {
+        let out = self
+            .sts
+            .assume_role()
+            .role_arn(&self.role_arn)
+            .role_session_name(&self.session_name)
+            .set_external_id(self.external_id.clone())
+            .set_duration_seconds(self.duration_seconds)
+            .send()
+            .await
+            .map_err(|e| format!("cannot assume {}: {}", self.role_arn, describe_error(&e)))?;
+        let c = out
+            .credentials()
+            .ok_or_else(|| format!("cannot assume {}: no credentials in the response", self.role_arn))?;
+        Ok(Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            std::time::SystemTime::try_from(*c.expiration()).ok(),
+            "ecr-fleet-spoke-role",
+        ))
+    }
+}
+
+impl ProvideCredentials for SpokeRole {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            // Shared by the clients of every region of this account: hand out the current
+            // session while it has a few minutes left, take a new one otherwise.
+            let current = self.current.lock().expect("credentials lock").clone();
+            let fresh_until = std::time::SystemTime::now() + std::time::Duration::from_secs(300);
+            if let Some(c) = current.filter(|c| c.expiry().is_none_or(|e| e > fresh_until)) {
+                return Ok(c);
+            }
+            let c = self.assume().await.map_err(CredentialsError::provider_error)?;
+            *self.current.lock().expect("credentials lock") = Some(c.clone());
+            Ok(c)
+        })
+    }
+}
+
 async fn enter_account(
     sts: &aws_sdk_sts::Client,
     caller: &Caller,
     cfg: &AccountsConfig,
     account_id: &str,
 ) -> Result<AccountAccess, Skipped> {
-    let arn = role_arn(&caller.partition, account_id, &cfg.role_name);
-    let mut req = sts
-        .assume_role()
-        .role_arn(&arn)
-        .role_session_name(&cfg.session_name);
-    if let Some(x) = &cfg.external_id {
-        req = req.external_id(x);
-    }
-    if let Some(d) = cfg.session_duration_seconds {
-        req = req.duration_seconds(d);
-    }
-    let skipped = |error: String| Skipped {
+    let role = SpokeRole {
+        sts: sts.clone(),
+        role_arn: role_arn(&caller.partition, account_id, &cfg.role_name),
+        session_name: cfg.session_name.clone(),
+        external_id: cfg.external_id.clone(),
+        duration_seconds: cfg.session_duration_seconds,
+        current: std::sync::Mutex::new(None),
+    };
+    let first = role.assume().await.map_err(|error| Skipped {
         account_id: account_id.to_string(),
         region: None,
         error,
-    };
-    let out = req
-        .send()
-        .await
-        .map_err(|e| skipped(format!("cannot assume {arn}: {}", describe_error(&e))))?;
-    let c = out
-        .credentials()
-        .ok_or_else(|| skipped(format!("cannot assume {arn}: no credentials in the response")))?;
-    let expiry = std::time::SystemTime::try_from(*c.expiration()).ok();
-    tracing::debug!(account = %account_id, role = %arn, "assumed spoke role");
+    })?;
+    tracing::debug!(account = %account_id, role = %role.role_arn, "assumed spoke role");
+    *role.current.lock().expect("credentials lock") = Some(first);
     Ok(AccountAccess {
         account_id: account_id.to_string(),
-        credentials: Some(Credentials::new(
-            c.access_key_id(),
-            c.secret_access_key(),
-            Some(c.session_token().to_string()),
-            expiry,
-            "ecr-fleet-assume-role",
-        )),
+        credentials: Some(SharedCredentialsProvider::new(role)),
     })
 }
 

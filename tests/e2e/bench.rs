@@ -329,27 +329,3 @@ fn fleet_benchmark() {
         }
     });
 }
-
-#[test]
-#[ignore]
-fn scratch_seed_only() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    for conc in [16usize] {
-        let moto = Moto::start();
-        let mut spec = FleetSpec::new(20, &FLEET_REGIONS, 50);
-        spec.concurrency = env_usize("SCRATCH_CONC", conc);
-        let fleet = runtime.block_on(aws::seed_fleet(&moto.url(), &spec));
-        println!(
-            "SCRATCH moto start {} s; concurrency {}: seeding {} s ({} requests, {:.0}/s)",
-            secs(moto.startup_time()),
-            spec.concurrency,
-            secs(fleet.elapsed),
-            fleet.api_calls,
-            fleet.api_calls as f64 / fleet.elapsed.as_secs_f64()
-        );
-    }
-}

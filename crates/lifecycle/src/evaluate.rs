@@ -12,7 +12,7 @@ use crate::assumptions::{
     TIE_BREAK_SMALLER_DIGEST_FIRST,
 };
 use crate::matching::tag_selected;
-use crate::model::{ActionType, CountType, Policy, StorageClass};
+use crate::model::{ActionType, CountType, Policy, StorageClass, TagStatus};
 
 /// `imageStatus` as DescribeImages reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,95 +54,153 @@ pub struct ImageAction {
 /// image its tag selection matched is *claimed*: lower-priority rules still see (and count)
 /// claimed images but never act on them (5.6, 6.2, 6.3). Images still referenced by a manifest
 /// list get no action (5.7).
+///
+/// Cost: at most one sort per pool (only for pools an `imageCountMoreThan` rule ranks), then one
+/// pass per rule over compact per-image columns: O(n log n + rules × n).
 pub fn evaluate(policy: &Policy, images: &[Image], now: Timestamp) -> Vec<ImageAction> {
-    let protected = protected_children(images);
-    let classes: Vec<Option<StorageClass>> = images.iter().map(|i| pool_of(i.status)).collect();
-    let standard = ranked_pool(images, &classes, &protected, StorageClass::Standard);
-    let archive = ranked_pool(images, &classes, &protected, StorageClass::Archive);
+    let columns = Columns::new(images);
+    let mut rankings: [Option<Vec<usize>>; 2] = [None, None];
 
+    let rules = policy.rules_by_priority();
     let mut matched = vec![false; images.len()];
     let mut claimed = vec![false; images.len()];
-    let mut decided: Vec<Option<(ActionType, i64)>> = vec![None; images.len()];
+    // Position in `rules` of the rule that acted on each image.
+    let mut decided: Vec<Option<usize>> = vec![None; images.len()];
 
-    for rule in policy.rules_by_priority() {
+    for (ordinal, rule) in rules.iter().enumerate() {
         let selection = &rule.selection;
-        let (class, pool) = match selection.storage_class {
-            StorageClass::Standard => (StorageClass::Standard, &standard),
-            StorageClass::Archive => (StorageClass::Archive, &archive),
-        };
-        // Tag selection in image order: the tags live on the heap in roughly that order, so
-        // this pass reads memory sequentially; the ranked pass below touches only `entries`.
-        for ((hit, image), image_class) in matched.iter_mut().zip(images).zip(&classes) {
-            *hit = *image_class == Some(class) && tag_selected(selection, &image.tags);
-        }
-        let keep = selection.count_number;
-        // Number of matched images ranked so far (imageCountMoreThan only).
-        let mut ranked: u64 = 0;
-        for entry in pool {
-            let index = entry.index;
-            if !matched[index] {
-                continue;
-            }
-            let candidate = match selection.count_type {
-                CountType::ImageCountMoreThan => {
-                    // The pool is ordered newest first, so matched images arrive in ranking
-                    // order and everything past the first `keep` is a candidate.
-                    if entry.protected && !MANIFEST_LIST_CHILDREN_RANKED {
-                        false
-                    } else {
-                        ranked += 1;
-                        ranked > keep
-                    }
-                }
-                CountType::SinceImagePushed => older_than(now, entry.pushed, keep),
-                CountType::SinceImagePulled => older_than(now, entry.pulled, keep),
-                CountType::SinceImageTransitioned => entry
-                    .archived
-                    .is_some_and(|archived| older_than(now, archived, keep)),
-            };
-            if candidate && !claimed[index] && decided[index].is_none() && !entry.protected {
-                decided[index] = Some((rule.action.kind, rule.rule_priority));
+        let class = selection.storage_class;
+        let mut act = |index: usize, candidate: bool| {
+            if candidate && !claimed[index] && decided[index].is_none() && !columns.protected[index] {
+                decided[index] = Some(ordinal);
             }
             // Claiming right after the decision is the same as claiming the whole selection
             // after the rule: each image is visited once per rule.
             claimed[index] = true;
+        };
+        let reference = match selection.count_type {
+            CountType::ImageCountMoreThan => None,
+            CountType::SinceImagePushed => Some(&columns.pushed),
+            CountType::SinceImagePulled => Some(&columns.pulled),
+            CountType::SinceImageTransitioned => Some(&columns.archived),
+        };
+        match reference {
+            // Age rules judge each image on its own, so image order will do.
+            Some(reference) => {
+                let cutoff = AgeCutoff::new(now, selection.count_number);
+                for index in 0..images.len() {
+                    if columns.class[index] == Some(class)
+                        && tag_selected(selection, columns.tags[index])
+                    {
+                        act(index, reference[index].is_some_and(|t| cutoff.is_older(t)));
+                    }
+                }
+            }
+            // Count rules walk the pool newest first; matched images arrive in ranking order
+            // and everything past the first `countNumber` is a candidate.
+            None => {
+                for (hit, index) in matched.iter_mut().zip(0..) {
+                    *hit = columns.class[index] == Some(class)
+                        && tag_selected(selection, columns.tags[index]);
+                }
+                let slot = usize::from(class == StorageClass::Archive);
+                let ranking = rankings[slot].get_or_insert_with(|| ranked_pool(images, &columns, class));
+                let mut ranked: u64 = 0;
+                for &index in ranking.iter() {
+                    if !matched[index] {
+                        continue;
+                    }
+                    let candidate = if columns.protected[index] && !MANIFEST_LIST_CHILDREN_RANKED {
+                        false
+                    } else {
+                        ranked += 1;
+                        ranked > selection.count_number
+                    };
+                    act(index, candidate);
+                }
+            }
         }
     }
 
     decided
         .into_iter()
         .enumerate()
-        .filter_map(|(index, decision)| {
-            decision.map(|(action, rule_priority)| ImageAction {
+        .filter_map(|(index, ordinal)| {
+            let rule = rules.get(ordinal?)?;
+            Some(ImageAction {
                 index,
-                action,
-                rule_priority,
+                action: rule.action.kind,
+                rule_priority: rule.rule_priority,
             })
         })
         .collect()
 }
 
-/// What the ranked pass needs of one pool member, stored compactly so a rule's pass over
-/// 100,000 images stays in cache.
-struct PoolEntry {
-    index: usize,
-    protected: bool,
-    /// Reference times of the age-based count types.
-    pushed: Timestamp,
-    pulled: Timestamp,
-    archived: Option<Timestamp>,
+/// What the rules need of each image, in image order, gathered in one pass so that each rule
+/// reads small arrays instead of the large `Image` values.
+struct Columns<'a> {
+    class: Vec<Option<StorageClass>>,
+    protected: Vec<bool>,
+    tags: Vec<&'a [String]>,
+    /// Reference times of the three age-based count types (`None`: never older).
+    pushed: Vec<Option<Timestamp>>,
+    pulled: Vec<Option<Timestamp>>,
+    archived: Vec<Option<Timestamp>>,
 }
 
-/// Whether `now - reference` exceeds `days` (boundary per [`AGE_BOUNDARY_STRICT`]).
-fn older_than(now: Timestamp, reference: Timestamp, days: u64) -> bool {
-    let age = now.as_nanosecond() - reference.as_nanosecond();
-    // u64 days in nanoseconds fits easily in i128 (< 2^127).
-    let limit = i128::from(days) * SECONDS_PER_DAY * 1_000_000_000;
-    if AGE_BOUNDARY_STRICT {
-        age > limit
-    } else {
-        age >= limit
+impl<'a> Columns<'a> {
+    fn new(images: &'a [Image]) -> Columns<'a> {
+        Columns {
+            class: images.iter().map(|i| pool_of(i.status)).collect(),
+            protected: protected_children(images),
+            tags: images.iter().map(|i| i.tags.as_slice()).collect(),
+            pushed: images.iter().map(|i| Some(push_age_reference(i))).collect(),
+            pulled: images.iter().map(|i| Some(pull_reference(i))).collect(),
+            archived: images.iter().map(|i| i.last_archived_at).collect(),
+        }
     }
+}
+
+/// "Older than N days" for one rule, as a single comparison per image.
+struct AgeCutoff {
+    /// Reference times before this instant (at or before, if not strict) are older.
+    latest: i128,
+}
+
+impl AgeCutoff {
+    fn new(now: Timestamp, days: u64) -> AgeCutoff {
+        // u64 days in nanoseconds fits easily in i128 (< 2^127).
+        let limit = i128::from(days) * SECONDS_PER_DAY * 1_000_000_000;
+        AgeCutoff {
+            latest: now.as_nanosecond() - limit,
+        }
+    }
+
+    /// Whether `now - reference` exceeds the limit (boundary per [`AGE_BOUNDARY_STRICT`]).
+    fn is_older(&self, reference: Timestamp) -> bool {
+        let reference = reference.as_nanosecond();
+        if AGE_BOUNDARY_STRICT {
+            reference < self.latest
+        } else {
+            reference <= self.latest
+        }
+    }
+}
+
+/// Indices of `class`'s pool, newest first: the `imageCountMoreThan` ranking.
+fn ranked_pool(images: &[Image], columns: &Columns<'_>, class: StorageClass) -> Vec<usize> {
+    let mut members: Vec<(i128, usize)> = (0..images.len())
+        .filter(|&i| columns.class[i] == Some(class))
+        .map(|i| (rank_time(&images[i]).as_nanosecond(), i))
+        .collect();
+    // Keys are unique (the index breaks every tie), so an unstable sort is deterministic.
+    members.sort_unstable_by(|&(a_time, a), &(b_time, b)| {
+        b_time
+            .cmp(&a_time)
+            .then_with(|| tie_break(&images[a], &images[b]))
+            .then(a.cmp(&b))
+    });
+    members.into_iter().map(|(_, index)| index).collect()
 }
 
 /// Reference time of `sinceImagePulled` (`pull_ref` of 5.11): the last recorded pull unless a
@@ -164,41 +222,6 @@ fn rank_time(image: &Image) -> Timestamp {
     }
 }
 
-/// The members of `class`'s pool, newest first (the `imageCountMoreThan` ranking), sorted once
-/// for all rules.
-fn ranked_pool(
-    images: &[Image],
-    classes: &[Option<StorageClass>],
-    protected: &[bool],
-    class: StorageClass,
-) -> Vec<PoolEntry> {
-    let mut members: Vec<(Timestamp, usize)> = classes
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| **c == Some(class))
-        .map(|(i, _)| (rank_time(&images[i]), i))
-        .collect();
-    members.sort_by(|&(a_time, a), &(b_time, b)| {
-        b_time
-            .cmp(&a_time)
-            .then_with(|| tie_break(&images[a], &images[b]))
-            .then(a.cmp(&b))
-    });
-    members
-        .into_iter()
-        .map(|(_, index)| {
-            let image = &images[index];
-            PoolEntry {
-                index,
-                protected: protected[index],
-                pushed: push_age_reference(image),
-                pulled: pull_reference(image),
-                archived: image.last_archived_at,
-            }
-        })
-        .collect()
-}
-
 /// Order of two images with the same ranking time (see [`TIE_BREAK_SMALLER_DIGEST_FIRST`]).
 fn tie_break(a: &Image, b: &Image) -> Ordering {
     let by_digest = a.digest.cmp(&b.digest);
@@ -216,7 +239,7 @@ fn protected_children(images: &[Image]) -> Vec<bool> {
     }
     // Only the digests that some image names as its list matter. A digest could in theory
     // appear twice, so keep every status seen for it (as a bit set).
-    let mut lists: HashMap<&str, u8> = images
+    let mut lists: HashMap<&str, u8, DigestHasher> = images
         .iter()
         .flat_map(|i| i.referenced_by_manifest_lists.iter())
         .map(|digest| (digest.as_str(), 0))
@@ -246,5 +269,38 @@ fn status_bit(status: ImageStatus) -> u8 {
         ImageStatus::Active => 1,
         ImageStatus::Archived => 2,
         ImageStatus::Activating => 4,
+    }
+}
+
+/// A fast non-cryptographic hasher for digest lookups. Every image's digest is looked up
+/// once, and SipHash dominated that pass; digests come from a registry, not an adversary.
+#[derive(Default, Clone, Copy)]
+struct DigestHasher(u64);
+
+impl std::hash::BuildHasher for DigestHasher {
+    type Hasher = DigestHasher;
+
+    fn build_hasher(&self) -> DigestHasher {
+        DigestHasher(0)
+    }
+}
+
+impl std::hash::Hasher for DigestHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Multiply-rotate over 8-byte words (the FxHash scheme).
+        const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(SEED);
+        }
+        for &byte in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(SEED);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
