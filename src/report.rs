@@ -477,3 +477,105 @@ pub fn render_markdown(report: &Report) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(repo: &str, outcome: Outcome, diff: Option<&str>) -> RepoResult {
+        RepoResult {
+            account_id: "111111111111".into(),
+            region: "us-east-1".into(),
+            repository: repo.into(),
+            template: Some("standard".into()),
+            outcome,
+            applied: false,
+            diff: diff.map(str::to_string),
+            error: (outcome == Outcome::Error).then(|| "ecr:GetLifecyclePolicy: ServerException".to_string()),
+            findings: Vec::new(),
+            impact: None,
+            current_impact: None,
+            protected_images: Vec::new(),
+            current_policy: None,
+        }
+    }
+
+    fn report(command: &str) -> Report {
+        let mut r = Report {
+            schema_version: SCHEMA_VERSION,
+            command: command.into(),
+            started_at: "2026-11-22T10:00:00Z".into(),
+            finished_at: "2026-11-22T10:00:09Z".into(),
+            summary: Summary {
+                accounts: 2,
+                regions: 1,
+                ..Summary::default()
+            },
+            repositories: vec![
+                row("a", Outcome::Create, Some("+x\n")),
+                row("b", Outcome::Create, Some("+x\n")),
+                row("c", Outcome::Unchanged, None),
+                row("d|pipe", Outcome::Error, None),
+            ],
+            skipped: vec![Skipped {
+                account_id: "222222222222".into(),
+                region: None,
+                error: "cannot assume role: AccessDenied".into(),
+            }],
+            backup_file: None,
+        };
+        r.summary.api_calls.insert("ecr:GetLifecyclePolicy".into(), 3);
+        r.tally();
+        r
+    }
+
+    #[test]
+    fn json_carries_the_contract_fields() {
+        let r = report("plan");
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["schema_version"], 1);
+        assert_eq!(v["summary"]["outcomes"]["create"], 2);
+        assert_eq!(v["summary"]["outcomes"]["unchanged"], 1);
+        assert_eq!(v["summary"]["outcomes"]["error"], 1);
+        assert_eq!(v["summary"]["outcomes"]["blocked"], 0);
+        assert_eq!(v["summary"]["skipped"], 1);
+        assert_eq!(v["summary"]["repositories"], 4);
+        assert_eq!(v["summary"]["api_calls"]["ecr:GetLifecyclePolicy"], 3);
+        assert_eq!(v["repositories"][0]["applied"], false);
+        assert!(v["repositories"][2]["diff"].is_null());
+        assert_eq!(v["skipped"][0]["region"], serde_json::Value::Null);
+        // Internal fields stay internal.
+        assert!(v["repositories"][0].get("current_policy").is_none());
+        assert!(r.has_pending());
+        assert!(r.has_failures());
+    }
+
+    #[test]
+    fn table_groups_identical_diffs_and_hides_unchanged() {
+        let text = render_table(&report("plan"), false);
+        assert_eq!(text.matches("create with template standard (2 repositories)").count(), 1, "{text}");
+        assert!(!text.contains(" c "), "{text}");
+        assert!(text.contains("1 unchanged repositories not listed"), "{text}");
+        assert!(text.contains("AccessDenied"), "{text}");
+        assert!(text.contains("API calls: 3"), "{text}");
+        let all = render_table(&report("plan"), true);
+        assert!(all.contains(" c "), "{all}");
+    }
+
+    #[test]
+    fn markdown_escapes_cells_and_folds_diffs() {
+        let md = render_markdown(&report("plan"));
+        assert!(md.starts_with("# ecr-fleet plan\n"), "{md}");
+        assert!(md.contains("| create | 2 |"), "{md}");
+        assert!(md.contains("`d\\|pipe`"), "{md}");
+        assert!(md.contains("<details><summary>create with <code>standard</code>: 2 repositories</summary>"), "{md}");
+        assert!(md.contains("## Skipped"), "{md}");
+    }
+
+    #[test]
+    fn human_bytes_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+}

@@ -11,8 +11,8 @@ use crate::assumptions::{
     MANIFEST_LIST_CHILDREN_RANKED, RANK_RESTORED_BY_RESTORE_TIME, SECONDS_PER_DAY,
     TIE_BREAK_SMALLER_DIGEST_FIRST,
 };
-use crate::matching::tag_selected;
-use crate::model::{ActionType, CountType, Policy, StorageClass, TagStatus};
+use crate::matching::TagMatcher;
+use crate::model::{ActionType, CountType, Policy, StorageClass};
 
 /// `imageStatus` as DescribeImages reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,21 +62,29 @@ pub fn evaluate(policy: &Policy, images: &[Image], now: Timestamp) -> Vec<ImageA
     let mut rankings: [Option<Vec<usize>>; 2] = [None, None];
 
     let rules = policy.rules_by_priority();
-    let mut matched = vec![false; images.len()];
-    let mut claimed = vec![false; images.len()];
-    // Position in `rules` of the rule that acted on each image.
-    let mut decided: Vec<Option<usize>> = vec![None; images.len()];
+    // Per-image flags in one byte, so the ranked pass makes one random access per image.
+    let mut state: Vec<u8> = columns
+        .protected
+        .iter()
+        .map(|&p| if p { PROTECTED } else { 0 })
+        .collect();
+    // Position in `rules` of the rule that acted on each image (valid when DECIDED is set).
+    let mut decided: Vec<u32> = vec![0; images.len()];
 
     for (ordinal, rule) in rules.iter().enumerate() {
         let selection = &rule.selection;
         let class = selection.storage_class;
-        let mut act = |index: usize, candidate: bool| {
-            if candidate && !claimed[index] && decided[index].is_none() && !columns.protected[index] {
-                decided[index] = Some(ordinal);
+        let tags = TagMatcher::new(selection);
+        let ordinal = u32::try_from(ordinal).unwrap_or(u32::MAX);
+        // Records the decision for one image the rule's tags selected, then claims it. Claiming
+        // right away is the same as claiming the whole selection after the rule: each image is
+        // visited once per rule.
+        let mut act = |flags: &mut u8, index: usize, candidate: bool| {
+            if candidate && *flags & (CLAIMED | DECIDED | PROTECTED) == 0 {
+                *flags |= DECIDED;
+                decided[index] = ordinal;
             }
-            // Claiming right after the decision is the same as claiming the whole selection
-            // after the rule: each image is visited once per rule.
-            claimed[index] = true;
+            *flags |= CLAIMED;
         };
         let reference = match selection.count_type {
             CountType::ImageCountMoreThan => None,
@@ -88,45 +96,47 @@ pub fn evaluate(policy: &Policy, images: &[Image], now: Timestamp) -> Vec<ImageA
             // Age rules judge each image on its own, so image order will do.
             Some(reference) => {
                 let cutoff = AgeCutoff::new(now, selection.count_number);
-                for index in 0..images.len() {
-                    if columns.class[index] == Some(class)
-                        && tag_selected(selection, columns.tags[index])
-                    {
-                        act(index, reference[index].is_some_and(|t| cutoff.is_older(t)));
+                for (index, flags) in state.iter_mut().enumerate() {
+                    if columns.class[index] == Some(class) && tags.matches(columns.tags[index]) {
+                        act(flags, index, reference[index].is_some_and(|t| cutoff.is_older(t)));
                     }
                 }
             }
             // Count rules walk the pool newest first; matched images arrive in ranking order
             // and everything past the first `countNumber` is a candidate.
             None => {
-                for (hit, index) in matched.iter_mut().zip(0..) {
-                    *hit = columns.class[index] == Some(class)
-                        && tag_selected(selection, columns.tags[index]);
+                for (index, flags) in state.iter_mut().enumerate() {
+                    let hit = columns.class[index] == Some(class) && tags.matches(columns.tags[index]);
+                    *flags = if hit { *flags | MATCHED } else { *flags & !MATCHED };
                 }
                 let slot = usize::from(class == StorageClass::Archive);
-                let ranking = rankings[slot].get_or_insert_with(|| ranked_pool(images, &columns, class));
+                let ranking =
+                    rankings[slot].get_or_insert_with(|| ranked_pool(images, &columns, class));
                 let mut ranked: u64 = 0;
                 for &index in ranking.iter() {
-                    if !matched[index] {
+                    let flags = &mut state[index];
+                    if *flags & MATCHED == 0 {
                         continue;
                     }
-                    let candidate = if columns.protected[index] && !MANIFEST_LIST_CHILDREN_RANKED {
+                    let candidate = if *flags & PROTECTED != 0 && !MANIFEST_LIST_CHILDREN_RANKED {
                         false
                     } else {
                         ranked += 1;
                         ranked > selection.count_number
                     };
-                    act(index, candidate);
+                    act(flags, index, candidate);
                 }
             }
         }
     }
 
-    decided
-        .into_iter()
+    state
+        .iter()
+        .zip(&decided)
         .enumerate()
-        .filter_map(|(index, ordinal)| {
-            let rule = rules.get(ordinal?)?;
+        .filter(|(_, (flags, _))| **flags & DECIDED != 0)
+        .filter_map(|(index, (_, &ordinal))| {
+            let rule = rules.get(usize::try_from(ordinal).ok()?)?;
             Some(ImageAction {
                 index,
                 action: rule.action.kind,
@@ -135,6 +145,12 @@ pub fn evaluate(policy: &Policy, images: &[Image], now: Timestamp) -> Vec<ImageA
         })
         .collect()
 }
+
+/// Bits of the per-image state byte.
+const MATCHED: u8 = 1; // selected by the current count rule's tags
+const CLAIMED: u8 = 2; // selected by an earlier rule's tags (5.6)
+const DECIDED: u8 = 4; // has its one action
+const PROTECTED: u8 = 8; // referenced by a manifest list that is present (5.7)
 
 /// What the rules need of each image, in image order, gathered in one pass so that each rule
 /// reads small arrays instead of the large `Image` values.

@@ -11,27 +11,46 @@ use crate::model::{Selection, TagStatus};
 /// every entry of the prefix or pattern list, some tag satisfying that entry (entries are ANDed,
 /// 6.1; one tag may satisfy several entries). Storage class is not considered here.
 pub fn tag_selected(selection: &Selection, tags: &[String]) -> bool {
-    match selection.tag_status {
-        TagStatus::Any => true,
-        TagStatus::Untagged => tags.is_empty(),
-        TagStatus::Tagged => {
-            if tags.is_empty() {
-                return false;
+    TagMatcher::new(selection).matches(tags)
+}
+
+/// A selection's tag requirements prepared once, so that matching many images does not
+/// re-parse the patterns for every tag.
+pub(crate) struct TagMatcher<'a> {
+    status: TagStatus,
+    entries: Vec<Entry<'a>>,
+}
+
+impl<'a> TagMatcher<'a> {
+    pub(crate) fn new(selection: &'a Selection) -> TagMatcher<'a> {
+        let mut entries = Vec::new();
+        if selection.tag_status == TagStatus::Tagged {
+            let prefixes = selection.tag_prefix_list.iter().flatten();
+            entries.extend(prefixes.map(|prefix| Entry::prefix(prefix)));
+            let patterns = selection.tag_pattern_list.iter().flatten();
+            entries.extend(patterns.map(|pattern| Entry::pattern(fold(pattern))));
+        }
+        TagMatcher {
+            status: selection.tag_status,
+            entries,
+        }
+    }
+
+    pub(crate) fn matches(&self, tags: &[String]) -> bool {
+        match self.status {
+            TagStatus::Any => true,
+            TagStatus::Untagged => tags.is_empty(),
+            TagStatus::Tagged => {
+                !tags.is_empty()
+                    && self.entries.iter().all(|entry| {
+                        tags.iter().any(|tag| entry.matches(fold(tag).as_ref()))
+                    })
             }
-            let prefixes_ok = selection.tag_prefix_list.as_deref().unwrap_or_default().iter().all(
-                |entry| tags.iter().any(|tag| prefix_matches(entry, tag)),
-            );
-            prefixes_ok
-                && selection
-                    .tag_pattern_list
-                    .as_deref()
-                    .unwrap_or_default()
-                    .iter()
-                    .all(|entry| tags.iter().any(|tag| pattern_matches(entry, tag)))
         }
     }
 }
 
+/// Lowercases for case-insensitive matching; free when matching is case-sensitive.
 fn fold(text: &str) -> Cow<'_, str> {
     if TAG_MATCH_CASE_SENSITIVE {
         Cow::Borrowed(text)
@@ -40,44 +59,88 @@ fn fold(text: &str) -> Cow<'_, str> {
     }
 }
 
-/// A `tagPrefixList` entry: the tag starts with it.
-pub(crate) fn prefix_matches(prefix: &str, tag: &str) -> bool {
-    if PREFIX_STAR_IS_LITERAL {
-        fold(tag).starts_with(fold(prefix).as_ref())
-    } else {
-        // A prefix with wildcards behaves like the pattern `prefix*`.
-        pattern_matches(&format!("{prefix}*"), tag)
+/// One list entry, already folded.
+struct Entry<'a> {
+    text: Cow<'a, str>,
+    shape: Shape,
+}
+
+enum Shape {
+    /// The tag starts with the text.
+    Prefix,
+    /// The tag equals the text (a pattern without `*`).
+    Exact,
+    /// A pattern with at least one `*`, at these byte positions.
+    Glob { first_star: usize, last_star: usize },
+}
+
+impl<'a> Entry<'a> {
+    /// A `tagPrefixList` entry.
+    fn prefix(prefix: &'a str) -> Entry<'a> {
+        if PREFIX_STAR_IS_LITERAL {
+            Entry {
+                text: fold(prefix),
+                shape: Shape::Prefix,
+            }
+        } else {
+            // A prefix with wildcards behaves like the pattern `prefix*`.
+            Entry::pattern(Cow::Owned(format!("{}*", fold(prefix))))
+        }
+    }
+
+    /// A `tagPatternList` entry: the whole tag must match, `*` standing for any run of
+    /// characters (including none); every other character is literal.
+    fn pattern(text: Cow<'a, str>) -> Entry<'a> {
+        let shape = match (text.find('*'), text.rfind('*')) {
+            (Some(first_star), Some(last_star)) => Shape::Glob {
+                first_star,
+                last_star,
+            },
+            _ => Shape::Exact,
+        };
+        Entry { text, shape }
+    }
+
+    fn matches(&self, tag: &str) -> bool {
+        let text: &str = &self.text;
+        match self.shape {
+            Shape::Prefix => starts_with(tag, text),
+            Shape::Exact => tag == text,
+            Shape::Glob {
+                first_star,
+                last_star,
+            } => glob_match(
+                &text[..first_star],
+                &text[(first_star + 1).min(last_star)..last_star],
+                &text[last_star + 1..],
+                tag,
+            ),
+        }
     }
 }
 
-/// A `tagPatternList` entry: the whole tag matches, `*` standing for any run of characters
-/// (including none); every other character is literal.
-pub(crate) fn pattern_matches(pattern: &str, tag: &str) -> bool {
-    glob_match(fold(pattern).as_ref(), fold(tag).as_ref())
+/// `str::starts_with` with a first-byte check in front: most tags differ from a prefix at
+/// once, and this avoids a `memcmp` call for them.
+fn starts_with(tag: &str, prefix: &str) -> bool {
+    let (tag, prefix) = (tag.as_bytes(), prefix.as_bytes());
+    match prefix.first() {
+        None => true,
+        Some(first) => tag.first() == Some(first) && tag.starts_with(prefix),
+    }
 }
 
-/// Whole-string match of a `*`-only glob in linear time.
+/// Whole-string match of a `*`-only glob, given as the literal text before its first star,
+/// between its first and last star (still containing the inner stars), and after its last star.
 ///
-/// The literal pieces between stars must appear in order: the first piece anchored at the start,
-/// the last at the end, and each middle piece at its leftmost occurrence after the previous one.
-/// Taking the leftmost occurrence is always safe because `*` can absorb anything, so no
-/// backtracking is needed.
-fn glob_match(pattern: &str, text: &str) -> bool {
-    let (Some(first_star), Some(last_star)) = (pattern.find('*'), pattern.rfind('*')) else {
-        // No star at all: an exact match is required.
-        return pattern == text;
-    };
-    let first = &pattern[..first_star];
-    let last = &pattern[last_star + 1..];
-    if text.len() < first.len() + last.len()
-        || !text.starts_with(first)
-        || !text.ends_with(last)
-    {
+/// Linear time: the first piece is anchored at the start, the last at the end, and each middle
+/// piece is taken at its leftmost occurrence after the previous one. The leftmost choice is
+/// always safe because `*` can absorb anything, so no backtracking is needed.
+fn glob_match(first: &str, middle: &str, last: &str, tag: &str) -> bool {
+    if tag.len() < first.len() + last.len() || !starts_with(tag, first) || !tag.ends_with(last) {
         return false;
     }
     // Search the middle pieces only between the anchored ends so they cannot overlap them.
-    let mut window = &text[first.len()..text.len() - last.len()];
-    let middle = &pattern[first_star + 1..last_star.max(first_star + 1)];
+    let mut window = &tag[first.len()..tag.len() - last.len()];
     for piece in middle.split('*').filter(|piece| !piece.is_empty()) {
         match window.find(piece) {
             Some(at) => window = &window[at + piece.len()..],
@@ -85,6 +148,18 @@ fn glob_match(pattern: &str, text: &str) -> bool {
         }
     }
     true
+}
+
+/// A `tagPrefixList` entry against one tag (for tests and the property checks).
+#[cfg(test)]
+fn prefix_matches(prefix: &str, tag: &str) -> bool {
+    Entry::prefix(prefix).matches(fold(tag).as_ref())
+}
+
+/// A `tagPatternList` entry against one tag.
+#[cfg(test)]
+fn pattern_matches(pattern: &str, tag: &str) -> bool {
+    Entry::pattern(fold(pattern)).matches(fold(tag).as_ref())
 }
 
 #[cfg(test)]
