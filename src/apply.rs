@@ -60,12 +60,17 @@ pub enum BackupError {
         column: usize,
         message: String,
     },
-    #[error("{path}: unsupported backup_version {version} (this ecr-fleet reads {BACKUP_VERSION})")]
+    #[error(
+        "{path}: unsupported backup_version {version} (this ecr-fleet reads {BACKUP_VERSION})"
+    )]
     Version { path: String, version: u32 },
 }
 
 pub fn default_backup_path(dir: &Path, now: jiff::Timestamp) -> PathBuf {
-    dir.join(format!("ecr-fleet-backup-{}.json", now.strftime("%Y%m%dT%H%M%SZ")))
+    dir.join(format!(
+        "ecr-fleet-backup-{}.json",
+        now.strftime("%Y%m%dT%H%M%SZ")
+    ))
 }
 
 /// Write the backup atomically-enough for our purpose: a new file (never overwriting an
@@ -170,13 +175,27 @@ pub async fn apply_rows(
         .await;
 }
 
-async fn write_row(row: &mut RepoResult, config: &Config, target: &TargetClient, exception: &ExceptionConfig) {
-    let Some(template) = row.template.as_deref().and_then(|t| config.templates.get(t)) else {
+async fn write_row(
+    row: &mut RepoResult,
+    config: &Config,
+    target: &TargetClient,
+    exception: &ExceptionConfig,
+) {
+    let Some(template) = row
+        .template
+        .as_deref()
+        .and_then(|t| config.templates.get(t))
+    else {
         row.outcome = Outcome::Error;
         row.error = Some("template not loaded".to_string());
         return;
     };
-    let arn = repository_arn(&target.partition, &row.account_id, &row.region, &row.repository);
+    let arn = repository_arn(
+        &target.partition,
+        &row.account_id,
+        &row.region,
+        &row.repository,
+    );
     match read_tags(&target.client, &arn, &target.limiter).await {
         Ok(tags) if exception.exempts(&tags) => {
             tracing::info!(repository = %row.repository, "exception tag appeared since the plan: left alone");
@@ -255,23 +274,24 @@ pub async fn restore_entry(entry: &BackupEntry, target: &TargetClient) -> RepoRe
     }
     // Both directions are an `update` of the repository's policy; a created policy is deleted.
     row.outcome = Outcome::Update;
-    row.diff = Some(crate::plan::policy_diff(current.as_deref(), entry.previous_policy.as_deref()));
+    row.diff = Some(crate::plan::policy_diff(
+        current.as_deref(),
+        entry.previous_policy.as_deref(),
+    ));
     let result = match &entry.previous_policy {
-        Some(previous) => {
-            target
-                .limiter
-                .run(
-                    target
-                        .client
-                        .put_lifecycle_policy()
-                        .repository_name(&entry.repository)
-                        .lifecycle_policy_text(previous)
-                        .send(),
-                )
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("ecr:PutLifecyclePolicy: {}", describe_error(&e)))
-        }
+        Some(previous) => target
+            .limiter
+            .run(
+                target
+                    .client
+                    .put_lifecycle_policy()
+                    .repository_name(&entry.repository)
+                    .lifecycle_policy_text(previous)
+                    .send(),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("ecr:PutLifecyclePolicy: {}", describe_error(&e))),
         None => {
             // Apply created this policy: restoring means removing it.
             match target
@@ -286,7 +306,9 @@ pub async fn restore_entry(entry: &BackupEntry, target: &TargetClient) -> RepoRe
                 .await
             {
                 Ok(_) => Ok(()),
-                Err(e) if error_code(&e).as_deref() == Some("LifecyclePolicyNotFoundException") => Ok(()),
+                Err(e) if error_code(&e).as_deref() == Some("LifecyclePolicyNotFoundException") => {
+                    Ok(())
+                }
                 Err(e) => Err(format!("ecr:DeleteLifecyclePolicy: {}", describe_error(&e))),
             }
         }
@@ -324,18 +346,29 @@ mod tests {
         };
         write_backup(&path, &backup).unwrap();
         assert_eq!(read_backup(&path).unwrap(), backup);
-        assert!(matches!(write_backup(&path, &backup), Err(BackupError::Write { .. })));
+        assert!(matches!(
+            write_backup(&path, &backup),
+            Err(BackupError::Write { .. })
+        ));
     }
 
     #[test]
     fn bad_backup_names_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.json");
-        std::fs::write(&path, "{\n  \"backup_version\": 1,\n  \"surprise\": true\n}").unwrap();
+        std::fs::write(
+            &path,
+            "{\n  \"backup_version\": 1,\n  \"surprise\": true\n}",
+        )
+        .unwrap();
         let err = read_backup(&path).unwrap_err().to_string();
         assert!(err.contains("b.json:3:"), "{err}");
         assert!(err.contains("surprise"), "{err}");
-        std::fs::write(&path, r#"{"backup_version": 9, "created_at": "x", "entries": []}"#).unwrap();
+        std::fs::write(
+            &path,
+            r#"{"backup_version": 9, "created_at": "x", "entries": []}"#,
+        )
+        .unwrap();
         let err = read_backup(&path).unwrap_err().to_string();
         assert!(err.contains("unsupported backup_version 9"), "{err}");
     }

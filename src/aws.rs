@@ -155,7 +155,11 @@ impl Aws {
     }
 
     /// An ECR client for one account-region; `credentials` is `None` for the caller's own account.
-    pub fn ecr(&self, region: &str, credentials: Option<&SharedCredentialsProvider>) -> aws_sdk_ecr::Client {
+    pub fn ecr(
+        &self,
+        region: &str,
+        credentials: Option<&SharedCredentialsProvider>,
+    ) -> aws_sdk_ecr::Client {
         let mut b = aws_sdk_ecr::config::Builder::from(&self.base)
             .region(Region::new(region.to_string()))
             .interceptor(CallCounter(self.stats.clone()));

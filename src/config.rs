@@ -43,7 +43,12 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn at(src: &Source, span: Range<usize>, field: impl Into<String>, message: impl Into<String>) -> Self {
+    fn at(
+        src: &Source,
+        span: Range<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         let (line, column) = src.line_col(span.start);
         ConfigError::At {
             path: src.path.clone(),
@@ -74,7 +79,9 @@ impl Source<'_> {
     fn field_at(&self, offset: usize) -> String {
         let offset = offset.min(self.text.len());
         let line_start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
-        let line_end = self.text[offset..].find('\n').map_or(self.text.len(), |i| offset + i);
+        let line_end = self.text[offset..]
+            .find('\n')
+            .map_or(self.text.len(), |i| offset + i);
         let line = &self.text[line_start..line_end];
         let table = self.text[..line_start]
             .lines()
@@ -88,7 +95,10 @@ impl Source<'_> {
             .filter(|k| !k.is_empty() && !k.starts_with('['));
         let header = line.trim();
         if header.starts_with('[') {
-            return header.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            return header
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string();
         }
         match (table, key) {
             (Some(t), Some(k)) => format!("{t}.{k}"),
@@ -372,7 +382,12 @@ impl Config {
             let span = e.span().unwrap_or(0..0);
             let field = src.field_at(span.start);
             // serde messages are multi-line only when they quote the source; keep the first line.
-            let message = e.message().lines().next().unwrap_or("invalid TOML").to_string();
+            let message = e
+                .message()
+                .lines()
+                .next()
+                .unwrap_or("invalid TOML")
+                .to_string();
             ConfigError::at(&src, span, field, message)
         })?;
         resolve(raw, &src, path)
@@ -390,15 +405,20 @@ impl Config {
     }
 
     /// The first `[[match]]` that applies to a repository.
-    pub fn match_repository(&self, name: &str, tags: &BTreeMap<String, String>) -> Option<&MatchRule> {
+    pub fn match_repository(
+        &self,
+        name: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Option<&MatchRule> {
         self.matches.iter().find(|m| m.matches(name, tags))
     }
 
     /// How to name this configuration in messages.
     pub fn display_path(&self) -> String {
-        self.path
-            .as_ref()
-            .map_or_else(|| "(built-in default)".to_string(), |p| p.display().to_string())
+        self.path.as_ref().map_or_else(
+            || "(built-in default)".to_string(),
+            |p| p.display().to_string(),
+        )
     }
 }
 
@@ -410,11 +430,17 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
         None => Vec::new(),
         Some(list) => {
             if list.get_ref().is_empty() {
-                return Err(ConfigError::at(src, list.span(), "regions", "must list at least one region"));
+                return Err(ConfigError::at(
+                    src,
+                    list.span(),
+                    "regions",
+                    "must list at least one region",
+                ));
             }
             let mut out = Vec::new();
             for r in list.into_inner() {
-                check_region(r.get_ref()).map_err(|m| ConfigError::at(src, r.span(), "regions", m))?;
+                check_region(r.get_ref())
+                    .map_err(|m| ConfigError::at(src, r.span(), "regions", m))?;
                 if !out.contains(r.get_ref()) {
                     out.push(r.into_inner());
                 }
@@ -436,7 +462,8 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
             let tag = match e.tag {
                 None => DEFAULT_EXCEPTION_TAG.to_string(),
                 Some(t) => {
-                    check_tag_key(t.get_ref()).map_err(|m| ConfigError::at(src, t.span(), "exception.tag", m))?;
+                    check_tag_key(t.get_ref())
+                        .map_err(|m| ConfigError::at(src, t.span(), "exception.tag", m))?;
                     t.into_inner()
                 }
             };
@@ -451,7 +478,12 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
     let templates_dir = match &raw.templates_dir {
         Some(d) => {
             if d.get_ref().trim().is_empty() {
-                return Err(ConfigError::at(src, d.span(), "templates_dir", "must not be empty"));
+                return Err(ConfigError::at(
+                    src,
+                    d.span(),
+                    "templates_dir",
+                    "must not be empty",
+                ));
             }
             base_dir.join(d.get_ref())
         }
@@ -465,8 +497,9 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
             line: 1,
             column: 1,
             field: "match".to_string(),
-            message: "no [[match]] entries: add at least one (names = [\"*\"] matches every repository)"
-                .to_string(),
+            message:
+                "no [[match]] entries: add at least one (names = [\"*\"] matches every repository)"
+                    .to_string(),
         });
     }
     let mut templates = TemplateSet::builtin();
@@ -476,8 +509,9 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
         let m = m.into_inner();
         let field = format!("match[{i}]");
         let name = m.template.get_ref();
-        crate::templates::check_template_name(name)
-            .map_err(|msg| ConfigError::at(src, m.template.span(), format!("{field}.template"), msg))?;
+        crate::templates::check_template_name(name).map_err(|msg| {
+            ConfigError::at(src, m.template.span(), format!("{field}.template"), msg)
+        })?;
         if !templates.contains(name) {
             match templates.load_from_dir(&templates_dir, name) {
                 Ok(true) => {}
@@ -507,14 +541,18 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
             None => None,
             Some(globs) => {
                 if globs.is_empty() {
-                    return Err(ConfigError::at(src, span, format!("{field}.names"), "must not be empty"));
+                    return Err(ConfigError::at(
+                        src,
+                        span,
+                        format!("{field}.names"),
+                        "must not be empty",
+                    ));
                 }
                 let mut out = Vec::new();
                 for g in globs {
-                    out.push(
-                        NameGlob::new(g.get_ref())
-                            .map_err(|msg| ConfigError::at(src, g.span(), format!("{field}.names"), msg))?,
-                    );
+                    out.push(NameGlob::new(g.get_ref()).map_err(|msg| {
+                        ConfigError::at(src, g.span(), format!("{field}.names"), msg)
+                    })?);
                 }
                 Some(out)
             }
@@ -523,7 +561,12 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
             None => None,
             Some(map) => {
                 if map.is_empty() {
-                    return Err(ConfigError::at(src, span, format!("{field}.tags"), "must not be empty"));
+                    return Err(ConfigError::at(
+                        src,
+                        span,
+                        format!("{field}.tags"),
+                        "must not be empty",
+                    ));
                 }
                 let mut out = BTreeMap::new();
                 for (key, values) in map {
@@ -536,8 +579,16 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
                             "must list at least one value (\"*\" = any value)",
                         ));
                     }
-                    check_tag_key(&key).map_err(|msg| ConfigError::at(src, vspan, format!("{field}.tags"), msg))?;
-                    out.insert(key, values.into_inner().into_iter().map(Spanned::into_inner).collect());
+                    check_tag_key(&key)
+                        .map_err(|msg| ConfigError::at(src, vspan, format!("{field}.tags"), msg))?;
+                    out.insert(
+                        key,
+                        values
+                            .into_inner()
+                            .into_iter()
+                            .map(Spanned::into_inner)
+                            .collect(),
+                    );
                 }
                 Some(out)
             }
@@ -557,40 +608,50 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
         .and_then(|a| a.backup_dir)
         .map_or_else(|| PathBuf::from("."), |d| PathBuf::from(d.into_inner()));
 
-    let safety = match raw.safety {
-        None => SafetyConfig::default(),
-        Some(s) => {
-            let mut protected_tags = Vec::new();
-            for g in s.protected_tags {
-                protected_tags.push(
-                    NameGlob::new(g.get_ref())
-                        .map_err(|msg| ConfigError::at(src, g.span(), "safety.protected_tags", msg))?,
-                );
+    let safety =
+        match raw.safety {
+            None => SafetyConfig::default(),
+            Some(s) => {
+                let mut protected_tags = Vec::new();
+                for g in s.protected_tags {
+                    protected_tags.push(NameGlob::new(g.get_ref()).map_err(|msg| {
+                        ConfigError::at(src, g.span(), "safety.protected_tags", msg)
+                    })?);
+                }
+                let pulled_within_days = match s.pulled_within_days {
+                    None => None,
+                    Some(d) => Some(
+                        u32::try_from(*d.get_ref())
+                            .ok()
+                            .filter(|v| *v <= 36_500)
+                            .ok_or_else(|| {
+                                ConfigError::at(
+                                    src,
+                                    d.span(),
+                                    "safety.pulled_within_days",
+                                    "must be between 0 and 36500",
+                                )
+                            })?,
+                    ),
+                };
+                SafetyConfig {
+                    protected_tags,
+                    pulled_within_days,
+                }
             }
-            let pulled_within_days = match s.pulled_within_days {
-                None => None,
-                Some(d) => Some(
-                    u32::try_from(*d.get_ref())
-                        .ok()
-                        .filter(|v| *v <= 36_500)
-                        .ok_or_else(|| {
-                            ConfigError::at(src, d.span(), "safety.pulled_within_days", "must be between 0 and 36500")
-                        })?,
-                ),
-            };
-            SafetyConfig {
-                protected_tags,
-                pulled_within_days,
-            }
-        }
-    };
+        };
 
     let price_per_gb_month = match raw.audit.and_then(|a| a.price_per_gb_month) {
         None => DEFAULT_PRICE_PER_GB_MONTH,
         Some(p) => {
             let v = *p.get_ref();
             if !v.is_finite() || v < 0.0 {
-                return Err(ConfigError::at(src, p.span(), "audit.price_per_gb_month", "must be a non-negative number"));
+                return Err(ConfigError::at(
+                    src,
+                    p.span(),
+                    "audit.price_per_gb_month",
+                    "must be a non-negative number",
+                ));
             }
             v
         }
@@ -626,7 +687,8 @@ fn resolve_accounts(raw: Option<RawAccounts>, src: &Source) -> Result<AccountsCo
         Some(ids) => {
             let mut out = Vec::new();
             for id in ids {
-                check_account_id(id.get_ref()).map_err(|m| ConfigError::at(src, id.span(), "accounts.ids", m))?;
+                check_account_id(id.get_ref())
+                    .map_err(|m| ConfigError::at(src, id.span(), "accounts.ids", m))?;
                 out.push(id.into_inner());
             }
             Some(out)
@@ -637,8 +699,9 @@ fn resolve_accounts(raw: Option<RawAccounts>, src: &Source) -> Result<AccountsCo
         Some(ous) => {
             let mut out = Vec::new();
             for ou in ous {
-                check_ou_id(ou.get_ref())
-                    .map_err(|m| ConfigError::at(src, ou.span(), "accounts.organizational_units", m))?;
+                check_ou_id(ou.get_ref()).map_err(|m| {
+                    ConfigError::at(src, ou.span(), "accounts.organizational_units", m)
+                })?;
                 out.push(ou.into_inner());
             }
             Some(out)
@@ -683,14 +746,14 @@ fn resolve_accounts(raw: Option<RawAccounts>, src: &Source) -> Result<AccountsCo
                 AccountSource::List(list)
             }
             "current" => AccountSource::Current,
-            other => {
-                return Err(ConfigError::at(
-                    src,
-                    s.span(),
-                    "accounts.source",
-                    format!("unknown source {other:?}: expected \"organization\", \"list\" or \"current\""),
-                ))
-            }
+            other => return Err(ConfigError::at(
+                src,
+                s.span(),
+                "accounts.source",
+                format!(
+                    "unknown source {other:?}: expected \"organization\", \"list\" or \"current\""
+                ),
+            )),
         },
     };
     if ous.is_some() && !matches!(source, AccountSource::Organization { .. }) {
@@ -701,13 +764,15 @@ fn resolve_accounts(raw: Option<RawAccounts>, src: &Source) -> Result<AccountsCo
     }
     let mut exclude = Vec::new();
     for id in a.exclude {
-        check_account_id(id.get_ref()).map_err(|m| ConfigError::at(src, id.span(), "accounts.exclude", m))?;
+        check_account_id(id.get_ref())
+            .map_err(|m| ConfigError::at(src, id.span(), "accounts.exclude", m))?;
         exclude.push(id.into_inner());
     }
     let role_name = match a.role_name {
         None => DEFAULT_ROLE_NAME.to_string(),
         Some(r) => {
-            check_role_name(r.get_ref()).map_err(|m| ConfigError::at(src, r.span(), "accounts.role_name", m))?;
+            check_role_name(r.get_ref())
+                .map_err(|m| ConfigError::at(src, r.span(), "accounts.role_name", m))?;
             r.into_inner()
         }
     };
@@ -752,7 +817,10 @@ fn resolve_accounts(raw: Option<RawAccounts>, src: &Source) -> Result<AccountsCo
     })
 }
 
-fn resolve_execution(raw: Option<RawExecution>, src: &Source) -> Result<ExecutionConfig, ConfigError> {
+fn resolve_execution(
+    raw: Option<RawExecution>,
+    src: &Source,
+) -> Result<ExecutionConfig, ConfigError> {
     let mut out = ExecutionConfig::default();
     let Some(e) = raw else { return Ok(out) };
     let ranged = |v: &Spanned<i64>, field: &str, lo: i64, hi: i64| -> Result<i64, ConfigError> {
@@ -760,7 +828,12 @@ fn resolve_execution(raw: Option<RawExecution>, src: &Source) -> Result<Executio
         if (lo..=hi).contains(&n) {
             Ok(n)
         } else {
-            Err(ConfigError::at(src, v.span(), field, format!("must be between {lo} and {hi}")))
+            Err(ConfigError::at(
+                src,
+                v.span(),
+                field,
+                format!("must be between {lo} and {hi}"),
+            ))
         }
     };
     if let Some(v) = &e.concurrency {
@@ -813,15 +886,25 @@ pub fn check_region(region: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("{region:?} is not an AWS region name (like \"us-east-1\")"))
+        Err(format!(
+            "{region:?} is not an AWS region name (like \"us-east-1\")"
+        ))
     }
 }
 
 fn check_ou_id(id: &str) -> Result<(), String> {
-    let is_lower_alnum = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let is_lower_alnum = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
     let ok = if let Some(rest) = id.strip_prefix("ou-") {
-        rest.split_once('-')
-            .is_some_and(|(a, b)| (4..=32).contains(&a.len()) && (8..=32).contains(&b.len()) && is_lower_alnum(a) && is_lower_alnum(b))
+        rest.split_once('-').is_some_and(|(a, b)| {
+            (4..=32).contains(&a.len())
+                && (8..=32).contains(&b.len())
+                && is_lower_alnum(a)
+                && is_lower_alnum(b)
+        })
     } else if let Some(rest) = id.strip_prefix("r-") {
         (4..=32).contains(&rest.len()) && is_lower_alnum(rest)
     } else {
@@ -835,7 +918,8 @@ fn check_ou_id(id: &str) -> Result<(), String> {
 }
 
 fn iam_chars(s: &str, extra: &str) -> bool {
-    s.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) || extra.contains(c))
+    s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) || extra.contains(c))
 }
 
 fn check_role_name(name: &str) -> Result<(), String> {
@@ -852,7 +936,9 @@ fn check_session_name(name: &str) -> Result<(), String> {
     if (2..=64).contains(&name.len()) && iam_chars(name, "") {
         Ok(())
     } else {
-        Err(format!("{name:?} is not a valid role session name (2-64 of letters, digits and +=,.@-_)"))
+        Err(format!(
+            "{name:?} is not a valid role session name (2-64 of letters, digits and +=,.@-_)"
+        ))
     }
 }
 
@@ -888,7 +974,11 @@ mod tests {
     fn dir_with(template: &str, body: &str) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("policies")).unwrap();
-        std::fs::write(dir.path().join("policies").join(format!("{template}.json")), body).unwrap();
+        std::fs::write(
+            dir.path().join("policies").join(format!("{template}.json")),
+            body,
+        )
+        .unwrap();
         dir
     }
 
@@ -962,7 +1052,9 @@ price_per_gb_month = 0.09
 
     #[test]
     fn unknown_key_names_line_and_field() {
-        let e = err(&format!("regions = [\"us-east-1\"]\n[accounts]\nsource = \"current\"\nrole = \"x\"\n{MATCH}"));
+        let e = err(&format!(
+            "regions = [\"us-east-1\"]\n[accounts]\nsource = \"current\"\nrole = \"x\"\n{MATCH}"
+        ));
         assert!(e.contains(":4:"), "{e}");
         assert!(e.contains("unknown field `role`"), "{e}");
         assert!(!e.contains('\n'), "{e}");
@@ -984,11 +1076,15 @@ price_per_gb_month = 0.09
 
     #[test]
     fn bad_account_ids_are_rejected_with_position() {
-        let e = err(&format!("[accounts]\nsource = \"list\"\nids = [\"12345\"]\n{MATCH}"));
+        let e = err(&format!(
+            "[accounts]\nsource = \"list\"\nids = [\"12345\"]\n{MATCH}"
+        ));
         assert!(e.contains(":3:"), "{e}");
         assert!(e.contains("accounts.ids"), "{e}");
         assert!(e.contains("12 digits"), "{e}");
-        let e = err(&format!("[accounts]\nexclude = [\"1234567890ab\"]\n{MATCH}"));
+        let e = err(&format!(
+            "[accounts]\nexclude = [\"1234567890ab\"]\n{MATCH}"
+        ));
         assert!(e.contains("accounts.exclude"), "{e}");
     }
 
@@ -1056,21 +1152,34 @@ price_per_gb_month = 0.09
     #[test]
     fn execution_bounds_are_checked() {
         let e = err(&format!("[execution]\nconcurrency = 0\n{MATCH}"));
-        assert!(e.contains("execution.concurrency: must be between 1 and 1024"), "{e}");
+        assert!(
+            e.contains("execution.concurrency: must be between 1 and 1024"),
+            "{e}"
+        );
         let e = err(&format!("[execution]\nretry_mode = \"yolo\"\n{MATCH}"));
         assert!(e.contains("execution.retry_mode"), "{e}");
     }
 
     #[test]
     fn unreadable_config_path() {
-        let e = Config::load(Path::new("does/not/exist.toml")).unwrap_err().to_string();
-        assert!(e.starts_with("does/not/exist.toml: cannot read config"), "{e}");
+        let e = Config::load(Path::new("does/not/exist.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("does/not/exist.toml: cannot read config"),
+            "{e}"
+        );
     }
 
     #[test]
     fn builtin_default_manages_everything() {
         let c = Config::builtin(vec!["us-east-1".into()]);
         assert_eq!(c.accounts.source, AccountSource::Current);
-        assert_eq!(c.match_repository("any/name", &BTreeMap::new()).unwrap().template, "untagged-cleanup");
+        assert_eq!(
+            c.match_repository("any/name", &BTreeMap::new())
+                .unwrap()
+                .template,
+            "untagged-cleanup"
+        );
     }
 }

@@ -42,7 +42,10 @@ pub enum DiscoveryError {
     #[error("cannot identify the caller (sts:GetCallerIdentity): {0}")]
     Caller(String),
     #[error("cannot list the organization's accounts ({operation}): {message}")]
-    Organization { operation: &'static str, message: String },
+    Organization {
+        operation: &'static str,
+        message: String,
+    },
 }
 
 pub async fn caller(aws: &Aws, sts_region: Option<&str>) -> Result<Caller, DiscoveryError> {
@@ -54,7 +57,12 @@ pub async fn caller(aws: &Aws, sts_region: Option<&str>) -> Result<Caller, Disco
         .map_err(|e| DiscoveryError::Caller(describe_error(&e)))?;
     let arn = out.arn().unwrap_or_default().to_string();
     let account_id = out.account().unwrap_or_default().to_string();
-    let partition = arn.split(':').nth(1).filter(|p| !p.is_empty()).unwrap_or("aws").to_string();
+    let partition = arn
+        .split(':')
+        .nth(1)
+        .filter(|p| !p.is_empty())
+        .unwrap_or("aws")
+        .to_string();
     Ok(Caller {
         account_id,
         arn,
@@ -89,8 +97,11 @@ pub async fn discover(
     let mut ids: Vec<String> = match &cfg.source {
         AccountSource::Current => vec![caller.account_id.clone()],
         AccountSource::List(ids) => ids.clone(),
-        AccountSource::Organization { organizational_units } => {
-            let (active, inactive) = organization_accounts(aws, caller, organizational_units).await?;
+        AccountSource::Organization {
+            organizational_units,
+        } => {
+            let (active, inactive) =
+                organization_accounts(aws, caller, organizational_units).await?;
             discovery.inactive_accounts = inactive;
             active
         }
@@ -160,9 +171,12 @@ impl SpokeRole {
             .send()
             .await
             .map_err(|e| format!("cannot assume {}: {}", self.role_arn, describe_error(&e)))?;
-        let c = out
-            .credentials()
-            .ok_or_else(|| format!("cannot assume {}: no credentials in the response", self.role_arn))?;
+        let c = out.credentials().ok_or_else(|| {
+            format!(
+                "cannot assume {}: no credentials in the response",
+                self.role_arn
+            )
+        })?;
         Ok(Credentials::new(
             c.access_key_id(),
             c.secret_access_key(),
@@ -186,7 +200,10 @@ impl ProvideCredentials for SpokeRole {
             if let Some(c) = current.filter(|c| c.expiry().is_none_or(|e| e > fresh_until)) {
                 return Ok(c);
             }
-            let c = self.assume().await.map_err(CredentialsError::provider_error)?;
+            let c = self
+                .assume()
+                .await
+                .map_err(CredentialsError::provider_error)?;
             *self.current.lock().expect("credentials lock") = Some(c.clone());
             Ok(c)
         })
@@ -266,7 +283,11 @@ async fn organization_accounts(
         if !visited.insert(parent.clone()) {
             continue;
         }
-        let mut pages = org.list_accounts_for_parent().parent_id(&parent).into_paginator().send();
+        let mut pages = org
+            .list_accounts_for_parent()
+            .parent_id(&parent)
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| DiscoveryError::Organization {
                 operation: "organizations:ListAccountsForParent",
@@ -284,7 +305,11 @@ async fn organization_accounts(
                 operation: "organizations:ListOrganizationalUnitsForParent",
                 message: format!("{parent}: {}", describe_error(&e)),
             })?;
-            queue.extend(page.organizational_units().iter().filter_map(|ou| ou.id().map(str::to_string)));
+            queue.extend(
+                page.organizational_units()
+                    .iter()
+                    .filter_map(|ou| ou.id().map(str::to_string)),
+            );
         }
     }
     Ok((active, inactive))

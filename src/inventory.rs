@@ -37,8 +37,16 @@ impl Limiter {
     /// Run one API call under both caps. The local permit is taken first so a target that is
     /// already at its own cap does not hold a global permit while it waits.
     pub async fn run<F: std::future::Future>(&self, call: F) -> F::Output {
-        let _local = self.local.acquire().await.expect("limiter semaphore never closes");
-        let _global = self.global.acquire().await.expect("limiter semaphore never closes");
+        let _local = self
+            .local
+            .acquire()
+            .await
+            .expect("limiter semaphore never closes");
+        let _global = self
+            .global
+            .acquire()
+            .await
+            .expect("limiter semaphore never closes");
         call.await
     }
 }
@@ -81,12 +89,18 @@ pub async fn inventory_target(
     let listed = list_repositories(ecr, options.page_size, limiter).await?;
     let listed: Vec<Listed> = listed
         .into_iter()
-        .filter(|r| options.repositories.as_ref().is_none_or(|g| g.is_match(&r.name)))
+        .filter(|r| {
+            options
+                .repositories
+                .as_ref()
+                .is_none_or(|g| g.is_match(&r.name))
+        })
         .collect();
     tracing::debug!(account = %account_id, region = %region, repositories = listed.len(), "listed");
     let facts = futures::stream::iter(listed)
         .map(|repo| async move {
-            let f = inspect_repository(ecr, account_id, region, repo, config, options, limiter).await;
+            let f =
+                inspect_repository(ecr, account_id, region, repo, config, options, limiter).await;
             on_repository();
             f
         })
@@ -214,7 +228,11 @@ pub async fn read_policy(
     limiter: &Limiter,
 ) -> Result<Option<String>, String> {
     match limiter
-        .run(ecr.get_lifecycle_policy().repository_name(repository).send())
+        .run(
+            ecr.get_lifecycle_policy()
+                .repository_name(repository)
+                .send(),
+        )
         .await
     {
         Ok(out) => Ok(out.lifecycle_policy_text().map(str::to_string)),
@@ -268,7 +286,10 @@ fn image_from_detail(d: &ImageDetail) -> Option<Image> {
         digest: d.image_digest()?.to_string(),
         tags: d.image_tags().to_vec(),
         pushed_at: timestamp(d.image_pushed_at())?,
-        size_bytes: d.image_size_in_bytes().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+        size_bytes: d
+            .image_size_in_bytes()
+            .and_then(|s| u64::try_from(s).ok())
+            .unwrap_or(0),
         last_pulled_at: timestamp(d.last_recorded_pull_time()),
         status: match d.image_status() {
             Some(Status::Archived) => ImageStatus::Archived,

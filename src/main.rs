@@ -28,7 +28,10 @@ fn init_logging(g: &GlobalArgs) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.global);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

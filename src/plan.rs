@@ -55,9 +55,13 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disposition {
     /// Carries the exception tag; `template` is what would have matched otherwise.
-    Excluded { template: Option<String> },
+    Excluded {
+        template: Option<String>,
+    },
     Unmatched,
-    Managed { template: String },
+    Managed {
+        template: String,
+    },
 }
 
 impl Disposition {
@@ -71,7 +75,9 @@ impl Disposition {
 }
 
 pub fn classify(config: &Config, name: &str, tags: &BTreeMap<String, String>) -> Disposition {
-    let matched = config.match_repository(name, tags).map(|m| m.template.clone());
+    let matched = config
+        .match_repository(name, tags)
+        .map(|m| m.template.clone());
     if config.exception.exempts(tags) {
         return Disposition::Excluded { template: matched };
     }
@@ -174,7 +180,10 @@ pub struct PlanOptions {
 }
 
 pub fn plan(facts: Vec<RepoFacts>, config: &Config, options: PlanOptions) -> Vec<RepoResult> {
-    let mut out: Vec<RepoResult> = facts.into_iter().map(|f| plan_one(f, config, options)).collect();
+    let mut out: Vec<RepoResult> = facts
+        .into_iter()
+        .map(|f| plan_one(f, config, options))
+        .collect();
     out.sort_by(|a, b| a.key().cmp(&b.key()));
     out
 }
@@ -184,7 +193,10 @@ fn plan_one(facts: RepoFacts, config: &Config, options: PlanOptions) -> RepoResu
         account_id: facts.account_id,
         region: facts.region,
         repository: facts.name,
-        template: facts.disposition.as_ref().and_then(|d| d.template().map(str::to_string)),
+        template: facts
+            .disposition
+            .as_ref()
+            .and_then(|d| d.template().map(str::to_string)),
         outcome: Outcome::Error,
         applied: false,
         diff: None,
@@ -245,10 +257,12 @@ fn plan_one(facts: RepoFacts, config: &Config, options: PlanOptions) -> RepoResu
                 .and_then(|t| ecr_lifecycle::parse_policy(t).ok())
                 .map(|p| ecr_lifecycle::evaluate(&p, images, options.now))
                 .unwrap_or_default();
-            result.current_impact = Some(impact(images, &current_actions, config.price_per_gb_month));
+            result.current_impact =
+                Some(impact(images, &current_actions, config.price_per_gb_month));
         }
         if result.outcome.is_write() {
-            result.protected_images = protected_images(&config.safety, images, &template_actions, options.now);
+            result.protected_images =
+                protected_images(&config.safety, images, &template_actions, options.now);
             if !result.protected_images.is_empty() {
                 result.outcome = Outcome::Blocked;
             }
@@ -291,8 +305,16 @@ pub fn policy_diff(current: Option<&str>, target: Option<&str>) -> String {
         .unified_diff()
         .context_radius(3)
         .header(
-            if current.is_some() { "current" } else { "/dev/null" },
-            if target.is_some() { "template" } else { "/dev/null" },
+            if current.is_some() {
+                "current"
+            } else {
+                "/dev/null"
+            },
+            if target.is_some() {
+                "template"
+            } else {
+                "/dev/null"
+            },
         )
         .to_string()
 }
@@ -308,7 +330,9 @@ pub fn impact(images: &[Image], actions: &[ImageAction], price_per_gb_month: f64
         expiring_bytes: totals.expiring_bytes,
         transitioning_images: totals.transitioning_images,
         transitioning_bytes: totals.transitioning_bytes,
-        monthly_saving_usd: round_cents(totals.expiring_bytes as f64 / BYTES_PER_GB * price_per_gb_month),
+        monthly_saving_usd: round_cents(
+            totals.expiring_bytes as f64 / BYTES_PER_GB * price_per_gb_month,
+        ),
     }
 }
 
@@ -328,18 +352,27 @@ pub fn protected_images(
     }
     let mut out = Vec::new();
     for action in actions {
-        let Some(image) = images.get(action.index) else { continue };
-        let by_tag = image
-            .tags
-            .iter()
-            .find_map(|t| safety.protected_tags.iter().find(|g| g.is_match(t)).map(|g| (t, g)));
+        let Some(image) = images.get(action.index) else {
+            continue;
+        };
+        let by_tag = image.tags.iter().find_map(|t| {
+            safety
+                .protected_tags
+                .iter()
+                .find(|g| g.is_match(t))
+                .map(|g| (t, g))
+        });
         let reason = if let Some((tag, glob)) = by_tag {
-            Some(format!("tag {tag:?} matches protected glob {:?}", glob.pattern))
+            Some(format!(
+                "tag {tag:?} matches protected glob {:?}",
+                glob.pattern
+            ))
         } else {
             safety.pulled_within_days.and_then(|days| {
                 let pulled = image.last_pulled_at?;
                 let window = jiff::SignedDuration::from_hours(24 * i64::from(days));
-                (now.duration_since(pulled) <= window).then(|| format!("pulled within {days} days ({pulled})"))
+                (now.duration_since(pulled) <= window)
+                    .then(|| format!("pulled within {days} days ({pulled})"))
             })
         };
         if let Some(reason) = reason {
@@ -360,7 +393,10 @@ pub fn protected_images(
 
 /// The template a managed repository should carry.
 pub fn template_for<'a>(config: &'a Config, result: &RepoResult) -> Option<&'a Template> {
-    result.template.as_deref().and_then(|t| config.templates.get(t))
+    result
+        .template
+        .as_deref()
+        .and_then(|t| config.templates.get(t))
 }
 
 #[cfg(test)]
@@ -369,7 +405,10 @@ mod tests {
     use std::path::Path;
 
     fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn config(extra: &str) -> Config {
@@ -403,10 +442,19 @@ tags = {{ "lifecycle-class" = ["standard", "default"] }}
     #[test]
     fn names_globs_cross_slashes_and_are_case_sensitive() {
         let c = config("");
-        assert!(matches!(classify(&c, "team/prod-api", &tags(&[])), Disposition::Managed { .. }));
-        assert!(matches!(classify(&c, "a/b/prod-x", &tags(&[])), Disposition::Managed { .. }));
+        assert!(matches!(
+            classify(&c, "team/prod-api", &tags(&[])),
+            Disposition::Managed { .. }
+        ));
+        assert!(matches!(
+            classify(&c, "a/b/prod-x", &tags(&[])),
+            Disposition::Managed { .. }
+        ));
         assert_eq!(classify(&c, "Prod-api", &tags(&[])), Disposition::Unmatched);
-        assert_eq!(classify(&c, "xprod-api", &tags(&[])), Disposition::Unmatched);
+        assert_eq!(
+            classify(&c, "xprod-api", &tags(&[])),
+            Disposition::Unmatched
+        );
     }
 
     #[test]
@@ -416,7 +464,10 @@ tags = {{ "lifecycle-class" = ["standard", "default"] }}
             classify(&c, "svc", &tags(&[("lifecycle-class", "default")])),
             Disposition::Managed { .. }
         ));
-        assert_eq!(classify(&c, "svc", &tags(&[("lifecycle-class", "gold")])), Disposition::Unmatched);
+        assert_eq!(
+            classify(&c, "svc", &tags(&[("lifecycle-class", "gold")])),
+            Disposition::Unmatched
+        );
         assert_eq!(classify(&c, "svc", &tags(&[])), Disposition::Unmatched);
     }
 
@@ -433,10 +484,9 @@ tags = { team = ["*"] }
         let m = c.match_repository("svc-a", &tags(&[("team", "x")]));
         assert!(m.is_some_and(|m| m.names.as_ref().is_some_and(|n| n[0].pattern == "svc-*")));
         assert!(c.match_repository("svc-a", &tags(&[])).is_none());
-        assert!(c.match_repository("prod-a", &tags(&[("team", "x")])).is_some_and(|m| m
-            .names
-            .as_ref()
-            .is_some_and(|n| n[0].pattern == "prod-*")));
+        assert!(c
+            .match_repository("prod-a", &tags(&[("team", "x")]))
+            .is_some_and(|m| m.names.as_ref().is_some_and(|n| n[0].pattern == "prod-*")));
     }
 
     #[test]
@@ -496,10 +546,19 @@ tags = { team = ["*"] }
         assert_eq!(r.outcome, Outcome::Update);
         let diff = r.diff.unwrap();
         assert!(diff.starts_with("--- current\n+++ template\n"), "{diff}");
-        assert!(diff.contains("-        \"countType\": \"imageCountMoreThan\",\n"), "{diff}");
-        assert!(diff.contains("+        \"countUnit\": \"days\",\n"), "{diff}");
+        assert!(
+            diff.contains("-        \"countType\": \"imageCountMoreThan\",\n"),
+            "{diff}"
+        );
+        assert!(
+            diff.contains("+        \"countUnit\": \"days\",\n"),
+            "{diff}"
+        );
         // A count cap on `ci-` tags: tagged images capped, untagged never expire.
-        assert_eq!(r.findings, vec![Finding::NoUntaggedExpiry, Finding::DriftFromTemplate]);
+        assert_eq!(
+            r.findings,
+            vec![Finding::NoUntaggedExpiry, Finding::DriftFromTemplate]
+        );
     }
 
     #[test]
@@ -523,7 +582,17 @@ tags = { team = ["*"] }
         let mut d = facts(Some(None));
         d.account_id = "000000000000".into();
         let out = plan(vec![a, b, d], &c, opts());
-        let keys: Vec<_> = out.iter().map(|r| (r.account_id.as_str(), r.repository.as_str())).collect();
-        assert_eq!(keys, vec![("000000000000", "prod-api"), ("111111111111", "a"), ("111111111111", "z")]);
+        let keys: Vec<_> = out
+            .iter()
+            .map(|r| (r.account_id.as_str(), r.repository.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("000000000000", "prod-api"),
+                ("111111111111", "a"),
+                ("111111111111", "z")
+            ]
+        );
     }
 }

@@ -47,9 +47,11 @@ impl Progress {
         let bar = (mode == ProgressMode::Bar).then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
-                    .expect("static template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{prefix:>9} [{bar:30}] {pos}/{len} {msg} ({elapsed})",
+                )
+                .expect("static template")
+                .progress_chars("=> "),
             );
             bar.set_prefix(phase);
             bar.enable_steady_tick(Duration::from_millis(200));

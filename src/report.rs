@@ -121,17 +121,29 @@ impl Report {
         self.summary.skipped = self.skipped.len() as u64;
         self.summary.applied = self.repositories.iter().filter(|r| r.applied).count() as u64;
         if self.command == "audit" {
-            self.summary.repositories_with_findings =
-                Some(self.repositories.iter().filter(|r| !r.findings.is_empty()).count() as u64);
+            self.summary.repositories_with_findings = Some(
+                self.repositories
+                    .iter()
+                    .filter(|r| !r.findings.is_empty())
+                    .count() as u64,
+            );
             let mut by_kind = BTreeMap::new();
             for f in self.repositories.iter().flat_map(|r| &r.findings) {
                 *by_kind.entry(*f).or_default() += 1;
             }
             self.summary.findings = by_kind;
         }
-        let with_impact: Vec<_> = self.repositories.iter().filter_map(|r| r.impact.as_ref()).collect();
+        let with_impact: Vec<_> = self
+            .repositories
+            .iter()
+            .filter_map(|r| r.impact.as_ref())
+            .collect();
         if !with_impact.is_empty() {
-            let price = self.summary.impact.as_ref().map_or(0.0, |i| i.price_per_gb_month);
+            let price = self
+                .summary
+                .impact
+                .as_ref()
+                .map_or(0.0, |i| i.price_per_gb_month);
             let mut s = ImpactSummary {
                 price_per_gb_month: price,
                 ..ImpactSummary::default()
@@ -159,7 +171,11 @@ impl Report {
     }
 
     pub fn has_failures(&self) -> bool {
-        !self.skipped.is_empty() || self.repositories.iter().any(|r| r.outcome == Outcome::Error)
+        !self.skipped.is_empty()
+            || self
+                .repositories
+                .iter()
+                .any(|r| r.outcome == Outcome::Error)
     }
 
     pub fn has_findings(&self) -> bool {
@@ -177,14 +193,20 @@ impl Report {
 fn diff_groups(report: &Report) -> Vec<(Outcome, Option<&str>, &str, Vec<&RepoResult>)> {
     let mut groups: BTreeMap<(Outcome, Option<&str>, &str), Vec<&RepoResult>> = BTreeMap::new();
     for r in &report.repositories {
-        if let (true, Some(diff)) = (r.outcome.is_write() || r.outcome == Outcome::Blocked, r.diff.as_deref()) {
+        if let (true, Some(diff)) = (
+            r.outcome.is_write() || r.outcome == Outcome::Blocked,
+            r.diff.as_deref(),
+        ) {
             groups
                 .entry((r.outcome, r.template.as_deref(), diff))
                 .or_default()
                 .push(r);
         }
     }
-    groups.into_iter().map(|((o, t, d), rs)| (o, t, d, rs)).collect()
+    groups
+        .into_iter()
+        .map(|((o, t, d), rs)| (o, t, d, rs))
+        .collect()
 }
 
 fn note(r: &RepoResult) -> String {
@@ -196,10 +218,19 @@ fn note(r: &RepoResult) -> String {
         parts.push("applied".to_string());
     }
     if !r.protected_images.is_empty() {
-        parts.push(format!("{} protected image(s) would be removed", r.protected_images.len()));
+        parts.push(format!(
+            "{} protected image(s) would be removed",
+            r.protected_images.len()
+        ));
     }
     if !r.findings.is_empty() {
-        parts.push(r.findings.iter().map(|f| finding_name(*f)).collect::<Vec<_>>().join(", "));
+        parts.push(
+            r.findings
+                .iter()
+                .map(|f| finding_name(*f))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
     }
     if let Some(i) = &r.impact {
         if i.expiring_images + i.transitioning_images > 0 {
@@ -259,7 +290,11 @@ fn summary_line(report: &Report) -> String {
         let _ = write!(s, "; {} skipped target(s)", report.summary.skipped);
     }
     if report.summary.inactive_accounts > 0 {
-        let _ = write!(s, "; {} inactive account(s) left out", report.summary.inactive_accounts);
+        let _ = write!(
+            s,
+            "; {} inactive account(s) left out",
+            report.summary.inactive_accounts
+        );
     }
     s
 }
@@ -305,7 +340,14 @@ pub fn render_table(report: &Report, show_all: bool) -> String {
         table
             .load_style(UTF8_BORDERS_ONLY)
             .set_content_arrangement(ContentArrangement::Disabled)
-            .set_header(vec!["ACCOUNT", "REGION", "REPOSITORY", "TEMPLATE", "OUTCOME", "NOTE"]);
+            .set_header(vec![
+                "ACCOUNT",
+                "REGION",
+                "REPOSITORY",
+                "TEMPLATE",
+                "OUTCOME",
+                "NOTE",
+            ]);
         for r in &rows {
             table.add_row(vec![
                 r.account_id.clone(),
@@ -337,8 +379,16 @@ pub fn render_table(report: &Report, show_all: bool) -> String {
             let _ = writeln!(out, "    {line}");
         }
     }
-    for r in report.repositories.iter().filter(|r| !r.protected_images.is_empty()) {
-        let _ = writeln!(out, "\nblocked {}/{}/{}:", r.account_id, r.region, r.repository);
+    for r in report
+        .repositories
+        .iter()
+        .filter(|r| !r.protected_images.is_empty())
+    {
+        let _ = writeln!(
+            out,
+            "\nblocked {}/{}/{}:",
+            r.account_id, r.region, r.repository
+        );
         for p in &r.protected_images {
             let _ = writeln!(
                 out,
@@ -403,7 +453,12 @@ pub fn render_markdown(report: &Report) -> String {
     let _ = writeln!(out, "{} to {}\n", report.started_at, report.finished_at);
     let _ = writeln!(out, "| outcome | repositories |\n|---|---:|");
     for o in Outcome::ALL {
-        let _ = writeln!(out, "| {} | {} |", o.as_str(), report.summary.outcomes.get(o));
+        let _ = writeln!(
+            out,
+            "| {} | {} |",
+            o.as_str(),
+            report.summary.outcomes.get(o)
+        );
     }
     let _ = writeln!(
         out,
@@ -459,7 +514,10 @@ pub fn render_markdown(report: &Report) -> String {
         );
     }
     if !report.skipped.is_empty() {
-        let _ = writeln!(out, "## Skipped\n\n| account | region | error |\n|---|---|---|");
+        let _ = writeln!(
+            out,
+            "## Skipped\n\n| account | region | error |\n|---|---|---|"
+        );
         for s in &report.skipped {
             let _ = writeln!(
                 out,
@@ -491,7 +549,8 @@ mod tests {
             outcome,
             applied: false,
             diff: diff.map(str::to_string),
-            error: (outcome == Outcome::Error).then(|| "ecr:GetLifecyclePolicy: ServerException".to_string()),
+            error: (outcome == Outcome::Error)
+                .then(|| "ecr:GetLifecyclePolicy: ServerException".to_string()),
             findings: Vec::new(),
             impact: None,
             current_impact: None,
@@ -524,7 +583,9 @@ mod tests {
             }],
             backup_file: None,
         };
-        r.summary.api_calls.insert("ecr:GetLifecyclePolicy".into(), 3);
+        r.summary
+            .api_calls
+            .insert("ecr:GetLifecyclePolicy".into(), 3);
         r.tally();
         r
     }
@@ -553,9 +614,17 @@ mod tests {
     #[test]
     fn table_groups_identical_diffs_and_hides_unchanged() {
         let text = render_table(&report("plan"), false);
-        assert_eq!(text.matches("create with template standard (2 repositories)").count(), 1, "{text}");
+        assert_eq!(
+            text.matches("create with template standard (2 repositories)")
+                .count(),
+            1,
+            "{text}"
+        );
         assert!(!text.contains(" c "), "{text}");
-        assert!(text.contains("1 unchanged repositories not listed"), "{text}");
+        assert!(
+            text.contains("1 unchanged repositories not listed"),
+            "{text}"
+        );
         assert!(text.contains("AccessDenied"), "{text}");
         assert!(text.contains("API calls: 3"), "{text}");
         let all = render_table(&report("plan"), true);
@@ -568,7 +637,12 @@ mod tests {
         assert!(md.starts_with("# ecr-fleet plan\n"), "{md}");
         assert!(md.contains("| create | 2 |"), "{md}");
         assert!(md.contains("`d\\|pipe`"), "{md}");
-        assert!(md.contains("<details><summary>create with <code>standard</code>: 2 repositories</summary>"), "{md}");
+        assert!(
+            md.contains(
+                "<details><summary>create with <code>standard</code>: 2 repositories</summary>"
+            ),
+            "{md}"
+        );
         assert!(md.contains("## Skipped"), "{md}");
     }
 

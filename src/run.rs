@@ -11,8 +11,8 @@ use jiff::{Timestamp, Unit};
 use crate::apply::{self, Backup, Clients, TargetClient, BACKUP_VERSION};
 use crate::aws::Aws;
 use crate::cli::{
-    ApplyArgs, Cli, Command, GlobalArgs, OutputFormat, PreviewArgs, PreviewFormat, RestoreArgs, RunArgs,
-    ValidateArgs,
+    ApplyArgs, Cli, Command, GlobalArgs, OutputFormat, PreviewArgs, PreviewFormat, RestoreArgs,
+    RunArgs, ValidateArgs,
 };
 use crate::config::{check_account_id, check_region, Config, NameGlob, DEFAULT_CONFIG_FILE};
 use crate::discovery::{self, AccountAccess};
@@ -93,7 +93,9 @@ impl FleetCommand {
 }
 
 fn now() -> Timestamp {
-    Timestamp::now().round(Unit::Second).unwrap_or_else(|_| Timestamp::now())
+    Timestamp::now()
+        .round(Unit::Second)
+        .unwrap_or_else(|_| Timestamp::now())
 }
 
 /// `--config FILE`, else `ecr-fleet.toml` if present, else the built-in default.
@@ -105,7 +107,9 @@ fn load_config(explicit: Option<&Path>) -> Result<Config, Fatal> {
             if default.exists() {
                 Config::load(default).map_err(input)
             } else {
-                tracing::info!("no {DEFAULT_CONFIG_FILE}: using the built-in default on the current account");
+                tracing::info!(
+                    "no {DEFAULT_CONFIG_FILE}: using the built-in default on the current account"
+                );
                 Ok(Config::builtin(Vec::new()))
             }
         }
@@ -171,7 +175,12 @@ fn render(report: &Report, output: OutputFormat, show_all: bool) -> String {
     }
 }
 
-fn emit(report: &Report, output: OutputFormat, show_all: bool, report_file: Option<&Path>) -> Result<(), Fatal> {
+fn emit(
+    report: &Report,
+    output: OutputFormat,
+    show_all: bool,
+    report_file: Option<&Path>,
+) -> Result<(), Fatal> {
     if let Some(path) = report_file {
         std::fs::write(path, report.to_json())
             .with_context(|| format!("{}: cannot write report", path.display()))
@@ -201,8 +210,10 @@ async fn inventory_fleet(
     mode: ProgressMode,
 ) -> Inventory {
     let global = Limiter::global(config.execution.concurrency);
-    let targets: Vec<(&AccountAccess, &String)> =
-        accounts.iter().flat_map(|a| regions.iter().map(move |r| (a, r))).collect();
+    let targets: Vec<(&AccountAccess, &String)> = accounts
+        .iter()
+        .flat_map(|a| regions.iter().map(move |r| (a, r)))
+        .collect();
     let progress = Progress::new(mode, "inventory", "account-regions", targets.len() as u64);
     let on_repo = || progress.item();
     let results: Vec<_> = futures::stream::iter(targets)
@@ -213,10 +224,24 @@ async fn inventory_fleet(
             async move {
                 let client = aws.ecr(region, account.credentials.as_ref());
                 let limiter = Limiter::for_target(global, config.execution.per_region_concurrency);
-                let result =
-                    inventory_target(&client, &account.account_id, region, config, options, &limiter, on_repo).await;
+                let result = inventory_target(
+                    &client,
+                    &account.account_id,
+                    region,
+                    config,
+                    options,
+                    &limiter,
+                    on_repo,
+                )
+                .await;
                 progress.step();
-                (account.account_id.clone(), region.clone(), client, limiter, result)
+                (
+                    account.account_id.clone(),
+                    region.clone(),
+                    client,
+                    limiter,
+                    result,
+                )
             }
         })
         // Targets run side by side; the limiter caps the calls actually in flight.
@@ -249,7 +274,8 @@ async fn inventory_fleet(
             }),
         }
     }
-    inv.skipped.sort_by(|a, b| (&a.account_id, &a.region).cmp(&(&b.account_id, &b.region)));
+    inv.skipped
+        .sort_by(|a, b| (&a.account_id, &a.region).cmp(&(&b.account_id, &b.region)));
     inv
 }
 
@@ -341,7 +367,17 @@ async fn fleet(
     };
 
     if let Some(a) = apply_args {
-        apply_phase(&mut report, &config, &inv.clients, a, args, interactive, mode, started).await?;
+        apply_phase(
+            &mut report,
+            &config,
+            &inv.clients,
+            a,
+            args,
+            interactive,
+            mode,
+            started,
+        )
+        .await?;
     }
 
     report.finished_at = now().to_string();
@@ -396,11 +432,19 @@ async fn apply_phase(
         created_at: started.to_string(),
         entries,
     };
-    apply::write_backup(&path, &backup).map_err(|e| Fatal::Run(anyhow!("{e}; nothing was written")))?;
+    apply::write_backup(&path, &backup)
+        .map_err(|e| Fatal::Run(anyhow!("{e}; nothing was written")))?;
     tracing::info!(path = %path.display(), entries = backup.entries.len(), "backup written");
     report.backup_file = Some(path.display().to_string());
     let progress = Progress::new(mode, "apply", "writes", 0);
-    apply::apply_rows(&mut report.repositories, config, clients, a.allow_unsafe, &progress).await;
+    apply::apply_rows(
+        &mut report.repositories,
+        config,
+        clients,
+        a.allow_unsafe,
+        &progress,
+    )
+    .await;
     progress.finish();
     Ok(())
 }
@@ -414,7 +458,11 @@ fn validate(args: &ValidateArgs) -> Result<ExitStatus, Fatal> {
             "{}: ok ({} [[match]] entr{}, template(s): {}; regions: {})",
             path.display(),
             config.matches.len(),
-            if config.matches.len() == 1 { "y" } else { "ies" },
+            if config.matches.len() == 1 {
+                "y"
+            } else {
+                "ies"
+            },
             templates.join(", "),
             if config.regions.is_empty() {
                 "from the environment".to_string()
@@ -424,7 +472,10 @@ fn validate(args: &ValidateArgs) -> Result<ExitStatus, Fatal> {
         );
     }
     for path in &args.policy {
-        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("policy");
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("policy");
         match load_template_file(path, name) {
             Ok(t) => println!("{}: ok ({} rule(s))", path.display(), t.policy.rules.len()),
             Err(e) => {
@@ -434,13 +485,20 @@ fn validate(args: &ValidateArgs) -> Result<ExitStatus, Fatal> {
         }
     }
     if failed > 0 {
-        return Err(input(anyhow!("{failed} of {} policy file(s) invalid", args.policy.len())));
+        return Err(input(anyhow!(
+            "{failed} of {} policy file(s) invalid",
+            args.policy.len()
+        )));
     }
     Ok(ExitStatus::Success)
 }
 
 fn preview(args: &PreviewArgs) -> Result<ExitStatus, Fatal> {
-    let name = args.policy.file_stem().and_then(|s| s.to_str()).unwrap_or("policy");
+    let name = args
+        .policy
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("policy");
     let template = load_template_file(&args.policy, name).map_err(input)?;
     let text = std::fs::read_to_string(&args.images)
         .with_context(|| format!("{}: cannot read images", args.images.display()))
@@ -457,7 +515,10 @@ fn preview(args: &PreviewArgs) -> Result<ExitStatus, Fatal> {
     match args.output {
         PreviewFormat::Json => {
             let value = ecr_lifecycle::preview_json(&images, &actions);
-            println!("{}", serde_json::to_string_pretty(&value).expect("preview serializes"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).expect("preview serializes")
+            );
         }
         PreviewFormat::Table => {
             let mut table = comfy_table::Table::new();
@@ -543,7 +604,11 @@ async fn restore(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
         if clients.contains_key(&key) {
             continue;
         }
-        if let Some(account) = discovered.accounts.iter().find(|a| a.account_id == e.account_id) {
+        if let Some(account) = discovered
+            .accounts
+            .iter()
+            .find(|a| a.account_id == e.account_id)
+        {
             clients.insert(
                 key,
                 TargetClient {
@@ -558,7 +623,9 @@ async fn restore(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
     let progress = Progress::new(mode, "restore", "repositories", backup.entries.len() as u64);
     let rows: Vec<plan::RepoResult> = futures::stream::iter(&backup.entries)
         .filter_map(|e| {
-            let target = clients.get(&(e.account_id.clone(), e.region.clone())).cloned();
+            let target = clients
+                .get(&(e.account_id.clone(), e.region.clone()))
+                .cloned();
             let progress = &progress;
             async move {
                 let target = target?;

@@ -30,14 +30,21 @@ pub enum TemplateError {
 }
 
 fn indent(text: &str) -> String {
-    text.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl TemplateError {
     pub fn from_policy_error(path: &Path, err: PolicyError) -> Self {
         let path = path.display().to_string();
         match err {
-            PolicyError::Json { line, column, message } => TemplateError::Json {
+            PolicyError::Json {
+                line,
+                column,
+                message,
+            } => TemplateError::Json {
                 path,
                 line,
                 column,
@@ -69,7 +76,8 @@ pub struct TemplateSet {
 impl TemplateSet {
     /// Only the built-in default.
     pub fn builtin() -> Self {
-        let policy = parse_policy(BUILTIN_DEFAULT_TEXT).expect("the built-in default template is valid");
+        let policy =
+            parse_policy(BUILTIN_DEFAULT_TEXT).expect("the built-in default template is valid");
         let mut templates = BTreeMap::new();
         templates.insert(
             BUILTIN_DEFAULT.to_string(),
@@ -105,7 +113,8 @@ impl TemplateSet {
 
     pub fn retain_used<'a>(&mut self, used: impl Iterator<Item = &'a str>) {
         let used: Vec<&str> = used.collect();
-        self.templates.retain(|name, _| used.contains(&name.as_str()));
+        self.templates
+            .retain(|name, _| used.contains(&name.as_str()));
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Template> {
