@@ -746,14 +746,16 @@ fn resolve_accounts(raw: Option<RawAccounts>, src: &Source) -> Result<AccountsCo
                 AccountSource::List(list)
             }
             "current" => AccountSource::Current,
-            other => return Err(ConfigError::at(
-                src,
-                s.span(),
-                "accounts.source",
-                format!(
+            other => {
+                return Err(ConfigError::at(
+                    src,
+                    s.span(),
+                    "accounts.source",
+                    format!(
                     "unknown source {other:?}: expected \"organization\", \"list\" or \"current\""
                 ),
-            )),
+                ))
+            }
         },
     };
     if ous.is_some() && !matches!(source, AccountSource::Organization { .. }) {

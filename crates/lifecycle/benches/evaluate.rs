@@ -66,7 +66,10 @@ fn repository(now: Timestamp) -> Vec<Image> {
     for i in 0..IMAGES {
         let tags: Vec<String> = match random.below(10) {
             0..=2 => Vec::new(),
-            3 => vec![format!("v1.{}.{}", i / 100, i % 100), format!("sha-{i:07x}")],
+            3 => vec![
+                format!("v1.{}.{}", i / 100, i % 100),
+                format!("sha-{i:07x}"),
+            ],
             4 => vec![format!("dev-{i}")],
             5 => vec![format!("feature-{}-{i}", random.below(40))],
             6 => vec![format!("sha-{i:07x}")],
@@ -82,7 +85,11 @@ fn repository(now: Timestamp) -> Vec<Image> {
             pushed_at: ago(pushed),
             size_bytes: 10_000_000 + random.below(500_000_000),
             last_pulled_at: (random.below(3) == 0).then(|| ago(random.below(pushed + 1))),
-            status: if archived { ImageStatus::Archived } else { ImageStatus::Active },
+            status: if archived {
+                ImageStatus::Archived
+            } else {
+                ImageStatus::Active
+            },
             last_archived_at: archived.then(|| ago(random.below(365 * 86_400))),
             last_activated_at: None,
             manifest_media_type: None,
@@ -92,7 +99,9 @@ fn repository(now: Timestamp) -> Vec<Image> {
     // Every 50th image is a multi-arch index over the two images after it.
     for i in (0..IMAGES - 2).step_by(50) {
         let index = images[i].digest.clone();
-        images[i + 1].referenced_by_manifest_lists.push(index.clone());
+        images[i + 1]
+            .referenced_by_manifest_lists
+            .push(index.clone());
         images[i + 2].referenced_by_manifest_lists.push(index);
     }
     images

@@ -152,7 +152,10 @@ mod tests {
         let other = r#"{ "rules" : [ { "selection" : { "countNumber" : 10, "countType" : "imageCountMoreThan", "tagPrefixList" : [ "prod", "release" ], "tagStatus" : "tagged" }, "action" : { "type" : "expire" }, "description" : "keep prod", "rulePriority" : 1 },
             {"action":{"type":"expire"},"rulePriority":2,"selection":{"countNumber":7,"countUnit":"days","countType":"sinceImagePushed","tagStatus":"untagged"}} ] }"#;
         assert!(semantically_equal(BASE, other));
-        assert_eq!(canonical_pretty(BASE).unwrap(), canonical_pretty(other).unwrap());
+        assert_eq!(
+            canonical_pretty(BASE).unwrap(),
+            canonical_pretty(other).unwrap()
+        );
     }
 
     #[test]
@@ -189,8 +192,14 @@ mod tests {
 
     #[test]
     fn other_differences_are_significant() {
-        assert!(!semantically_equal(BASE, &BASE.replace("\"countNumber\":7", "\"countNumber\":8")));
-        assert!(!semantically_equal(BASE, &BASE.replace("\"rulePriority\":2", "\"rulePriority\":3")));
+        assert!(!semantically_equal(
+            BASE,
+            &BASE.replace("\"countNumber\":7", "\"countNumber\":8")
+        ));
+        assert!(!semantically_equal(
+            BASE,
+            &BASE.replace("\"rulePriority\":2", "\"rulePriority\":3")
+        ));
     }
 
     #[test]
@@ -220,5 +229,14 @@ mod tests {
         let pretty = canonical_pretty(r#"{"rules":[{"selection":{"tagStatus":"any"},"action":{"type":"expire"},"rulePriority":1}]}"#).unwrap();
         let expected = "{\n  \"rules\": [\n    {\n      \"action\": {\n        \"type\": \"expire\"\n      },\n      \"rulePriority\": 1,\n      \"selection\": {\n        \"tagStatus\": \"any\"\n      }\n    }\n  ]\n}\n";
         assert_eq!(pretty, expected);
+    }
+
+    #[test]
+    fn canonical_form_is_a_fixed_point_even_for_long_numbers() {
+        // Found by the fuzzer: without correctly rounded float parsing, printing and parsing
+        // again changed the last digit.
+        let text = "7".repeat(53);
+        let pretty = canonical_pretty(&text).unwrap();
+        assert_eq!(canonicalize(&pretty).unwrap(), canonicalize(&text).unwrap());
     }
 }

@@ -98,7 +98,11 @@ pub fn evaluate(policy: &Policy, images: &[Image], now: Timestamp) -> Vec<ImageA
                 let cutoff = AgeCutoff::new(now, selection.count_number);
                 for (index, flags) in state.iter_mut().enumerate() {
                     if columns.class[index] == Some(class) && tags.matches(columns.tags[index]) {
-                        act(flags, index, reference[index].is_some_and(|t| cutoff.is_older(t)));
+                        act(
+                            flags,
+                            index,
+                            reference[index].is_some_and(|t| cutoff.is_older(t)),
+                        );
                     }
                 }
             }
@@ -106,8 +110,13 @@ pub fn evaluate(policy: &Policy, images: &[Image], now: Timestamp) -> Vec<ImageA
             // and everything past the first `countNumber` is a candidate.
             None => {
                 for (index, flags) in state.iter_mut().enumerate() {
-                    let hit = columns.class[index] == Some(class) && tags.matches(columns.tags[index]);
-                    *flags = if hit { *flags | MATCHED } else { *flags & !MATCHED };
+                    let hit =
+                        columns.class[index] == Some(class) && tags.matches(columns.tags[index]);
+                    *flags = if hit {
+                        *flags | MATCHED
+                    } else {
+                        *flags & !MATCHED
+                    };
                 }
                 let slot = usize::from(class == StorageClass::Archive);
                 let ranking =
@@ -250,7 +259,10 @@ fn tie_break(a: &Image, b: &Image) -> Ordering {
 
 /// For each image, whether a manifest list present in the snapshot still protects it (5.7).
 fn protected_children(images: &[Image]) -> Vec<bool> {
-    if images.iter().all(|i| i.referenced_by_manifest_lists.is_empty()) {
+    if images
+        .iter()
+        .all(|i| i.referenced_by_manifest_lists.is_empty())
+    {
         return vec![false; images.len()];
     }
     // Only the digests that some image names as its list matter. A digest could in theory
@@ -270,11 +282,15 @@ fn protected_children(images: &[Image]) -> Vec<bool> {
         .map(|child| {
             child.referenced_by_manifest_lists.iter().any(|list| {
                 let seen = lists.get(list.as_str()).copied().unwrap_or(0);
-                [ImageStatus::Active, ImageStatus::Archived, ImageStatus::Activating]
-                    .into_iter()
-                    .any(|status| {
-                        seen & status_bit(status) != 0 && manifest_list_protects(status, child.status)
-                    })
+                [
+                    ImageStatus::Active,
+                    ImageStatus::Archived,
+                    ImageStatus::Activating,
+                ]
+                .into_iter()
+                .any(|status| {
+                    seen & status_bit(status) != 0 && manifest_list_protects(status, child.status)
+                })
             })
         })
         .collect()

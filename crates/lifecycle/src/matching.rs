@@ -42,9 +42,10 @@ impl<'a> TagMatcher<'a> {
             TagStatus::Untagged => tags.is_empty(),
             TagStatus::Tagged => {
                 !tags.is_empty()
-                    && self.entries.iter().all(|entry| {
-                        tags.iter().any(|tag| entry.matches(fold(tag).as_ref()))
-                    })
+                    && self
+                        .entries
+                        .iter()
+                        .all(|entry| tags.iter().any(|tag| entry.matches(fold(tag).as_ref())))
             }
         }
     }
@@ -238,10 +239,16 @@ mod tests {
 
     #[test]
     fn status_selection() {
-        let untagged = Selection { tag_status: TagStatus::Untagged, ..tagged(None, None) };
+        let untagged = Selection {
+            tag_status: TagStatus::Untagged,
+            ..tagged(None, None)
+        };
         assert!(tag_selected(&untagged, &[]));
         assert!(!tag_selected(&untagged, &tags(&["a"])));
-        let any = Selection { tag_status: TagStatus::Any, ..tagged(None, None) };
+        let any = Selection {
+            tag_status: TagStatus::Any,
+            ..tagged(None, None)
+        };
         assert!(tag_selected(&any, &[]));
         assert!(tag_selected(&any, &tags(&["a"])));
         let prefixed = tagged(Some(&["a"]), None);

@@ -59,7 +59,9 @@ pub enum TagStatus {
 }
 
 /// Storage class of a rule's pool or of a transition target.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageClass {
     #[default]

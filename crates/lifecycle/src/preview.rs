@@ -55,7 +55,12 @@ pub fn parse_images(text: &str) -> Result<Vec<Image>, ImagesError> {
     let details = match top.get("imageDetails") {
         Some(Value::Array(details)) => details,
         Some(_) => return Err(field_error("imageDetails", "expected an array")),
-        None => return Err(field_error("imageDetails", "missing (expected the output of aws ecr describe-images)")),
+        None => {
+            return Err(field_error(
+                "imageDetails",
+                "missing (expected the output of aws ecr describe-images)",
+            ))
+        }
     };
     details
         .iter()
@@ -69,7 +74,10 @@ fn image(index: usize, detail: &Value) -> Result<Image, ImagesError> {
     let Value::Object(detail) = detail else {
         return Err(field_error(path, "expected an object"));
     };
-    let reader = Reader { detail, path: &path };
+    let reader = Reader {
+        detail,
+        path: &path,
+    };
     let digest = reader
         .string("imageDigest")?
         .ok_or_else(|| reader.error("imageDigest", "missing"))?;
@@ -85,7 +93,9 @@ fn image(index: usize, detail: &Value) -> Result<Image, ImagesError> {
             _ => {
                 return Err(reader.error(
                     "imageStatus",
-                    format!("unknown status \"{status}\" (expected ACTIVE, ARCHIVED or ACTIVATING)"),
+                    format!(
+                        "unknown status \"{status}\" (expected ACTIVE, ARCHIVED or ACTIVATING)"
+                    ),
                 ))
             }
         },
@@ -146,9 +156,12 @@ impl Reader<'_> {
     fn size(&self, name: &str) -> Result<u64, ImagesError> {
         match self.get(name) {
             None => Ok(0),
-            Some(Value::Number(number)) => number
-                .as_u64()
-                .ok_or_else(|| self.error(name, format!("expected a non-negative integer, found {number}"))),
+            Some(Value::Number(number)) => number.as_u64().ok_or_else(|| {
+                self.error(
+                    name,
+                    format!("expected a non-negative integer, found {number}"),
+                )
+            }),
             Some(_) => Err(self.error(name, "expected a non-negative integer")),
         }
     }
@@ -256,7 +269,10 @@ pub fn impact(images: &[Image], actions: &[ImageAction]) -> ImpactTotals {
         };
         let (count, bytes) = match action.action {
             ActionType::Expire => (&mut totals.expiring_images, &mut totals.expiring_bytes),
-            ActionType::Transition => (&mut totals.transitioning_images, &mut totals.transitioning_bytes),
+            ActionType::Transition => (
+                &mut totals.transitioning_images,
+                &mut totals.transitioning_bytes,
+            ),
         };
         *count += 1;
         *bytes = bytes.saturating_add(image.size_bytes);

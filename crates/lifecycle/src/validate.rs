@@ -7,10 +7,10 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use crate::assumptions::{
-    EMPTY_TAG_LIST_IS_ABSENT, MAX_COUNT_NUMBER, MAX_DESCRIPTION_CHARS, MAX_POLICY_CHARS,
-    MAX_RULES, MAX_WILDCARDS_PER_PATTERN, MIN_DAYS_BEFORE_ARCHIVE_EXPIRY, MIN_POLICY_CHARS,
-    MIN_RULE_PRIORITY, MIN_SINCE_IMAGE_PULLED_DAYS, REJECT_UNKNOWN_RULE_MEMBERS,
-    REJECT_UNKNOWN_TOP_LEVEL_MEMBERS, REJECT_UPPERCASE_ENUMS, UNIQUE_PATTERN_SETS_PER_STORAGE_CLASS,
+    EMPTY_TAG_LIST_IS_ABSENT, MAX_COUNT_NUMBER, MAX_DESCRIPTION_CHARS, MAX_POLICY_CHARS, MAX_RULES,
+    MAX_WILDCARDS_PER_PATTERN, MIN_DAYS_BEFORE_ARCHIVE_EXPIRY, MIN_POLICY_CHARS, MIN_RULE_PRIORITY,
+    MIN_SINCE_IMAGE_PULLED_DAYS, REJECT_UNKNOWN_RULE_MEMBERS, REJECT_UNKNOWN_TOP_LEVEL_MEMBERS,
+    REJECT_UPPERCASE_ENUMS, UNIQUE_PATTERN_SETS_PER_STORAGE_CLASS,
     UNIQUE_PREFIX_SETS_PER_STORAGE_CLASS,
 };
 use crate::model::{
@@ -439,13 +439,19 @@ impl Checker {
             target: None,
         };
         if let Some(description) = rule.get("description") {
-            draft.description = self.description(description, format!("{path}.description"), priority);
+            draft.description =
+                self.description(description, format!("{path}.description"), priority);
         }
         let selection_path = format!("{path}.selection");
         let selection = match rule.get("selection") {
             Some(Value::Object(selection)) => Some(selection),
             Some(other) => {
-                self.push("1.2", priority, selection_path.clone(), type_message(other, "object"));
+                self.push(
+                    "1.2",
+                    priority,
+                    selection_path.clone(),
+                    type_message(other, "object"),
+                );
                 None
             }
             None => None,
@@ -457,7 +463,12 @@ impl Checker {
         let action = match rule.get("action") {
             Some(Value::Object(action)) => Some(action),
             Some(other) => {
-                self.push("1.2", priority, action_path.clone(), type_message(other, "object"));
+                self.push(
+                    "1.2",
+                    priority,
+                    action_path.clone(),
+                    type_message(other, "object"),
+                );
                 None
             }
             None => None,
@@ -496,7 +507,12 @@ impl Checker {
         Some(priority)
     }
 
-    fn description(&mut self, value: &Value, field: String, priority: Option<i64>) -> Option<String> {
+    fn description(
+        &mut self,
+        value: &Value,
+        field: String,
+        priority: Option<i64>,
+    ) -> Option<String> {
         let Value::String(text) = value else {
             self.push("1.2", priority, field, type_message(value, "string"));
             return None;
@@ -527,7 +543,13 @@ impl Checker {
             REJECT_UNKNOWN_RULE_MEMBERS,
         );
         draft.tag_status = selection.get("tagStatus").and_then(|value| {
-            self.enumerated(value, join_path(path, "tagStatus"), TAG_STATUSES, "1.3", priority)
+            self.enumerated(
+                value,
+                join_path(path, "tagStatus"),
+                TAG_STATUSES,
+                "1.3",
+                priority,
+            )
         });
         draft.prefixes = self.tag_list(selection, path, "tagPrefixList", priority);
         draft.patterns = self.tag_list(selection, path, "tagPatternList", priority);
@@ -542,7 +564,13 @@ impl Checker {
             ),
         };
         draft.count_type = selection.get("countType").and_then(|value| {
-            self.enumerated(value, join_path(path, "countType"), COUNT_TYPES, "1.3", priority)
+            self.enumerated(
+                value,
+                join_path(path, "countType"),
+                COUNT_TYPES,
+                "1.3",
+                priority,
+            )
         });
         draft.count_number = selection
             .get("countNumber")
@@ -569,7 +597,12 @@ impl Checker {
                     match item {
                         Value::String(entry) => entries.push(entry.clone()),
                         other => {
-                            self.push("1.3", priority, format!("{field}[{k}]"), type_message(other, "string"));
+                            self.push(
+                                "1.3",
+                                priority,
+                                format!("{field}[{k}]"),
+                                type_message(other, "string"),
+                            );
                         }
                     }
                 }
@@ -597,7 +630,8 @@ impl Checker {
                     "2.9",
                     priority,
                     field,
-                    "numeric instance is lower than the required minimum (minimum: 1, found: 0)".into(),
+                    "numeric instance is lower than the required minimum (minimum: 1, found: 0)"
+                        .into(),
                 );
                 return None;
             }
@@ -640,8 +674,15 @@ impl Checker {
                 "Must specify tagPrefixList or tagPatternList when tagStatus=TAGGED.".into(),
             ),
             Some(status @ (TagStatus::Untagged | TagStatus::Any)) => {
-                let status = if status == TagStatus::Any { "any" } else { "untagged" };
-                for (name, carried) in [("tagPrefixList", has_prefixes), ("tagPatternList", has_patterns)] {
+                let status = if status == TagStatus::Any {
+                    "any"
+                } else {
+                    "untagged"
+                };
+                for (name, carried) in [
+                    ("tagPrefixList", has_prefixes),
+                    ("tagPatternList", has_patterns),
+                ] {
                     if carried {
                         self.push(
                             "2.4",
@@ -755,7 +796,9 @@ impl Checker {
                     "2.17",
                     priority,
                     join_path(path, "countNumber"),
-                    format!("countNumber for sinceImagePulled must be at least {min}, found {count}"),
+                    format!(
+                        "countNumber for sinceImagePulled must be at least {min}, found {count}"
+                    ),
                 );
             }
         }
@@ -774,7 +817,13 @@ impl Checker {
             REJECT_UNKNOWN_RULE_MEMBERS,
         );
         draft.action = action.get("type").and_then(|value| {
-            self.enumerated(value, join_path(path, "type"), ACTION_TYPES, "1.4", priority)
+            self.enumerated(
+                value,
+                join_path(path, "type"),
+                ACTION_TYPES,
+                "1.4",
+                priority,
+            )
         });
         let field = join_path(path, "targetStorageClass");
         match (draft.action, action.get("targetStorageClass")) {
@@ -822,7 +871,9 @@ impl Checker {
         // 2.1: report each later holder of an already used priority.
         let mut first_holder: HashMap<i64, usize> = HashMap::new();
         for draft in drafts {
-            let Some(priority) = draft.priority else { continue };
+            let Some(priority) = draft.priority else {
+                continue;
+            };
             if let Some(first) = first_holder.get(&priority) {
                 self.push(
                     "2.1",
@@ -862,7 +913,9 @@ impl Checker {
             return;
         };
         for draft in in_class {
-            let Some(priority) = draft.priority else { continue };
+            let Some(priority) = draft.priority else {
+                continue;
+            };
             if draft.tag_status == Some(TagStatus::Any) && priority < last {
                 self.push(
                     "2.2",
@@ -902,14 +955,19 @@ impl Checker {
     ) {
         let mut seen: HashMap<BTreeSet<&str>, Option<i64>> = HashMap::new();
         for draft in in_class {
-            let TagList::Entries(entries) = list(draft) else { continue };
+            let TagList::Entries(entries) = list(draft) else {
+                continue;
+            };
             if !list(draft).is_carried() {
                 continue;
             }
             let set: BTreeSet<&str> = entries.iter().map(String::as_str).collect();
             match seen.get(&set) {
                 Some(first) => {
-                    let first = first.map_or_else(|| "another rule".to_string(), |p| format!("rulePriority {p}"));
+                    let first = first.map_or_else(
+                        || "another rule".to_string(),
+                        |p| format!("rulePriority {p}"),
+                    );
                     self.push(
                         "2.8",
                         draft.priority,

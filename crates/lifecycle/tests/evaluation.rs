@@ -65,7 +65,10 @@ fn all_images_example_b() {
     ];
     // Rule 3 keeps E (the newest image, although the untagged rule claimed it) and can act
     // only on D. If claimed images were not counted, rule 3 would keep D instead.
-    assert_eq!(run(&policy, &images), expired(&[("A", 1), ("C", 2), ("D", 3)]));
+    assert_eq!(
+        run(&policy, &images),
+        expired(&[("A", 1), ("C", 2), ("D", 3)])
+    );
 }
 
 // ---------------------------------------------------------------- basics of section 5
@@ -98,8 +101,16 @@ fn at_most_one_action_per_image_and_output_sorted_by_index() {
     assert_eq!(
         actions,
         vec![
-            ImageAction { index: 0, action: ActionType::Transition, rule_priority: 2 },
-            ImageAction { index: 1, action: ActionType::Expire, rule_priority: 1 },
+            ImageAction {
+                index: 0,
+                action: ActionType::Transition,
+                rule_priority: 2
+            },
+            ImageAction {
+                index: 1,
+                action: ActionType::Expire,
+                rule_priority: 1
+            },
         ]
     );
 }
@@ -107,7 +118,11 @@ fn at_most_one_action_per_image_and_output_sorted_by_index() {
 #[test]
 fn count_rule_does_nothing_at_or_below_the_limit() {
     let policy = valid(&policy(vec![rule(1, any_count(3), expire())]));
-    let images = vec![image("a", &[], 1.0), image("b", &["x"], 2.0), image("c", &[], 3.0)];
+    let images = vec![
+        image("a", &[], 1.0),
+        image("b", &["x"], 2.0),
+        image("c", &[], 3.0),
+    ];
     assert!(run(&policy, &images).is_empty());
 }
 
@@ -154,8 +169,14 @@ fn since_image_pulled_reference_times_6_7() {
     let never_old = image("never-old", &["a"], 40.0);
     let never_new = image("never-new", &["a"], 20.0);
     // Pulled recently: kept although pushed long ago.
-    let pulled_recently = Image { last_pulled_at: Some(days_ago(5.0)), ..image("pulled-recently", &["a"], 400.0) };
-    let pulled_long_ago = Image { last_pulled_at: Some(days_ago(60.0)), ..image("pulled-long-ago", &["a"], 400.0) };
+    let pulled_recently = Image {
+        last_pulled_at: Some(days_ago(5.0)),
+        ..image("pulled-recently", &["a"], 400.0)
+    };
+    let pulled_long_ago = Image {
+        last_pulled_at: Some(days_ago(60.0)),
+        ..image("pulled-long-ago", &["a"], 400.0)
+    };
     // Restored after the last pull and not pulled since: ages from the restore.
     let restored_recently = Image {
         last_pulled_at: Some(days_ago(200.0)),
@@ -253,7 +274,10 @@ fn s6_1_list_entries_are_anded() {
         image("only-latest", &["latest"], 100.0),
         image("only-main", &["main"], 100.0),
     ];
-    assert_eq!(run(&policy, &images), expired(&[("only-latest", 2), ("only-main", 2)]));
+    assert_eq!(
+        run(&policy, &images),
+        expired(&[("only-latest", 2), ("only-main", 2)])
+    );
 }
 
 #[test]
@@ -290,7 +314,10 @@ fn s6_3_count_rules_count_protected_images() {
         image("dev-b", &["dev-b"], 4.0),
         image("dev-c", &["dev-c"], 5.0),
     ];
-    assert_eq!(run(&policy, &images), expired(&[("dev-b", 2), ("dev-c", 2)]));
+    assert_eq!(
+        run(&policy, &images),
+        expired(&[("dev-b", 2), ("dev-c", 2)])
+    );
 }
 
 #[test]
@@ -300,7 +327,10 @@ fn s6_4_one_matching_tag_pulls_a_promoted_image_into_cleanup() {
         json!({"tagStatus": "tagged", "tagPrefixList": ["sha-"], "countType": "imageCountMoreThan", "countNumber": 1}),
         expire(),
     );
-    let images = vec![image("promoted", &["sha-1", "prod"], 5.0), image("newer", &["sha-2"], 1.0)];
+    let images = vec![
+        image("promoted", &["sha-1", "prod"], 5.0),
+        image("newer", &["sha-2"], 1.0),
+    ];
     let without_guard = valid(&policy(vec![cleanup.clone()]));
     assert_eq!(digests(&without_guard, &images), vec!["promoted"]);
     let guarded = valid(&policy(vec![
@@ -364,14 +394,23 @@ fn s6_6_since_image_pulled_can_only_transition() {
             expire(),
         ),
     ]));
-    let unused = Image { last_pulled_at: Some(days_ago(45.0)), ..image("unused", &["v1"], 100.0) };
-    assert_eq!(run(&policy, &[unused]), vec![("unused".to_string(), ActionType::Transition, 1)]);
+    let unused = Image {
+        last_pulled_at: Some(days_ago(45.0)),
+        ..image("unused", &["v1"], 100.0)
+    };
+    assert_eq!(
+        run(&policy, &[unused]),
+        vec![("unused".to_string(), ActionType::Transition, 1)]
+    );
 }
 
 #[test]
 fn s6_7_never_pulled_ages_from_push_and_restored_from_restore() {
     // Covered in detail by since_image_pulled_reference_times_6_7; here the two headline cases.
-    assert_eq!(ecr_lifecycle::pull_reference(&image("p", &[], 3.0)), days_ago(3.0));
+    assert_eq!(
+        ecr_lifecycle::pull_reference(&image("p", &[], 3.0)),
+        days_ago(3.0)
+    );
     let restored = Image {
         last_pulled_at: Some(days_ago(100.0)),
         last_activated_at: Some(days_ago(2.0)),
@@ -408,9 +447,17 @@ fn s6_8_moving_a_mutable_tag_exposes_the_old_image_to_untagged_rules() {
 fn s6_9_null_is_not_absent() {
     let mut selection = any_count(1);
     selection["countUnit"] = json!(null);
-    assert_violation(&policy(vec![rule(1, selection, expire())]), "2.10", "rules[0].selection.countUnit");
     assert_violation(
-        &policy(vec![rule(1, any_count(1), json!({"type": "expire", "targetStorageClass": null}))]),
+        &policy(vec![rule(1, selection, expire())]),
+        "2.10",
+        "rules[0].selection.countUnit",
+    );
+    assert_violation(
+        &policy(vec![rule(
+            1,
+            any_count(1),
+            json!({"type": "expire", "targetStorageClass": null}),
+        )]),
         "2.14",
         "rules[0].action.targetStorageClass",
     );
@@ -418,7 +465,11 @@ fn s6_9_null_is_not_absent() {
 
 #[test]
 fn s6_10_count_number_zero_is_invalid_use_a_short_age_instead() {
-    assert_violation(&policy(vec![rule(1, any_count(0), transition())]), "2.9", "rules[0].selection.countNumber");
+    assert_violation(
+        &policy(vec![rule(1, any_count(0), transition())]),
+        "2.9",
+        "rules[0].selection.countNumber",
+    );
     let policy = valid(&policy(vec![rule(
         1,
         json!({"tagStatus": "any", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 1}),
@@ -444,13 +495,25 @@ fn s6_11_manifest_list_children_are_protected_while_the_list_exists() {
         child("child-arm64"),
         image("index-new", &["v2"], 1.0),
         // Referenced by a list that is no longer in the repository: an orphan.
-        Image { referenced_by_manifest_lists: vec!["gone".to_string()], ..image("orphan", &[], 30.0) },
+        Image {
+            referenced_by_manifest_lists: vec!["gone".to_string()],
+            ..image("orphan", &[], 30.0)
+        },
     ];
     // The old index expires in this run; its children stay until a later run (no cascade).
-    assert_eq!(run(&policy, &images), expired(&[("index-old", 1), ("orphan", 2)]));
+    assert_eq!(
+        run(&policy, &images),
+        expired(&[("index-old", 1), ("orphan", 2)])
+    );
     // Next run, without the index: the children are ordinary untagged images.
-    let later: Vec<Image> = images.into_iter().filter(|i| i.digest != "index-old" && i.digest != "orphan").collect();
-    assert_eq!(run(&policy, &later), expired(&[("child-amd64", 2), ("child-arm64", 2)]));
+    let later: Vec<Image> = images
+        .into_iter()
+        .filter(|i| i.digest != "index-old" && i.digest != "orphan")
+        .collect();
+    assert_eq!(
+        run(&policy, &later),
+        expired(&[("child-amd64", 2), ("child-arm64", 2)])
+    );
 }
 
 #[test]
@@ -464,7 +527,10 @@ fn s6_11_children_take_no_place_in_a_count_ranking() {
     )]));
     let images = vec![
         image("index", &["v1"], 50.0),
-        Image { referenced_by_manifest_lists: vec!["index".to_string()], ..image("child", &[], 0.5) },
+        Image {
+            referenced_by_manifest_lists: vec!["index".to_string()],
+            ..image("child", &[], 0.5)
+        },
         image("loose-new", &[], 2.0),
         image("loose-old", &[], 3.0),
     ];
@@ -476,7 +542,10 @@ fn s6_11_an_archived_list_no_longer_protects_an_active_child() {
     let policy = valid(&policy(vec![rule(1, untagged_days(1), expire())]));
     let images = vec![
         archived("index", &["v1"], 300.0, 100.0),
-        Image { referenced_by_manifest_lists: vec!["index".to_string()], ..image("child", &[], 300.0) },
+        Image {
+            referenced_by_manifest_lists: vec!["index".to_string()],
+            ..image("child", &[], 300.0)
+        },
     ];
     assert_eq!(digests(&policy, &images), vec!["child"]);
 }

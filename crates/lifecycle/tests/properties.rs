@@ -37,14 +37,16 @@ fn rule_spec() -> impl Strategy<Value = RuleSpec> {
         0..40u64,
         1..4i64,
     )
-        .prop_map(|(count_type, tag_kind, entries, transition, number, gap)| RuleSpec {
-            count_type,
-            tag_kind,
-            entries,
-            transition,
-            number,
-            gap,
-        })
+        .prop_map(
+            |(count_type, tag_kind, entries, transition, number, gap)| RuleSpec {
+                count_type,
+                tag_kind,
+                entries,
+                transition,
+                number,
+                gap,
+            },
+        )
 }
 
 /// Builds a document that respects every rule of section 2: the fix-ups below mirror the
@@ -56,9 +58,17 @@ fn build_policy(specs: &[RuleSpec]) -> Value {
     let mut any_seen = BTreeSet::new();
     let mut prefix_sets: BTreeSet<(String, Vec<String>)> = BTreeSet::new();
     for (i, spec) in specs.iter().enumerate() {
-        let count_type = ["imageCountMoreThan", "sinceImagePushed", "sinceImagePulled", "sinceImageTransitioned"]
-            [spec.count_type];
-        let class = if count_type == "sinceImageTransitioned" { "archive" } else { "standard" };
+        let count_type = [
+            "imageCountMoreThan",
+            "sinceImagePushed",
+            "sinceImagePulled",
+            "sinceImageTransitioned",
+        ][spec.count_type];
+        let class = if count_type == "sinceImageTransitioned" {
+            "archive"
+        } else {
+            "standard"
+        };
         let mut selection = json!({"countType": count_type});
         if class == "archive" {
             selection["storageClass"] = json!("archive");
@@ -81,7 +91,11 @@ fn build_policy(specs: &[RuleSpec]) -> Value {
         if kind == 1 && !any_seen.insert(class) {
             kind = 3;
         }
-        let mut entries: Vec<String> = spec.entries.iter().map(|&e| PREFIXES[e].to_string()).collect();
+        let mut entries: Vec<String> = spec
+            .entries
+            .iter()
+            .map(|&e| PREFIXES[e].to_string())
+            .collect();
         if kind == 2 {
             let mut set = entries.clone();
             set.sort();
@@ -118,7 +132,11 @@ fn build_policy(specs: &[RuleSpec]) -> Value {
         } else {
             json!({"type": "expire"})
         };
-        rules.push((kind == 1, spec.gap, json!({"selection": selection, "action": action})));
+        rules.push((
+            kind == 1,
+            spec.gap,
+            json!({"selection": selection, "action": action}),
+        ));
     }
     // `any` rules last (2.2); priorities strictly increasing with random gaps (2.1).
     rules.sort_by_key(|(is_any, _, _)| *is_any);
@@ -165,7 +183,15 @@ fn image_spec() -> impl Strategy<Value = ImageSpec> {
         prop::option::weighted(0.2, 0..50usize),
     )
         .prop_map(
-            |(tag_mask, status, (pushed_days, jitter), pulled_days, activated_days, archived_days, parent)| ImageSpec {
+            |(
+                tag_mask,
+                status,
+                (pushed_days, jitter),
+                pulled_days,
+                activated_days,
+                archived_days,
+                parent,
+            )| ImageSpec {
                 tag_mask,
                 status,
                 pushed_days,
@@ -221,9 +247,9 @@ fn build_images(specs: &[ImageSpec]) -> Vec<Image> {
 
 fn protected(images: &[Image], child: &Image) -> bool {
     child.referenced_by_manifest_lists.iter().any(|list| {
-        images
-            .iter()
-            .any(|parent| &parent.digest == list && manifest_list_protects(parent.status, child.status))
+        images.iter().any(|parent| {
+            &parent.digest == list && manifest_list_protects(parent.status, child.status)
+        })
     })
 }
 
@@ -257,10 +283,16 @@ fn reference(policy: &Policy, images: &[Image]) -> BTreeMap<usize, (ActionType, 
                 });
                 ranked.into_iter().skip(n as usize).collect()
             }
-            CountType::SinceImagePushed => matched.iter().copied().filter(|&i| older(images[i].pushed_at, n)).collect(),
-            CountType::SinceImagePulled => {
-                matched.iter().copied().filter(|&i| older(pull_reference(&images[i]), n)).collect()
-            }
+            CountType::SinceImagePushed => matched
+                .iter()
+                .copied()
+                .filter(|&i| older(images[i].pushed_at, n))
+                .collect(),
+            CountType::SinceImagePulled => matched
+                .iter()
+                .copied()
+                .filter(|&i| older(pull_reference(&images[i]), n))
+                .collect(),
             CountType::SinceImageTransitioned => matched
                 .iter()
                 .copied()

@@ -21,7 +21,10 @@ fn aws_template_untagged_expiry_is_valid() {
     let parsed = valid(&text);
     let rule = &parsed.rules[0];
     assert_eq!(rule.rule_priority, 1);
-    assert_eq!(rule.description.as_deref(), Some("Expire images older than 14 days"));
+    assert_eq!(
+        rule.description.as_deref(),
+        Some("Expire images older than 14 days")
+    );
     assert_eq!(rule.selection.tag_status, TagStatus::Untagged);
     assert_eq!(rule.selection.count_type, CountType::SinceImagePushed);
     assert_eq!(rule.selection.count_unit, Some(CountUnit::Days));
@@ -49,9 +52,18 @@ fn aws_archive_and_expire_combined_with_two_any_rules_is_valid() {
     ]);
     let parsed = valid(&text);
     assert_eq!(parsed.rules[0].action.kind, ActionType::Transition);
-    assert_eq!(parsed.rules[0].action.target_storage_class, Some(StorageClass::Archive));
-    assert_eq!(parsed.rules[1].selection.storage_class, StorageClass::Archive);
-    assert_eq!(parsed.rules[1].selection.count_type, CountType::SinceImageTransitioned);
+    assert_eq!(
+        parsed.rules[0].action.target_storage_class,
+        Some(StorageClass::Archive)
+    );
+    assert_eq!(
+        parsed.rules[1].selection.storage_class,
+        StorageClass::Archive
+    );
+    assert_eq!(
+        parsed.rules[1].selection.count_type,
+        CountType::SinceImageTransitioned
+    );
 }
 
 #[test]
@@ -72,7 +84,11 @@ fn aws_multiple_rules_and_all_images_examples_are_valid() {
     ]));
     valid(&policy(vec![
         rule(1, prefix_count(&["alpha"], 1), expire()),
-        rule(2, json!({"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1}), expire()),
+        rule(
+            2,
+            json!({"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1}),
+            expire(),
+        ),
         rule(3, any_count(1), expire()),
     ]));
 }
@@ -133,7 +149,10 @@ fn explicit_standard_storage_class_is_valid() {
         json!({"tagStatus": "any", "storageClass": "standard", "countType": "imageCountMoreThan", "countNumber": 3}),
         expire(),
     )]);
-    assert_eq!(valid(&text).rules[0].selection.storage_class, StorageClass::Standard);
+    assert_eq!(
+        valid(&text).rules[0].selection.storage_class,
+        StorageClass::Standard
+    );
 }
 
 #[test]
@@ -142,7 +161,11 @@ fn rules_by_priority_sorts_ascending() {
         rule(5, any_count(1), expire()),
         rule(2, untagged_days(1), expire()),
     ]));
-    let order: Vec<i64> = parsed.rules_by_priority().iter().map(|r| r.rule_priority).collect();
+    let order: Vec<i64> = parsed
+        .rules_by_priority()
+        .iter()
+        .map(|r| r.rule_priority)
+        .collect();
     assert_eq!(order, vec![2, 5]);
 }
 
@@ -163,14 +186,20 @@ fn a_parsed_policy_serialises_back_to_an_equal_document() {
 fn rule_1_1_not_json_names_line_and_column() {
     let error = parse_policy("{\n  \"rules\": [\n    {,\n  ]\n}").unwrap_err();
     match &error {
-        PolicyError::Json { line, column, message } => {
+        PolicyError::Json {
+            line,
+            column,
+            message,
+        } => {
             assert_eq!(*line, 3);
             assert_eq!(*column, 6);
             assert!(!message.contains("at line"), "{message}");
         }
         other => panic!("{other:?}"),
     }
-    assert!(error.to_string().starts_with("Could not map policyString into LifecyclePolicy"));
+    assert!(error
+        .to_string()
+        .starts_with("Could not map policyString into LifecyclePolicy"));
     assert!(error.to_string().contains("line 3, column 6"));
 }
 
@@ -186,7 +215,10 @@ fn rule_1_1_document_must_be_an_object() {
 #[test]
 fn rule_1_1_rules_is_required() {
     let v = assert_violation(&text(&json!({"rule": []})), "1.1", "rules");
-    assert_eq!(v.message, "object has missing required properties ([\"rules\"])");
+    assert_eq!(
+        v.message,
+        "object has missing required properties ([\"rules\"])"
+    );
 }
 
 #[test]
@@ -198,7 +230,11 @@ fn rule_1_1_unknown_top_level_member_is_rejected() {
 
 #[test]
 fn rule_1_1_rules_must_be_an_array() {
-    assert_violation(&text(&json!({"rules": {"rulePriority": 1}})), "1.1", "rules");
+    assert_violation(
+        &text(&json!({"rules": {"rulePriority": 1}})),
+        "1.1",
+        "rules",
+    );
 }
 
 #[test]
@@ -228,7 +264,9 @@ fn rule_1_1_text_length_bounds() {
     let padded = |base: &str, len: usize| format!("{base}{}", " ".repeat(len - base.len()));
     let v = assert_violation(&padded(short, 99), "1.1", "");
     assert!(v.message.contains("100 to 30720"), "{}", v.message);
-    assert!(violations(&padded(short, 100)).iter().all(|v| !v.field.is_empty()));
+    assert!(violations(&padded(short, 100))
+        .iter()
+        .all(|v| !v.field.is_empty()));
 
     let compact = json!({"rules": [rule(1, any_count(1), expire())]}).to_string();
     valid(&padded(&compact, 30_720));
@@ -257,9 +295,15 @@ fn rule_1_2_rule_must_be_an_object() {
 #[test]
 fn rule_1_2_required_members() {
     let text = policy(vec![json!({"description": "nothing else"})]);
-    for field in ["rules[0].rulePriority", "rules[0].selection", "rules[0].action"] {
+    for field in [
+        "rules[0].rulePriority",
+        "rules[0].selection",
+        "rules[0].action",
+    ] {
         let v = assert_violation(&text, "1.2", field);
-        assert!(v.message.starts_with("object has missing required properties"));
+        assert!(v
+            .message
+            .starts_with("object has missing required properties"));
     }
 }
 
@@ -281,7 +325,11 @@ fn rule_1_2_rule_priority_must_be_an_integer() {
         let mut r = rule(1, any_count(1), expire());
         r["rulePriority"] = bad;
         let v = assert_violation(&policy(vec![r]), "1.2", "rules[0].rulePriority");
-        assert!(v.message.contains("allowed: [\"integer\"]"), "{}", v.message);
+        assert!(
+            v.message.contains("allowed: [\"integer\"]"),
+            "{}",
+            v.message
+        );
         assert_eq!(v.priority, None);
     }
     let mut r = rule(1, any_count(1), expire());
@@ -293,7 +341,11 @@ fn rule_1_2_rule_priority_must_be_an_integer() {
 #[test]
 fn rule_1_2_rule_priority_lower_bound() {
     for p in [0, -3] {
-        let v = assert_violation(&policy(vec![rule(p, any_count(1), expire())]), "1.2", "rules[0].rulePriority");
+        let v = assert_violation(
+            &policy(vec![rule(p, any_count(1), expire())]),
+            "1.2",
+            "rules[0].rulePriority",
+        );
         assert!(v.message.contains("minimum: 1"));
     }
 }
@@ -309,8 +361,16 @@ fn rule_1_2_description_must_be_a_string_and_null_is_present() {
 
 #[test]
 fn rule_1_2_selection_and_action_must_be_objects() {
-    assert_violation(&policy(vec![rule(1, json!("any"), expire())]), "1.2", "rules[0].selection");
-    assert_violation(&policy(vec![rule(1, any_count(1), json!("expire"))]), "1.2", "rules[0].action");
+    assert_violation(
+        &policy(vec![rule(1, json!("any"), expire())]),
+        "1.2",
+        "rules[0].selection",
+    );
+    assert_violation(
+        &policy(vec![rule(1, any_count(1), json!("expire"))]),
+        "1.2",
+        "rules[0].action",
+    );
 }
 
 // ---------------------------------------------------------------- 1.3 selection object
@@ -328,14 +388,22 @@ fn rule_1_3_required_members() {
 fn rule_1_3_unknown_member() {
     let mut selection = any_count(1);
     selection["tagList"] = json!(["a"]);
-    assert_violation(&policy(vec![rule(1, selection, expire())]), "1.3", "rules[0].selection.tagList");
+    assert_violation(
+        &policy(vec![rule(1, selection, expire())]),
+        "1.3",
+        "rules[0].selection.tagList",
+    );
 }
 
 #[test]
 fn rule_1_3_enum_values() {
     let mut selection = any_count(1);
     selection["tagStatus"] = json!("all");
-    let v = assert_violation(&policy(vec![rule(1, selection, expire())]), "1.3", "rules[0].selection.tagStatus");
+    let v = assert_violation(
+        &policy(vec![rule(1, selection, expire())]),
+        "1.3",
+        "rules[0].selection.tagStatus",
+    );
     assert_eq!(
         v.message,
         "instance value (\"all\") not found in enum (possible values: [\"tagged\",\"untagged\",\"any\"])"
@@ -343,27 +411,51 @@ fn rule_1_3_enum_values() {
 
     let mut selection = any_count(1);
     selection["countType"] = json!("imageCountLessThan");
-    assert_violation(&policy(vec![rule(1, selection, expire())]), "1.3", "rules[0].selection.countType");
+    assert_violation(
+        &policy(vec![rule(1, selection, expire())]),
+        "1.3",
+        "rules[0].selection.countType",
+    );
 
     let mut selection = any_count(1);
     selection["storageClass"] = json!("glacier");
-    assert_violation(&policy(vec![rule(1, selection, expire())]), "1.3", "rules[0].selection.storageClass");
+    assert_violation(
+        &policy(vec![rule(1, selection, expire())]),
+        "1.3",
+        "rules[0].selection.storageClass",
+    );
 
     let mut selection = any_count(1);
     selection["storageClass"] = json!(null);
-    let v = assert_violation(&policy(vec![rule(1, selection, expire())]), "1.3", "rules[0].selection.storageClass");
+    let v = assert_violation(
+        &policy(vec![rule(1, selection, expire())]),
+        "1.3",
+        "rules[0].selection.storageClass",
+    );
     assert!(v.message.contains("instance type (null)"));
 }
 
 #[test]
 fn rule_1_3_tag_lists_must_be_arrays_of_strings() {
     let selection = json!({"tagStatus": "tagged", "tagPrefixList": "prod", "countType": "imageCountMoreThan", "countNumber": 1});
-    assert_violation(&policy(vec![rule(1, selection, expire())]), "1.3", "rules[0].selection.tagPrefixList");
+    assert_violation(
+        &policy(vec![rule(1, selection, expire())]),
+        "1.3",
+        "rules[0].selection.tagPrefixList",
+    );
     let selection = json!({"tagStatus": "tagged", "tagPatternList": ["ok", 3], "countType": "imageCountMoreThan", "countNumber": 1});
-    assert_violation(&policy(vec![rule(1, selection, expire())]), "1.3", "rules[0].selection.tagPatternList[1]");
+    assert_violation(
+        &policy(vec![rule(1, selection, expire())]),
+        "1.3",
+        "rules[0].selection.tagPatternList[1]",
+    );
     // Null counts as present (6.9) and is not an array.
     let selection = json!({"tagStatus": "tagged", "tagPrefixList": null, "countType": "imageCountMoreThan", "countNumber": 1});
-    assert_violation(&policy(vec![rule(1, selection, expire())]), "1.3", "rules[0].selection.tagPrefixList");
+    assert_violation(
+        &policy(vec![rule(1, selection, expire())]),
+        "1.3",
+        "rules[0].selection.tagPrefixList",
+    );
 }
 
 #[test]
@@ -371,7 +463,11 @@ fn rule_1_3_count_number_type_errors() {
     for bad in [json!("5"), json!(2.5), json!(null), json!([5])] {
         let mut selection = any_count(1);
         selection["countNumber"] = bad;
-        let v = assert_violation(&policy(vec![rule(1, selection, expire())]), "1.3", "rules[0].selection.countNumber");
+        let v = assert_violation(
+            &policy(vec![rule(1, selection, expire())]),
+            "1.3",
+            "rules[0].selection.countNumber",
+        );
         assert!(v.message.contains("allowed: [\"integer\"]"));
     }
 }
@@ -380,15 +476,31 @@ fn rule_1_3_count_number_type_errors() {
 
 #[test]
 fn rule_1_4_action_members() {
-    assert_violation(&policy(vec![rule(1, any_count(1), json!({}))]), "1.4", "rules[0].action.type");
-    assert_violation(&policy(vec![rule(1, any_count(1), json!({"type": "delete"}))]), "1.4", "rules[0].action.type");
     assert_violation(
-        &policy(vec![rule(1, any_count(1), json!({"type": "expire", "when": "now"}))]),
+        &policy(vec![rule(1, any_count(1), json!({}))]),
+        "1.4",
+        "rules[0].action.type",
+    );
+    assert_violation(
+        &policy(vec![rule(1, any_count(1), json!({"type": "delete"}))]),
+        "1.4",
+        "rules[0].action.type",
+    );
+    assert_violation(
+        &policy(vec![rule(
+            1,
+            any_count(1),
+            json!({"type": "expire", "when": "now"}),
+        )]),
         "1.4",
         "rules[0].action.when",
     );
     let v = assert_violation(
-        &policy(vec![rule(1, any_count(1), json!({"type": "transition", "targetStorageClass": "standard"}))]),
+        &policy(vec![rule(
+            1,
+            any_count(1),
+            json!({"type": "transition", "targetStorageClass": "standard"}),
+        )]),
         "1.4",
         "rules[0].action.targetStorageClass",
     );
@@ -440,15 +552,23 @@ fn rule_2_2_any_must_be_last_of_its_storage_class() {
     ]);
     let v = assert_violation(&text, "2.2", "rules[0].selection.tagStatus");
     assert_eq!(v.priority, Some(1));
-    assert!(v.message.starts_with("Rule for tagStatus=ANY must have the lowest priority per storage class"));
+    assert!(v
+        .message
+        .starts_with("Rule for tagStatus=ANY must have the lowest priority per storage class"));
 }
 
 #[test]
 fn rule_2_2_two_any_rules_in_one_storage_class() {
-    let text = policy(vec![rule(1, any_count(5), expire()), rule(2, any_count(3), expire())]);
+    let text = policy(vec![
+        rule(1, any_count(5), expire()),
+        rule(2, any_count(3), expire()),
+    ]);
     let found = violations(&text);
     assert_eq!(found.len(), 1, "{found:#?}");
-    assert_eq!((found[0].rule, found[0].field.as_str()), ("2.2", "rules[0].selection.tagStatus"));
+    assert_eq!(
+        (found[0].rule, found[0].field.as_str()),
+        ("2.2", "rules[0].selection.tagStatus")
+    );
 }
 
 #[test]
@@ -472,7 +592,10 @@ fn rule_2_3_tagged_needs_a_list() {
         expire(),
     )]);
     let v = assert_violation(&text, "2.3", "rules[0].selection");
-    assert_eq!(v.message, "Must specify tagPrefixList or tagPatternList when tagStatus=TAGGED.");
+    assert_eq!(
+        v.message,
+        "Must specify tagPrefixList or tagPatternList when tagStatus=TAGGED."
+    );
 }
 
 #[test]
@@ -519,7 +642,10 @@ fn rule_2_5_not_both_lists_in_one_rule() {
     )]);
     let found = violations(&text);
     assert_eq!(found.len(), 1);
-    assert_eq!((found[0].rule, found[0].field.as_str()), ("2.5", "rules[0].selection.tagPatternList"));
+    assert_eq!(
+        (found[0].rule, found[0].field.as_str()),
+        ("2.5", "rules[0].selection.tagPatternList")
+    );
 }
 
 #[test]
@@ -551,7 +677,10 @@ fn rule_2_7_one_untagged_rule_per_storage_class() {
 
 #[test]
 fn rule_2_7_any_rules_do_not_count_as_untagged() {
-    valid(&policy(vec![rule(1, untagged_days(1), expire()), rule(2, any_count(3), expire())]));
+    valid(&policy(vec![
+        rule(1, untagged_days(1), expire()),
+        rule(2, any_count(3), expire()),
+    ]));
 }
 
 #[test]
@@ -578,8 +707,14 @@ fn rule_2_9_count_number_is_at_least_one() {
     for (bad, found) in [(0, "found: 0"), (-1, "found: -1")] {
         let mut selection = any_count(1);
         selection["countNumber"] = json!(bad);
-        let v = assert_violation(&policy(vec![rule(1, selection, expire())]), "2.9", "rules[0].selection.countNumber");
-        assert!(v.message.contains("lower than the required minimum (minimum: 1"));
+        let v = assert_violation(
+            &policy(vec![rule(1, selection, expire())]),
+            "2.9",
+            "rules[0].selection.countNumber",
+        );
+        assert!(v
+            .message
+            .contains("lower than the required minimum (minimum: 1"));
         assert!(v.message.contains(found));
     }
 }
@@ -587,15 +722,28 @@ fn rule_2_9_count_number_is_at_least_one() {
 #[test]
 fn rule_2_10_count_unit() {
     // Required for age types.
-    let selection = json!({"tagStatus": "untagged", "countType": "sinceImagePushed", "countNumber": 1});
-    assert_violation(&policy(vec![rule(1, selection, expire())]), "2.10", "rules[0].selection.countUnit");
+    let selection =
+        json!({"tagStatus": "untagged", "countType": "sinceImagePushed", "countNumber": 1});
+    assert_violation(
+        &policy(vec![rule(1, selection, expire())]),
+        "2.10",
+        "rules[0].selection.countUnit",
+    );
     // Forbidden with imageCountMoreThan.
     let mut selection = any_count(1);
     selection["countUnit"] = json!("days");
-    assert_violation(&policy(vec![rule(1, selection, expire())]), "2.10", "rules[0].selection.countUnit");
+    assert_violation(
+        &policy(vec![rule(1, selection, expire())]),
+        "2.10",
+        "rules[0].selection.countUnit",
+    );
     // Only `days`.
     let selection = json!({"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "hours", "countNumber": 1});
-    let v = assert_violation(&policy(vec![rule(1, selection, expire())]), "2.10", "rules[0].selection.countUnit");
+    let v = assert_violation(
+        &policy(vec![rule(1, selection, expire())]),
+        "2.10",
+        "rules[0].selection.countUnit",
+    );
     assert!(v.message.contains("possible values: [\"days\"]"));
 }
 
@@ -603,30 +751,54 @@ fn rule_2_10_count_unit() {
 fn rule_2_10_null_count_unit_is_present() {
     let mut selection = any_count(1);
     selection["countUnit"] = json!(null);
-    assert_violation(&policy(vec![rule(1, selection, expire())]), "2.10", "rules[0].selection.countUnit");
+    assert_violation(
+        &policy(vec![rule(1, selection, expire())]),
+        "2.10",
+        "rules[0].selection.countUnit",
+    );
     let selection = json!({"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": null, "countNumber": 1});
-    assert_violation(&policy(vec![rule(1, selection, expire())]), "2.10", "rules[0].selection.countUnit");
+    assert_violation(
+        &policy(vec![rule(1, selection, expire())]),
+        "2.10",
+        "rules[0].selection.countUnit",
+    );
 }
 
 #[test]
 fn rule_2_11_storage_class_versus_count_type() {
     let selection = json!({"tagStatus": "any", "countType": "sinceImageTransitioned", "countUnit": "days", "countNumber": 90});
-    assert_violation(&policy(vec![rule(1, selection, expire())]), "2.11", "rules[0].selection.storageClass");
+    assert_violation(
+        &policy(vec![rule(1, selection, expire())]),
+        "2.11",
+        "rules[0].selection.storageClass",
+    );
     let selection = json!({"tagStatus": "any", "storageClass": "standard", "countType": "sinceImageTransitioned", "countUnit": "days", "countNumber": 90});
-    assert_violation(&policy(vec![rule(1, selection, expire())]), "2.11", "rules[0].selection.storageClass");
+    assert_violation(
+        &policy(vec![rule(1, selection, expire())]),
+        "2.11",
+        "rules[0].selection.storageClass",
+    );
     for count_type in ["imageCountMoreThan", "sinceImagePushed", "sinceImagePulled"] {
         let mut selection = json!({"tagStatus": "any", "storageClass": "archive", "countType": count_type, "countNumber": 5});
         if count_type != "imageCountMoreThan" {
             selection["countUnit"] = json!("days");
         }
-        assert_violation(&policy(vec![rule(1, selection, transition())]), "2.11", "rules[0].selection.storageClass");
+        assert_violation(
+            &policy(vec![rule(1, selection, transition())]),
+            "2.11",
+            "rules[0].selection.storageClass",
+        );
     }
 }
 
 #[test]
 fn rule_2_12_since_image_pulled_only_transitions() {
     let selection = json!({"tagStatus": "any", "countType": "sinceImagePulled", "countUnit": "days", "countNumber": 30});
-    let v = assert_violation(&policy(vec![rule(1, selection.clone(), expire())]), "2.12", "rules[0].action.type");
+    let v = assert_violation(
+        &policy(vec![rule(1, selection.clone(), expire())]),
+        "2.12",
+        "rules[0].action.type",
+    );
     assert_eq!(v.priority, Some(1));
     valid(&policy(vec![rule(1, selection, transition())]));
 }
@@ -634,7 +806,11 @@ fn rule_2_12_since_image_pulled_only_transitions() {
 #[test]
 fn rule_2_13_since_image_transitioned_only_expires() {
     let selection = json!({"tagStatus": "any", "storageClass": "archive", "countType": "sinceImageTransitioned", "countUnit": "days", "countNumber": 90});
-    assert_violation(&policy(vec![rule(1, selection, transition())]), "2.13", "rules[0].action.type");
+    assert_violation(
+        &policy(vec![rule(1, selection, transition())]),
+        "2.13",
+        "rules[0].action.type",
+    );
 }
 
 #[test]
@@ -645,7 +821,11 @@ fn rule_2_14_target_storage_class() {
         "rules[0].action.targetStorageClass",
     );
     assert_violation(
-        &policy(vec![rule(1, any_count(3), json!({"type": "expire", "targetStorageClass": "archive"}))]),
+        &policy(vec![rule(
+            1,
+            any_count(3),
+            json!({"type": "expire", "targetStorageClass": "archive"}),
+        )]),
         "2.14",
         "rules[0].action.targetStorageClass",
     );
@@ -654,13 +834,21 @@ fn rule_2_14_target_storage_class() {
 #[test]
 fn rule_2_14_null_target_storage_class_is_present() {
     let v = assert_violation(
-        &policy(vec![rule(1, any_count(3), json!({"type": "expire", "targetStorageClass": null}))]),
+        &policy(vec![rule(
+            1,
+            any_count(3),
+            json!({"type": "expire", "targetStorageClass": null}),
+        )]),
         "2.14",
         "rules[0].action.targetStorageClass",
     );
     assert!(v.message.contains("null"));
     assert_violation(
-        &policy(vec![rule(1, any_count(3), json!({"type": "transition", "targetStorageClass": null}))]),
+        &policy(vec![rule(
+            1,
+            any_count(3),
+            json!({"type": "transition", "targetStorageClass": null}),
+        )]),
         "1.4",
         "rules[0].action.targetStorageClass",
     );
@@ -669,7 +857,11 @@ fn rule_2_14_null_target_storage_class_is_present() {
 #[test]
 fn rule_2_15_archive_expiry_needs_90_days() {
     let selection = |days: u64| json!({"tagStatus": "any", "storageClass": "archive", "countType": "sinceImageTransitioned", "countUnit": "days", "countNumber": days});
-    let v = assert_violation(&policy(vec![rule(1, selection(89), expire())]), "2.15", "rules[0].selection.countNumber");
+    let v = assert_violation(
+        &policy(vec![rule(1, selection(89), expire())]),
+        "2.15",
+        "rules[0].selection.countNumber",
+    );
     assert!(v.message.contains("at least 90"));
     valid(&policy(vec![rule(1, selection(90), expire())]));
 }
@@ -679,15 +871,27 @@ fn rule_2_15_archive_expiry_needs_90_days() {
 #[test]
 fn every_violation_is_reported_not_just_the_first() {
     let text = policy(vec![
-        rule(1, any_count(0), json!({"type": "expire", "targetStorageClass": null})),
-        rule(1, json!({"tagStatus": "tagged", "countType": "sinceImagePushed", "countNumber": 3}), expire()),
+        rule(
+            1,
+            any_count(0),
+            json!({"type": "expire", "targetStorageClass": null}),
+        ),
+        rule(
+            1,
+            json!({"tagStatus": "tagged", "countType": "sinceImagePushed", "countNumber": 3}),
+            expire(),
+        ),
         rule(3, untagged_days(1), expire()),
         rule(4, untagged_days(2), expire()),
     ]);
     let found = violations(&text);
     let mut rules: Vec<&str> = found.iter().map(|v| v.rule).collect();
     rules.sort();
-    assert_eq!(rules, vec!["2.1", "2.10", "2.14", "2.2", "2.3", "2.7", "2.9"], "{found:#?}");
+    assert_eq!(
+        rules,
+        vec!["2.1", "2.10", "2.14", "2.2", "2.3", "2.7", "2.9"],
+        "{found:#?}"
+    );
     // Display joins them one per line.
     let shown = PolicyError::Invalid(found.clone()).to_string();
     assert_eq!(shown.lines().count(), found.len());
@@ -697,5 +901,10 @@ fn every_violation_is_reported_not_just_the_first() {
 fn violation_display_without_priority_or_field() {
     let found = violations("[]");
     assert_eq!(found.len(), 2);
-    assert!(found.iter().all(|v| v.to_string().starts_with("rule 1.1: ")), "{found:#?}");
+    assert!(
+        found
+            .iter()
+            .all(|v| v.to_string().starts_with("rule 1.1: ")),
+        "{found:#?}"
+    );
 }
