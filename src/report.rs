@@ -167,7 +167,7 @@ impl Report {
     pub fn has_pending(&self) -> bool {
         self.repositories
             .iter()
-            .any(|r| (r.outcome.is_write() && !r.applied) || r.outcome == Outcome::Blocked)
+            .any(|r| (r.outcome.is_write() || r.outcome == Outcome::Blocked) && !r.applied)
     }
 
     pub fn has_failures(&self) -> bool {

@@ -355,7 +355,7 @@ async fn fleet(
             accounts: (discovered.accounts.len() + discovered.skipped.len()) as u64,
             inactive_accounts: discovered.inactive_accounts as u64,
             regions: regions.len() as u64,
-            impact: args.images.then(|| ImpactSummary {
+            impact: (images != ImagesMode::None).then(|| ImpactSummary {
                 price_per_gb_month: config.price_per_gb_month,
                 ..ImpactSummary::default()
             }),

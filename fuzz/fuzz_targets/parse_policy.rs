@@ -58,7 +58,10 @@ fuzz_target!(|data: &[u8]| {
     // The canonical form is a fixed point and equal to itself.
     if let Ok(canonical) = canonicalize(text) {
         let pretty = canonical_pretty(text).expect("canonical JSON prints");
-        assert_eq!(canonicalize(&pretty).expect("pretty output parses"), canonical);
+        assert_eq!(
+            canonicalize(&pretty).expect("pretty output parses"),
+            canonical
+        );
     }
     assert!(semantically_equal(text, text));
 
@@ -79,6 +82,9 @@ fuzz_target!(|data: &[u8]| {
     }
     for action in &actions {
         assert!(action.index < images.len());
-        assert!(policy.rules.iter().any(|r| r.rule_priority == action.rule_priority));
+        assert!(policy
+            .rules
+            .iter()
+            .any(|r| r.rule_priority == action.rule_priority));
     }
 });

@@ -6,3 +6,5 @@ mod support;
 mod bench;
 mod fleet;
 mod harness;
+mod offline;
+mod safety;

@@ -69,13 +69,12 @@ pub fn evaluate(policy: &Policy, images: &[Image], now: Timestamp) -> Vec<ImageA
         .map(|&p| if p { PROTECTED } else { 0 })
         .collect();
     // Position in `rules` of the rule that acted on each image (valid when DECIDED is set).
-    let mut decided: Vec<u32> = vec![0; images.len()];
+    let mut decided: Vec<usize> = vec![0; images.len()];
 
     for (ordinal, rule) in rules.iter().enumerate() {
         let selection = &rule.selection;
         let class = selection.storage_class;
         let tags = TagMatcher::new(selection);
-        let ordinal = u32::try_from(ordinal).unwrap_or(u32::MAX);
         // Records the decision for one image the rule's tags selected, then claims it. Claiming
         // right away is the same as claiming the whole selection after the rule: each image is
         // visited once per rule.
@@ -145,7 +144,7 @@ pub fn evaluate(policy: &Policy, images: &[Image], now: Timestamp) -> Vec<ImageA
         .enumerate()
         .filter(|(_, (flags, _))| **flags & DECIDED != 0)
         .filter_map(|(index, (_, &ordinal))| {
-            let rule = rules.get(usize::try_from(ordinal).ok()?)?;
+            let rule = rules.get(ordinal)?;
             Some(ImageAction {
                 index,
                 action: rule.action.kind,

@@ -295,6 +295,37 @@ pub async fn get_policy(cfg: &SdkConfig, repo: &str) -> Option<String> {
 }
 
 /// Names of every repository, sorted (DescribeRepositories, all pages).
+/// Push a synthetic single-layer image (unique digests per `seed`) with an optional tag.
+pub async fn push_image(cfg: &SdkConfig, repo: &str, tag: Option<&str>, seed: &str) {
+    let digest = |what: &str| {
+        // Unique, well-formed sha256 digests without a hashing dependency.
+        let mut hex = String::new();
+        for (i, b) in format!("{what}:{seed}")
+            .bytes()
+            .cycle()
+            .take(32)
+            .enumerate()
+        {
+            hex.push_str(&format!("{:02x}", b.wrapping_add(i as u8)));
+        }
+        format!("sha256:{hex}")
+    };
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1024, "digest": digest("config")},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 5_000_000, "digest": digest("layer")}]
+    });
+    aws_sdk_ecr::Client::new(cfg)
+        .put_image()
+        .repository_name(repo)
+        .image_manifest(manifest.to_string())
+        .set_image_tag(tag.map(str::to_string))
+        .send()
+        .await
+        .unwrap_or_else(|e| fail("PutImage", e));
+}
+
 pub async fn list_repo_names(cfg: &SdkConfig) -> Vec<String> {
     let mut pages = aws_sdk_ecr::Client::new(cfg)
         .describe_repositories()

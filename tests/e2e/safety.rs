@@ -1,0 +1,159 @@
+//! `[safety]`, `blocked`, `--allow-unsafe` and `audit --images` against moto's images.
+
+use serde_json::Value;
+
+use crate::support::aws;
+use crate::support::cli::ecr_fleet;
+use crate::support::moto::Moto;
+
+const KEEP_ONE_CI: &str = r#"{"rules":[{"rulePriority":1,"description":"Keep only the newest image tagged ci-*; older CI builds expire","selection":{"tagStatus":"tagged","tagPrefixList":["ci-"],"countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#;
+
+fn workspace(safety: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    std::fs::write(dir.path().join("policies/keep-one-ci.json"), KEEP_ONE_CI).unwrap();
+    std::fs::write(
+        dir.path().join("ecr-fleet.toml"),
+        format!(
+            "regions = [\"us-east-1\"]\n{safety}\n[[match]]\ntemplate = \"keep-one-ci\"\nnames = [\"team-1/*\"]\n"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+fn row<'a>(report: &'a Value, repo: &str) -> &'a Value {
+    report["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["repository"] == repo)
+        .unwrap_or_else(|| panic!("{repo} not in report"))
+}
+
+async fn seed(url: &str) -> aws_config::SdkConfig {
+    let cfg = aws::sdk_config(url, "us-east-1").await;
+    aws::create_repo(&cfg, "team-1/app", &[]).await;
+    for (i, tag) in ["ci-1", "ci-2", "ci-3"].iter().enumerate() {
+        aws::push_image(&cfg, "team-1/app", Some(tag), &format!("app-{i}")).await;
+    }
+    aws::push_image(&cfg, "team-1/app", None, "app-untagged").await;
+    cfg
+}
+
+#[tokio::test]
+async fn protected_images_block_the_write_unless_allowed() {
+    let moto = Moto::start();
+    let cfg = seed(&moto.url()).await;
+    let dir = workspace("[safety]\nprotected_tags = [\"ci-*\"]\n");
+
+    let plan = ecr_fleet(&["plan", "--output", "json"], &moto.url(), dir.path());
+    plan.assert_code(3);
+    let report = plan.json();
+    let app = row(&report, "team-1/app");
+    assert_eq!(app["outcome"], "blocked");
+    let protected = app["protected_images"].as_array().unwrap();
+    // keep-1 of three ci- images: two would expire, both carry a protected tag.
+    assert_eq!(protected.len(), 2, "{app}");
+    for p in protected {
+        assert_eq!(p["action"], "expire");
+        assert_eq!(p["rule_priority"], 1);
+        assert!(p["reason"].as_str().unwrap().contains("ci-*"), "{p}");
+    }
+    assert_eq!(report["summary"]["outcomes"]["blocked"], 1);
+    assert_eq!(report["summary"]["api_calls"]["ecr:DescribeImages"], 1);
+
+    // apply refuses the blocked repository and says so with exit 1.
+    let apply = ecr_fleet(
+        &["apply", "--yes", "--output", "json"],
+        &moto.url(),
+        dir.path(),
+    );
+    apply.assert_code(1);
+    assert_eq!(row(&apply.json(), "team-1/app")["applied"], false);
+    assert_eq!(aws::get_policy(&cfg, "team-1/app").await, None);
+
+    // ...unless explicitly told to.
+    let apply = ecr_fleet(
+        &["apply", "--yes", "--allow-unsafe", "--output", "json"],
+        &moto.url(),
+        dir.path(),
+    );
+    apply.assert_code(0);
+    assert_eq!(row(&apply.json(), "team-1/app")["applied"], true);
+    assert_eq!(
+        aws::get_policy(&cfg, "team-1/app").await.as_deref(),
+        Some(KEEP_ONE_CI)
+    );
+}
+
+#[tokio::test]
+async fn unprotected_images_do_not_block() {
+    let moto = Moto::start();
+    seed(&moto.url()).await;
+    let dir = workspace("[safety]\nprotected_tags = [\"release-*\"]\n");
+    let plan = ecr_fleet(&["plan", "--output", "json"], &moto.url(), dir.path());
+    plan.assert_code(3);
+    assert_eq!(row(&plan.json(), "team-1/app")["outcome"], "create");
+}
+
+#[tokio::test]
+async fn audit_reports_findings_and_image_impact() {
+    let moto = Moto::start();
+    let cfg = seed(&moto.url()).await;
+    aws::create_repo(&cfg, "team-1/empty", &[]).await;
+    aws::put_policy(&cfg, "team-1/empty", KEEP_ONE_CI).await;
+    let dir = workspace("[audit]\nprice_per_gb_month = 0.10\n");
+
+    let audit = ecr_fleet(
+        &["audit", "--images", "--output", "json"],
+        &moto.url(),
+        dir.path(),
+    );
+    audit.assert_code(3);
+    let report = audit.json();
+    assert_eq!(report["command"], "audit");
+    let app = row(&report, "team-1/app");
+    let findings: Vec<&str> = app["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert_eq!(findings, ["no_policy"]);
+    assert_eq!(app["impact"]["images"], 4);
+    assert_eq!(app["impact"]["expiring_images"], 2);
+    assert!(app["impact"]["expiring_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(
+        app["current_impact"]["expiring_images"], 0,
+        "no policy: nothing expires today"
+    );
+    // The repository already on its template: no drift, but its content gaps are findings.
+    let empty = row(&report, "team-1/empty");
+    assert_eq!(empty["outcome"], "unchanged");
+    let findings: Vec<&str> = empty["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert_eq!(findings, ["no_untagged_expiry"]);
+    let totals = &report["summary"]["impact"];
+    assert_eq!(totals["repositories"], 2);
+    assert_eq!(totals["expiring_images"], 2);
+    assert_eq!(totals["price_per_gb_month"], 0.1);
+    assert_eq!(report["summary"]["findings"]["no_policy"], 1);
+    assert_eq!(report["summary"]["repositories_with_findings"], 2);
+    // Markdown carries the totals.
+    let md = ecr_fleet(
+        &["audit", "--images", "--output", "markdown"],
+        &moto.url(),
+        dir.path(),
+    );
+    md.assert_code(3);
+    assert!(
+        md.stdout.contains("would expire **2** images"),
+        "{}",
+        md.stdout
+    );
+}
