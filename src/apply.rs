@@ -232,21 +232,12 @@ async fn write_row(
 
 /// Undo one backup entry if the repository still holds what apply wrote.
 pub async fn restore_entry(entry: &BackupEntry, target: &TargetClient) -> RepoResult {
-    let mut row = RepoResult {
-        account_id: entry.account_id.clone(),
-        region: entry.region.clone(),
-        repository: entry.repository.clone(),
-        template: Some(entry.template.clone()),
-        outcome: Outcome::Error,
-        applied: false,
-        diff: None,
-        error: None,
-        findings: Vec::new(),
-        impact: None,
-        current_impact: None,
-        protected_images: Vec::new(),
-        current_policy: None,
-    };
+    let mut row = RepoResult::new(
+        &entry.account_id,
+        &entry.region,
+        &entry.repository,
+        Some(entry.template.clone()),
+    );
     let current = match read_policy(&target.client, &entry.repository, &target.limiter).await {
         Ok(c) => c,
         Err(e) => {

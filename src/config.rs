@@ -548,13 +548,12 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
                         "must not be empty",
                     ));
                 }
-                let mut out = Vec::new();
-                for g in globs {
-                    out.push(NameGlob::new(g.get_ref()).map_err(|msg| {
-                        ConfigError::at(src, g.span(), format!("{field}.names"), msg)
-                    })?);
-                }
-                Some(out)
+                Some(checked_list(
+                    src,
+                    globs,
+                    &format!("{field}.names"),
+                    NameGlob::new,
+                )?)
             }
         };
         let tags = match m.tags {
@@ -608,38 +607,37 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
         .and_then(|a| a.backup_dir)
         .map_or_else(|| PathBuf::from("."), |d| PathBuf::from(d.into_inner()));
 
-    let safety =
-        match raw.safety {
-            None => SafetyConfig::default(),
-            Some(s) => {
-                let mut protected_tags = Vec::new();
-                for g in s.protected_tags {
-                    protected_tags.push(NameGlob::new(g.get_ref()).map_err(|msg| {
-                        ConfigError::at(src, g.span(), "safety.protected_tags", msg)
-                    })?);
-                }
-                let pulled_within_days = match s.pulled_within_days {
-                    None => None,
-                    Some(d) => Some(
-                        u32::try_from(*d.get_ref())
-                            .ok()
-                            .filter(|v| *v <= 36_500)
-                            .ok_or_else(|| {
-                                ConfigError::at(
-                                    src,
-                                    d.span(),
-                                    "safety.pulled_within_days",
-                                    "must be between 0 and 36500",
-                                )
-                            })?,
-                    ),
-                };
-                SafetyConfig {
-                    protected_tags,
-                    pulled_within_days,
-                }
+    let safety = match raw.safety {
+        None => SafetyConfig::default(),
+        Some(s) => {
+            let protected_tags = checked_list(
+                src,
+                s.protected_tags,
+                "safety.protected_tags",
+                NameGlob::new,
+            )?;
+            let pulled_within_days = match s.pulled_within_days {
+                None => None,
+                Some(d) => Some(
+                    u32::try_from(*d.get_ref())
+                        .ok()
+                        .filter(|v| *v <= 36_500)
+                        .ok_or_else(|| {
+                            ConfigError::at(
+                                src,
+                                d.span(),
+                                "safety.pulled_within_days",
+                                "must be between 0 and 36500",
+                            )
+                        })?,
+                ),
+            };
+            SafetyConfig {
+                protected_tags,
+                pulled_within_days,
             }
-        };
+        }
+    };
 
     let price_per_gb_month = match raw.audit.and_then(|a| a.price_per_gb_month) {
         None => DEFAULT_PRICE_PER_GB_MONTH,
@@ -671,6 +669,22 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
     })
 }
 
+/// Check every string of a list, turning a failure into an error at that string's position.
+fn checked_list<T>(
+    src: &Source,
+    list: Vec<Spanned<String>>,
+    field: &str,
+    check: impl Fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, ConfigError> {
+    list.iter()
+        .map(|item| check(item.get_ref()).map_err(|m| ConfigError::at(src, item.span(), field, m)))
+        .collect()
+}
+
+fn account_id(id: &str) -> Result<String, String> {
+    check_account_id(id).map(|()| id.to_string())
+}
+
 fn resolve_accounts(raw: Option<RawAccounts>, src: &Source) -> Result<AccountsConfig, ConfigError> {
     let Some(a) = raw else {
         return Ok(AccountsConfig {
@@ -684,28 +698,16 @@ fn resolve_accounts(raw: Option<RawAccounts>, src: &Source) -> Result<AccountsCo
     };
     let ids = match a.ids {
         None => None,
-        Some(ids) => {
-            let mut out = Vec::new();
-            for id in ids {
-                check_account_id(id.get_ref())
-                    .map_err(|m| ConfigError::at(src, id.span(), "accounts.ids", m))?;
-                out.push(id.into_inner());
-            }
-            Some(out)
-        }
+        Some(ids) => Some(checked_list(src, ids, "accounts.ids", account_id)?),
     };
     let ous = match a.organizational_units {
         None => None,
-        Some(ous) => {
-            let mut out = Vec::new();
-            for ou in ous {
-                check_ou_id(ou.get_ref()).map_err(|m| {
-                    ConfigError::at(src, ou.span(), "accounts.organizational_units", m)
-                })?;
-                out.push(ou.into_inner());
-            }
-            Some(out)
-        }
+        Some(ous) => Some(checked_list(
+            src,
+            ous,
+            "accounts.organizational_units",
+            |id| check_ou_id(id).map(|()| id.to_string()),
+        )?),
     };
     let source = match a.source {
         None => {
@@ -764,12 +766,7 @@ fn resolve_accounts(raw: Option<RawAccounts>, src: &Source) -> Result<AccountsCo
             src.path
         )));
     }
-    let mut exclude = Vec::new();
-    for id in a.exclude {
-        check_account_id(id.get_ref())
-            .map_err(|m| ConfigError::at(src, id.span(), "accounts.exclude", m))?;
-        exclude.push(id.into_inner());
-    }
+    let exclude = checked_list(src, a.exclude, "accounts.exclude", account_id)?;
     let role_name = match a.role_name {
         None => DEFAULT_ROLE_NAME.to_string(),
         Some(r) => {

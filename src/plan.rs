@@ -166,6 +166,25 @@ pub struct RepoResult {
 }
 
 impl RepoResult {
+    /// A row with no outcome decided yet (`error` until something better is known).
+    pub fn new(account_id: &str, region: &str, repository: &str, template: Option<String>) -> Self {
+        RepoResult {
+            account_id: account_id.to_string(),
+            region: region.to_string(),
+            repository: repository.to_string(),
+            template,
+            outcome: Outcome::Error,
+            applied: false,
+            diff: None,
+            error: None,
+            findings: Vec::new(),
+            impact: None,
+            current_impact: None,
+            protected_images: Vec::new(),
+            current_policy: None,
+        }
+    }
+
     pub fn key(&self) -> (&str, &str, &str) {
         (&self.account_id, &self.region, &self.repository)
     }
@@ -189,24 +208,12 @@ pub fn plan(facts: Vec<RepoFacts>, config: &Config, options: PlanOptions) -> Vec
 }
 
 fn plan_one(facts: RepoFacts, config: &Config, options: PlanOptions) -> RepoResult {
-    let mut result = RepoResult {
-        account_id: facts.account_id,
-        region: facts.region,
-        repository: facts.name,
-        template: facts
-            .disposition
-            .as_ref()
-            .and_then(|d| d.template().map(str::to_string)),
-        outcome: Outcome::Error,
-        applied: false,
-        diff: None,
-        error: None,
-        findings: Vec::new(),
-        impact: None,
-        current_impact: None,
-        protected_images: Vec::new(),
-        current_policy: facts.current_policy.clone().flatten(),
-    };
+    let template = facts
+        .disposition
+        .as_ref()
+        .and_then(|d| d.template().map(str::to_string));
+    let mut result = RepoResult::new(&facts.account_id, &facts.region, &facts.name, template);
+    result.current_policy = facts.current_policy.clone().flatten();
     if let Some(err) = facts.error {
         result.error = Some(err);
         return result;
