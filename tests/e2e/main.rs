@@ -8,3 +8,4 @@ mod fleet;
 mod harness;
 mod offline;
 mod safety;
+mod schema;

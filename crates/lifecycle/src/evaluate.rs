@@ -15,7 +15,8 @@ use crate::matching::TagMatcher;
 use crate::model::{ActionType, CountType, Policy, StorageClass};
 
 /// `imageStatus` as DescribeImages reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ImageStatus {
     Active,
     Archived,
@@ -40,7 +41,7 @@ pub struct Image {
 }
 
 /// The one action a run takes on an image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct ImageAction {
     /// Index into the `images` slice given to [`evaluate`].
     pub index: usize,
@@ -55,26 +56,27 @@ pub struct ImageAction {
 /// claimed images but never act on them (5.6, 6.2, 6.3). Images still referenced by a manifest
 /// list get no action (5.7).
 ///
-/// Cost: at most one sort per pool (only for pools an `imageCountMoreThan` rule ranks), then one
-/// pass per rule over compact per-image columns: O(n log n + rules × n).
+/// Cost: at most one sort per pool (only for pools an `imageCountMoreThan` rule ranks), then per
+/// rule one pass over the images in slice order (which reads memory sequentially), plus for
+/// count rules a walk of the ranking that touches only one state byte per image:
+/// O(n log n + rules × n).
 pub fn evaluate(policy: &Policy, images: &[Image], now: Timestamp) -> Vec<ImageAction> {
-    let columns = Columns::new(images);
-    let mut rankings: [Option<Vec<usize>>; 2] = [None, None];
-
     let rules = policy.rules_by_priority();
-    // Per-image flags in one byte, so the ranked pass makes one random access per image.
-    let mut state: Vec<u8> = columns
-        .protected
-        .iter()
-        .map(|&p| if p { PROTECTED } else { 0 })
+    // Per-image flags in one byte, so the ranked walk makes one small random access per image.
+    let mut state: Vec<u8> = protected_children(images)
+        .into_iter()
+        .map(|protected| if protected { PROTECTED } else { 0 })
         .collect();
-    // Position in `rules` of the rule that acted on each image (valid when DECIDED is set).
+    // Position in `rules` of the rule that acted on each image (valid where DECIDED is set).
     let mut decided: Vec<usize> = vec![0; images.len()];
+    let mut rankings: [Option<Vec<usize>>; 2] = [None, None];
 
     for (ordinal, rule) in rules.iter().enumerate() {
         let selection = &rule.selection;
         let class = selection.storage_class;
         let tags = TagMatcher::new(selection);
+        let selected =
+            |image: &Image| pool_of(image.status) == Some(class) && tags.matches(&image.tags);
         // Records the decision for one image the rule's tags selected, then claims it. Claiming
         // right away is the same as claiming the whole selection after the rule: each image is
         // visited once per rule.
@@ -85,41 +87,22 @@ pub fn evaluate(policy: &Policy, images: &[Image], now: Timestamp) -> Vec<ImageA
             }
             *flags |= CLAIMED;
         };
-        let reference = match selection.count_type {
-            CountType::ImageCountMoreThan => None,
-            CountType::SinceImagePushed => Some(&columns.pushed),
-            CountType::SinceImagePulled => Some(&columns.pulled),
-            CountType::SinceImageTransitioned => Some(&columns.archived),
-        };
-        match reference {
-            // Age rules judge each image on its own, so image order will do.
-            Some(reference) => {
-                let cutoff = AgeCutoff::new(now, selection.count_number);
-                for (index, flags) in state.iter_mut().enumerate() {
-                    if columns.class[index] == Some(class) && tags.matches(columns.tags[index]) {
-                        act(
-                            flags,
-                            index,
-                            reference[index].is_some_and(|t| cutoff.is_older(t)),
-                        );
-                    }
-                }
-            }
-            // Count rules walk the pool newest first; matched images arrive in ranking order
-            // and everything past the first `countNumber` is a candidate.
-            None => {
-                for (index, flags) in state.iter_mut().enumerate() {
-                    let hit =
-                        columns.class[index] == Some(class) && tags.matches(columns.tags[index]);
-                    *flags = if hit {
+        let reference: fn(&Image) -> Option<Timestamp> = match selection.count_type {
+            CountType::SinceImagePushed => |image| Some(push_age_reference(image)),
+            CountType::SinceImagePulled => |image| Some(pull_reference(image)),
+            CountType::SinceImageTransitioned => |image| image.last_archived_at,
+            CountType::ImageCountMoreThan => {
+                // Count rules walk the pool newest first; matched images arrive in ranking
+                // order and everything past the first `countNumber` is a candidate.
+                for (image, flags) in images.iter().zip(state.iter_mut()) {
+                    *flags = if selected(image) {
                         *flags | MATCHED
                     } else {
                         *flags & !MATCHED
                     };
                 }
                 let slot = usize::from(class == StorageClass::Archive);
-                let ranking =
-                    rankings[slot].get_or_insert_with(|| ranked_pool(images, &columns, class));
+                let ranking = rankings[slot].get_or_insert_with(|| ranked_pool(images, class));
                 let mut ranked: u64 = 0;
                 for &index in ranking.iter() {
                     let flags = &mut state[index];
@@ -134,6 +117,18 @@ pub fn evaluate(policy: &Policy, images: &[Image], now: Timestamp) -> Vec<ImageA
                     };
                     act(flags, index, candidate);
                 }
+                continue;
+            }
+        };
+        // Age rules judge each image on its own, so slice order will do.
+        let cutoff = AgeCutoff::new(now, selection.count_number);
+        for (index, (image, flags)) in images.iter().zip(state.iter_mut()).enumerate() {
+            if selected(image) {
+                act(
+                    flags,
+                    index,
+                    reference(image).is_some_and(|t| cutoff.is_older(t)),
+                );
             }
         }
     }
@@ -160,40 +155,15 @@ const CLAIMED: u8 = 2; // selected by an earlier rule's tags (5.6)
 const DECIDED: u8 = 4; // has its one action
 const PROTECTED: u8 = 8; // referenced by a manifest list that is present (5.7)
 
-/// What the rules need of each image, in image order, gathered in one pass so that each rule
-/// reads small arrays instead of the large `Image` values.
-struct Columns<'a> {
-    class: Vec<Option<StorageClass>>,
-    protected: Vec<bool>,
-    tags: Vec<&'a [String]>,
-    /// Reference times of the three age-based count types (`None`: never older).
-    pushed: Vec<Option<Timestamp>>,
-    pulled: Vec<Option<Timestamp>>,
-    archived: Vec<Option<Timestamp>>,
-}
-
-impl<'a> Columns<'a> {
-    fn new(images: &'a [Image]) -> Columns<'a> {
-        Columns {
-            class: images.iter().map(|i| pool_of(i.status)).collect(),
-            protected: protected_children(images),
-            tags: images.iter().map(|i| i.tags.as_slice()).collect(),
-            pushed: images.iter().map(|i| Some(push_age_reference(i))).collect(),
-            pulled: images.iter().map(|i| Some(pull_reference(i))).collect(),
-            archived: images.iter().map(|i| i.last_archived_at).collect(),
-        }
-    }
-}
-
 /// "Older than N days" for one rule, as a single comparison per image.
 struct AgeCutoff {
-    /// Reference times before this instant (at or before, if not strict) are older.
+    /// Reference times (nanoseconds) before this instant, or at it if not strict, are older.
     latest: i128,
 }
 
 impl AgeCutoff {
     fn new(now: Timestamp, days: u64) -> AgeCutoff {
-        // u64 days in nanoseconds fits easily in i128 (< 2^127).
+        // u64 days in nanoseconds fits easily in i128 (< 2^127), and so does the difference.
         let limit = i128::from(days) * SECONDS_PER_DAY * 1_000_000_000;
         AgeCutoff {
             latest: now.as_nanosecond() - limit,
@@ -212,10 +182,12 @@ impl AgeCutoff {
 }
 
 /// Indices of `class`'s pool, newest first: the `imageCountMoreThan` ranking.
-fn ranked_pool(images: &[Image], columns: &Columns<'_>, class: StorageClass) -> Vec<usize> {
-    let mut members: Vec<(i128, usize)> = (0..images.len())
-        .filter(|&i| columns.class[i] == Some(class))
-        .map(|i| (rank_time(&images[i]).as_nanosecond(), i))
+fn ranked_pool(images: &[Image], class: StorageClass) -> Vec<usize> {
+    let mut members: Vec<(i128, usize)> = images
+        .iter()
+        .enumerate()
+        .filter(|(_, image)| pool_of(image.status) == Some(class))
+        .map(|(i, image)| (rank_time(image).as_nanosecond(), i))
         .collect();
     // Keys are unique (the index breaks every tie), so an unstable sort is deterministic.
     members.sort_unstable_by(|&(a_time, a), &(b_time, b)| {

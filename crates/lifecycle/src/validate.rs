@@ -41,7 +41,7 @@ fn join_lines(violations: &[Violation]) -> String {
 }
 
 /// One broken rule of the grammar.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Violation {
     /// Number of the rule in the semantics notes, e.g. `"2.7"`.
     pub rule: &'static str,
@@ -726,17 +726,23 @@ impl Checker {
         let priority = draft.priority;
         let field = join_path(path, "countUnit");
         match (draft.count_type, value) {
-            (Some(CountType::ImageCountMoreThan), Some(_)) => self.push(
+            (Some(CountType::ImageCountMoreThan), Some(value)) => self.push(
                 "2.10",
                 priority,
                 field,
-                "countUnit is not allowed when countType is imageCountMoreThan (even null counts as present)".into(),
+                format!(
+                    "countUnit is not allowed when countType is imageCountMoreThan{}",
+                    null_note(value)
+                ),
             ),
             (Some(count_type), None) if count_type.is_age() => self.push(
                 "2.10",
                 priority,
                 field,
-                format!("countUnit \"days\" is required when countType is {}", count_type.as_policy_str()),
+                format!(
+                    "countUnit \"days\" is required when countType is {}",
+                    count_type.as_policy_str()
+                ),
             ),
             (_, Some(Value::Null)) => self.push(
                 "2.10",
@@ -831,16 +837,21 @@ impl Checker {
                 "2.14",
                 priority,
                 field,
-                "targetStorageClass \"archive\" is required when the action type is transition".into(),
+                "targetStorageClass \"archive\" is required when the action type is transition"
+                    .into(),
             ),
-            (Some(ActionType::Expire), Some(_)) => self.push(
+            (Some(ActionType::Expire), Some(value)) => self.push(
                 "2.14",
                 priority,
                 field,
-                "targetStorageClass is not allowed when the action type is expire (even null counts as present)".into(),
+                format!(
+                    "targetStorageClass is not allowed when the action type is expire{}",
+                    null_note(value)
+                ),
             ),
             (_, Some(value)) => {
-                draft.target = self.enumerated(value, field, TARGET_STORAGE_CLASSES, "1.4", priority);
+                draft.target =
+                    self.enumerated(value, field, TARGET_STORAGE_CLASSES, "1.4", priority);
             }
             (_, None) => {}
         }
@@ -983,6 +994,15 @@ impl Checker {
                 }
             }
         }
+    }
+}
+
+/// 6.9: a member set to null is still present; say so, since users expect otherwise.
+fn null_note(value: &Value) -> &'static str {
+    if value.is_null() {
+        " (a null value counts as present; remove the member)"
+    } else {
+        ""
     }
 }
 

@@ -6,6 +6,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -13,6 +14,36 @@ use serde_json::Value;
 /// Path of the `ecr-fleet` binary that cargo built for these tests.
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ecr-fleet"))
+}
+
+/// The published schema of the JSON report, relative to the package root.
+pub const REPORT_SCHEMA: &str = "docs/report.schema.json";
+
+/// The report schema, compiled on first use. Panics if it is not valid JSON Schema 2020-12.
+pub fn report_validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(REPORT_SCHEMA);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {REPORT_SCHEMA}: {e}"));
+        let schema: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{REPORT_SCHEMA} is not JSON: {e}"));
+        jsonschema::draft202012::new(&schema)
+            .unwrap_or_else(|e| panic!("{REPORT_SCHEMA} does not compile: {e}"))
+    })
+}
+
+/// Every way `report` fails the report schema, one `instance path: message` line each
+/// (`(root)` for the top-level object); empty when it conforms.
+pub fn report_schema_errors(report: &Value) -> Vec<String> {
+    report_validator()
+        .iter_errors(report)
+        .map(|e| {
+            let path = e.instance_path().to_string();
+            let path = if path.is_empty() { "(root)" } else { &path };
+            format!("{path}: {e}")
+        })
+        .collect()
 }
 
 /// What a run printed and how it ended.
@@ -27,13 +58,25 @@ pub struct CliOutput {
 
 impl CliOutput {
     /// Stdout parsed as JSON (the report of `--output json`); panics showing both streams.
+    /// A value with a `schema_version` field is a report and must match
+    /// `docs/report.schema.json`; other JSON (the `preview` output) is returned unchecked.
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+        let value: Value = serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             panic!(
                 "stdout is not JSON ({e}); exit code {}\n--- stdout\n{}\n--- stderr\n{}",
                 self.code, self.stdout, self.stderr
             )
-        })
+        });
+        if value.get("schema_version").is_some() {
+            let problems = report_schema_errors(&value);
+            assert!(
+                problems.is_empty(),
+                "the report does not match docs/report.schema.json:\n{}\n--- stdout\n{}",
+                problems.join("\n"),
+                self.stdout
+            );
+        }
+        value
     }
 
     /// Panics, showing both streams, unless the run exited with `code`.
