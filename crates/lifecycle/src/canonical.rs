@@ -22,11 +22,68 @@ pub fn canonicalize(text: &str) -> Result<Value, serde_json::Error> {
 }
 
 /// [`canonicalize`] printed as stable pretty JSON (two-space indent, trailing newline), suitable
-/// for unified diffs.
+/// for unified diffs. Members of the policy grammar come in the order ECR's documentation
+/// writes them (`rulePriority`, `description`, `selection`, `action`...), so a diff reads like
+/// the policy; any other member follows, alphabetically.
 pub fn canonical_pretty(text: &str) -> Result<String, serde_json::Error> {
-    let mut pretty = serde_json::to_string_pretty(&canonicalize(text)?)?;
+    let mut pretty = String::new();
+    write_pretty(&canonicalize(text)?, 0, &mut pretty);
     pretty.push('\n');
     Ok(pretty)
+}
+
+const MEMBER_ORDER: [&str; 14] = [
+    "rules",
+    "rulePriority",
+    "description",
+    "selection",
+    "action",
+    "tagStatus",
+    "tagPatternList",
+    "tagPrefixList",
+    "storageClass",
+    "countType",
+    "countUnit",
+    "countNumber",
+    "type",
+    "targetStorageClass",
+];
+
+fn member_rank(key: &str) -> (usize, &str) {
+    let known = MEMBER_ORDER.iter().position(|k| *k == key);
+    (known.unwrap_or(MEMBER_ORDER.len()), key)
+}
+
+fn write_pretty(value: &Value, depth: usize, out: &mut String) {
+    let indent = |out: &mut String, depth: usize| out.push_str(&"  ".repeat(depth));
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| member_rank(a.0).cmp(&member_rank(b.0)));
+            out.push_str("{\n");
+            for (i, (key, item)) in entries.iter().enumerate() {
+                indent(out, depth + 1);
+                out.push_str(&Value::String((*key).clone()).to_string());
+                out.push_str(": ");
+                write_pretty(item, depth + 1, out);
+                out.push_str(if i + 1 < entries.len() { ",\n" } else { "\n" });
+            }
+            indent(out, depth);
+            out.push('}');
+        }
+        Value::Array(items) if !items.is_empty() => {
+            out.push_str("[\n");
+            for (i, item) in items.iter().enumerate() {
+                indent(out, depth + 1);
+                write_pretty(item, depth + 1, out);
+                out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
+            }
+            indent(out, depth);
+            out.push(']');
+        }
+        // Scalars and empty containers print as compact JSON.
+        other => out.push_str(&other.to_string()),
+    }
 }
 
 /// Whether two policy texts mean the same thing (see [`canonicalize`]). If either side is not
@@ -131,6 +188,15 @@ mod tests {
     ]}"#;
 
     #[test]
+    fn pretty_form_follows_the_documented_member_order_and_parses_back() {
+        let text = r#"{"rules":[{"action":{"type":"expire"},"selection":{"countNumber":7,"countUnit":"days","countType":"sinceImagePushed","tagStatus":"untagged","zExtra":[]},"rulePriority":1}]}"#;
+        let pretty = canonical_pretty(text).unwrap();
+        let expected = "{\n  \"rules\": [\n    {\n      \"rulePriority\": 1,\n      \"selection\": {\n        \"tagStatus\": \"untagged\",\n        \"countType\": \"sinceImagePushed\",\n        \"countUnit\": \"days\",\n        \"countNumber\": 7,\n        \"zExtra\": []\n      },\n      \"action\": {\n        \"type\": \"expire\"\n      }\n    }\n  ]\n}\n";
+        assert_eq!(pretty, expected);
+        assert!(semantically_equal(&pretty, text));
+    }
+
+    #[test]
     fn reordered_rules_are_equal() {
         let other = r#"{"rules":[
         {"rulePriority":2,"selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":7},"action":{"type":"expire"}},
@@ -222,13 +288,6 @@ mod tests {
         assert!(!semantically_equal("not json", "{}"));
         assert!(canonicalize("not json").is_err());
         assert!(semantically_equal("[1, 2]", "[1,2]"));
-    }
-
-    #[test]
-    fn pretty_form_is_sorted_indented_and_ends_with_newline() {
-        let pretty = canonical_pretty(r#"{"rules":[{"selection":{"tagStatus":"any"},"action":{"type":"expire"},"rulePriority":1}]}"#).unwrap();
-        let expected = "{\n  \"rules\": [\n    {\n      \"action\": {\n        \"type\": \"expire\"\n      },\n      \"rulePriority\": 1,\n      \"selection\": {\n        \"tagStatus\": \"any\"\n      }\n    }\n  ]\n}\n";
-        assert_eq!(pretty, expected);
     }
 
     #[test]
