@@ -367,6 +367,9 @@ async fn fleet(
     };
 
     if let Some(a) = apply_args {
+        // The confirmation shows the plan with what it cost so far.
+        report.summary.api_calls = aws.stats.calls();
+        report.summary.api_retries = aws.stats.retries();
         apply_phase(
             &mut report,
             &config,
