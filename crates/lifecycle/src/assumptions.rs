@@ -1,7 +1,7 @@
-//! Every choice the semantics notes mark UNCONFIRMED (or merely INFERRED where a number is
-//! involved) lives here, so that a single edit changes the behaviour everywhere and a reviewer
-//! can see at a glance what the engine guesses. Section numbers refer to
-//! `ecr-lifecycle-semantics.md`.
+//! Every choice that AWS documentation leaves open (or that we infer rather than read) lives
+//! here, so that a single edit changes the behaviour everywhere and a reviewer can see at a
+//! glance what the engine guesses. Rule and section numbers refer to `RULES.md` in this crate,
+//! which lists each of these assumptions.
 
 use crate::evaluate::{Image, ImageStatus};
 use crate::model::StorageClass;
@@ -50,7 +50,7 @@ pub const UNIQUE_PREFIX_SETS_PER_STORAGE_CLASS: bool = true;
 pub const UNIQUE_PATTERN_SETS_PER_STORAGE_CLASS: bool = false;
 
 /// 2.15: archived images must stay archived at least 90 days, so a `sinceImageTransitioned`
-/// rule needs `countNumber >= 90` (INFERRED; error text UNCONFIRMED).
+/// rule needs `countNumber >= 90` (inferred; the error text is not documented).
 pub const MIN_DAYS_BEFORE_ARCHIVE_EXPIRY: u64 = 90;
 
 /// 2.17 / 7.11: no minimum age for `sinceImagePulled` transitions is documented, so none is

@@ -3,13 +3,14 @@
 //! The crate knows nothing about AWS APIs: it reads policy text and image lists as JSON and
 //! answers four questions:
 //!
-//! * is this policy valid? ([`parse_policy`], sections 1 and 2 of the semantics notes);
+//! * is this policy valid? ([`parse_policy`], rules 1.x and 2.x of `RULES.md`);
 //! * do two policy texts mean the same? ([`semantically_equal`], [`canonical_pretty`]);
 //! * what would a lifecycle run do to these images? ([`evaluate`], [`preview_json`], [`impact`]);
 //! * does the policy bound growth at all? ([`coverage`]).
 //!
-//! Rule numbers in messages and docs ("rule 2.7") refer to `ecr-lifecycle-semantics.md`.
-//! Every guess the notes mark UNCONFIRMED is a named item in [`assumptions`].
+//! Rule numbers in messages and docs ("rule 2.7") refer to `RULES.md` in this crate, which
+//! also summarises evaluation. Every guess made where AWS documentation is silent is a named
+//! item in [`assumptions`].
 
 pub mod assumptions;
 mod canonical;

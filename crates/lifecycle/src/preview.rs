@@ -1,4 +1,4 @@
-//! Preview input and output (DESIGN.md "Preview input and output"): images as
+//! Preview input and output (see the README, "Preview"): images as
 //! `aws ecr describe-images --output json` prints them, results in the shape of ECR's
 //! GetLifecyclePolicyPreview, and the size totals an audit reports.
 

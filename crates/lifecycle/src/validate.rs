@@ -43,7 +43,7 @@ fn join_lines(violations: &[Violation]) -> String {
 /// One broken rule of the grammar.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Violation {
-    /// Number of the rule in the semantics notes, e.g. `"2.7"`.
+    /// Number of the rule in `RULES.md`, e.g. `"2.7"`.
     pub rule: &'static str,
     /// `rulePriority` of the offending rule, when it could be read.
     pub priority: Option<i64>,

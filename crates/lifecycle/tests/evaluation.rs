@@ -1,5 +1,5 @@
 //! Evaluation (section 5) and the surprising behaviours of section 6, each on images built to
-//! match the description in the notes.
+//! match the description in RULES.md.
 
 mod common;
 

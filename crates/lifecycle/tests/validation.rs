@@ -1,4 +1,4 @@
-//! Validation: one test (at least) per rule of sections 1 and 2 of the semantics notes.
+//! Validation: one test (at least) per rule of sections 1 and 2 of RULES.md.
 
 mod common;
 

@@ -383,7 +383,7 @@ impl RepoKind {
         }
     }
 
-    /// The outcome (DESIGN.md) `plan` reports for such a repository.
+    /// The outcome `plan` reports for such a repository.
     pub fn expected_outcome(self) -> &'static str {
         match self {
             RepoKind::Missing => "create",
@@ -395,7 +395,7 @@ impl RepoKind {
     }
 }
 
-/// Every outcome name of DESIGN.md, in report order.
+/// Every outcome name of the report, in report order.
 pub const OUTCOMES: [&str; 7] = [
     "create",
     "update",
