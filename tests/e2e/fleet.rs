@@ -590,3 +590,94 @@ fn exempt_tag_on_a_repository_is_never_written() {
     });
     assert!(Path::new(&dir.path().join("ecr-fleet.toml")).exists());
 }
+
+/// The exception tag is read again just before each write: a tag added between the plan and
+/// the write wins, and the repository is left alone.
+#[tokio::test]
+async fn exception_tag_added_after_the_plan_stops_the_write() {
+    let moto = Moto::start();
+    let mgmt = aws::sdk_config(&moto.url(), "us-east-1").await;
+    aws::create_repo(&mgmt, "team-1/service-1", &[]).await;
+    aws::create_repo(&mgmt, "team-1/service-2", &[]).await;
+    let proxy = FaultProxy::start(
+        &moto.url(),
+        FaultRules {
+            tag_after_first_read: [(
+                "team-1/service-1".to_string(),
+                (EXEMPT_TAG.to_string(), "true".to_string()),
+            )]
+            .into(),
+            ..FaultRules::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_fleet_workspace(dir.path(), &["us-east-1"]);
+    std::fs::write(
+        dir.path().join("ecr-fleet.toml"),
+        "regions = [\"us-east-1\"]\n[[match]]\ntemplate = \"ci-builds\"\nnames = [\"team-1/*\"]\n",
+    )
+    .unwrap();
+    let apply = ecr_fleet(
+        &["apply", "--yes", "--output", "json"],
+        &proxy.url(),
+        dir.path(),
+    );
+    apply.assert_code(0);
+    let got = outcomes(&apply.json());
+    assert_eq!(got["123456789012/us-east-1/team-1/service-1"], "excluded");
+    assert_eq!(got["123456789012/us-east-1/team-1/service-2"], "create");
+    assert_eq!(proxy.count("ecr:PutLifecyclePolicy"), 1);
+    assert_eq!(aws::get_policy(&mgmt, "team-1/service-1").await, None);
+    assert!(aws::get_policy(&mgmt, "team-1/service-2").await.is_some());
+}
+
+/// --accounts, --regions and --repositories narrow a run.
+#[tokio::test]
+async fn narrowing_options_limit_the_run() {
+    let moto = Moto::start();
+    let fleet = aws::seed_fleet(&moto.url(), &FleetSpec::new(2, &FLEET_REGIONS, 10)).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_fleet_workspace(dir.path(), &FLEET_REGIONS);
+    let only = fleet.members[1].as_str();
+    let plan = ecr_fleet(
+        &[
+            "plan",
+            "--output",
+            "json",
+            "--accounts",
+            only,
+            "--regions",
+            "eu-west-1",
+            "--repositories",
+            "team-*/service-[0-4]",
+        ],
+        &moto.url(),
+        dir.path(),
+    );
+    plan.assert_code(3);
+    let report = plan.json();
+    let got = outcomes(&report);
+    let mut want: Vec<String> = fleet
+        .active_repos()
+        .filter(|r| r.account_id == only && r.region == "eu-west-1")
+        .filter(|r| {
+            r.name.starts_with("team-")
+                && [
+                    "service-0",
+                    "service-1",
+                    "service-2",
+                    "service-3",
+                    "service-4",
+                ]
+                .iter()
+                .any(|s| r.name.ends_with(&format!("/{s}")))
+        })
+        .map(|r| format!("{}/{}/{}", r.account_id, r.region, r.name))
+        .collect();
+    want.sort();
+    assert_eq!(got.keys().cloned().collect::<Vec<_>>(), want);
+    assert_eq!(got.len(), 5);
+    assert_eq!(report["summary"]["accounts"], 1);
+    assert_eq!(report["summary"]["regions"], 1);
+    assert_eq!(api_calls(&report, "sts:AssumeRole"), 1);
+}

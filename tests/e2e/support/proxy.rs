@@ -43,6 +43,9 @@ pub struct FaultRules {
     /// `ecr:PutLifecyclePolicy` for these repository names answers HTTP 500
     /// `ServerException`, every time.
     pub fail_put_for_repos: HashSet<String>,
+    /// From the second `ecr:ListTagsForResource` of a repository on, answer as if this tag
+    /// (key, value) had been added to it: a tag set between a plan and its apply.
+    pub tag_after_first_read: HashMap<String, (String, String)>,
 }
 
 /// A running proxy on 127.0.0.1; stops when dropped.
@@ -65,6 +68,8 @@ struct State {
     counts: BTreeMap<String, u64>,
     /// Requests per `service:Operation` answered with HTTP 400 or more (injected or not).
     failures: BTreeMap<String, u64>,
+    /// `ecr:ListTagsForResource` requests per repository name, for `tag_after_first_read`.
+    tag_reads: HashMap<String, u32>,
 }
 
 impl FaultProxy {
@@ -275,6 +280,35 @@ fn decide(request: &Request, op: &Operation, shared: &Shared) -> Decision {
                 }
                 _ => Decision::Forward,
             }
+        }
+        ("ecr", "ListTagsForResource") if !rules.tag_after_first_read.is_empty() => {
+            let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+            let arn = body
+                .get("resourceArn")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let repo = arn.split_once(":repository/").map(|(_, r)| r.to_string());
+            let Some((repo, (key, value))) = repo.and_then(|r| {
+                let tag = rules.tag_after_first_read.get(&r)?.clone();
+                Some((r, tag))
+            }) else {
+                return Decision::Forward;
+            };
+            let reads = state.tag_reads.entry(repo).or_default();
+            *reads += 1;
+            if *reads < 2 {
+                return Decision::Forward;
+            }
+            Decision::Answer(Response {
+                status: 200,
+                reason: reason_phrase(200).into(),
+                headers: vec![
+                    ("content-type".into(), "application/x-amz-json-1.1".into()),
+                    ("x-amzn-requestid".into(), request_id()),
+                ],
+                body: serde_json::to_vec(&json!({"tags": [{"Key": key, "Value": value}]}))
+                    .expect("json"),
+            })
         }
         ("ecr", "DescribeRepositories") => {
             let Some(page_size) = rules.page_size else {
