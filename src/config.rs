@@ -412,14 +412,6 @@ impl Config {
     ) -> Option<&MatchRule> {
         self.matches.iter().find(|m| m.matches(name, tags))
     }
-
-    /// How to name this configuration in messages.
-    pub fn display_path(&self) -> String {
-        self.path.as_ref().map_or_else(
-            || "(built-in default)".to_string(),
-            |p| p.display().to_string(),
-        )
-    }
 }
 
 fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigError> {

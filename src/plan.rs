@@ -8,7 +8,6 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::config::{Config, SafetyConfig};
-use crate::templates::Template;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -396,14 +395,6 @@ pub fn protected_images(
         }
     }
     out
-}
-
-/// The template a managed repository should carry.
-pub fn template_for<'a>(config: &'a Config, result: &RepoResult) -> Option<&'a Template> {
-    result
-        .template
-        .as_deref()
-        .and_then(|t| config.templates.get(t))
 }
 
 #[cfg(test)]

@@ -116,10 +116,6 @@ impl TemplateSet {
         self.templates
             .retain(|name, _| used.contains(&name.as_str()));
     }
-
-    pub fn iter(&self) -> impl Iterator<Item = &Template> {
-        self.templates.values()
-    }
 }
 
 /// Read and validate one template file.
