@@ -593,4 +593,69 @@ tags = { team = ["*"] }
             ]
         );
     }
+
+    fn image(digest: &str, tags: &[&str], pulled: Option<&str>) -> Image {
+        Image {
+            digest: digest.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            pushed_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+            size_bytes: 1 << 30,
+            last_pulled_at: pulled.map(|p| p.parse().unwrap()),
+            status: ecr_lifecycle::ImageStatus::Active,
+            last_archived_at: None,
+            last_activated_at: None,
+            manifest_media_type: None,
+            referenced_by_manifest_lists: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn safety_protects_by_tag_glob_and_by_recent_pull() {
+        let c = config("[safety]\nprotected_tags = [\"release-*\"]\npulled_within_days = 30\n");
+        let images = vec![
+            image("sha256:a", &["release-1", "sha-1"], None),
+            image("sha256:b", &[], Some("2026-11-10T00:00:00Z")),
+            image("sha256:c", &[], Some("2026-09-01T00:00:00Z")),
+            image("sha256:d", &["sha-2"], None),
+        ];
+        let actions: Vec<ImageAction> = (0..4)
+            .map(|index| ImageAction {
+                index,
+                action: ecr_lifecycle::ActionType::Expire,
+                rule_priority: 1,
+            })
+            .collect();
+        let now: Timestamp = "2026-11-22T00:00:00Z".parse().unwrap();
+        let protected = protected_images(&c.safety, &images, &actions, now);
+        let digests: Vec<&str> = protected.iter().map(|p| p.image_digest.as_str()).collect();
+        assert_eq!(digests, ["sha256:a", "sha256:b"]);
+        assert!(
+            protected[0].reason.contains("release-*"),
+            "{}",
+            protected[0].reason
+        );
+        assert!(
+            protected[1].reason.starts_with("pulled within 30 days"),
+            "{}",
+            protected[1].reason
+        );
+        // Without [safety] nothing is protected.
+        assert!(protected_images(&SafetyConfig::default(), &images, &actions, now).is_empty());
+    }
+
+    #[test]
+    fn impact_prices_expiring_bytes_per_gib_month() {
+        let images = vec![image("sha256:a", &[], None), image("sha256:b", &[], None)];
+        let actions = vec![ImageAction {
+            index: 1,
+            action: ecr_lifecycle::ActionType::Expire,
+            rule_priority: 1,
+        }];
+        let i = impact(&images, &actions, 0.10);
+        assert_eq!(
+            (i.images, i.expiring_images, i.expiring_bytes),
+            (2, 1, 1 << 30)
+        );
+        assert!((i.monthly_saving_usd - 0.10).abs() < 1e-9);
+    }
 }
