@@ -170,7 +170,7 @@ pub async fn apply_rows(
                     row.error = Some("no client for this account-region".to_string());
                 }
             }
-            progress.item();
+            progress.step();
         })
         .await;
 }

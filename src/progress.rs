@@ -99,14 +99,18 @@ impl Progress {
     }
 
     fn line(&self) -> String {
-        format!(
-            "ecr-fleet: {}: {}/{} {}, {} repositories",
+        let mut line = format!(
+            "ecr-fleet: {}: {}/{} {}",
             self.phase,
             self.done.load(Ordering::Relaxed),
             self.total,
-            self.unit,
-            self.items.load(Ordering::Relaxed)
-        )
+            self.unit
+        );
+        let items = self.items.load(Ordering::Relaxed);
+        if items > 0 {
+            line.push_str(&format!(", {items} repositories"));
+        }
+        line
     }
 
     pub fn finish(&self) {

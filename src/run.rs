@@ -439,7 +439,7 @@ async fn apply_phase(
         .map_err(|e| Fatal::Run(anyhow!("{e}; nothing was written")))?;
     tracing::info!(path = %path.display(), entries = backup.entries.len(), "backup written");
     report.backup_file = Some(path.display().to_string());
-    let progress = Progress::new(mode, "apply", "writes", 0);
+    let progress = Progress::new(mode, "apply", "writes", backup.entries.len() as u64);
     apply::apply_rows(
         &mut report.repositories,
         config,
