@@ -8,7 +8,7 @@ use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{ContentArrangement, Table};
 use serde::Serialize;
 
-use crate::plan::{Finding, Outcome, RepoResult};
+use crate::plan::{Finding, Impact, Outcome, RepoResult};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -93,6 +93,9 @@ pub struct Summary {
     pub api_retries: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub impact: Option<ImpactSummary>,
+    /// The same totals for the repositories' current policies (`audit --images`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_impact: Option<ImpactSummary>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -133,34 +136,21 @@ impl Report {
             }
             self.summary.findings = by_kind;
         }
-        let with_impact: Vec<_> = self
-            .repositories
-            .iter()
-            .filter_map(|r| r.impact.as_ref())
-            .collect();
-        if !with_impact.is_empty() {
-            let price = self
-                .summary
-                .impact
-                .as_ref()
-                .map_or(0.0, |i| i.price_per_gb_month);
-            let mut s = ImpactSummary {
-                price_per_gb_month: price,
-                ..ImpactSummary::default()
-            };
-            for i in with_impact {
-                s.repositories += 1;
-                s.images += i.images;
-                s.bytes += i.bytes;
-                s.expiring_images += i.expiring_images;
-                s.expiring_bytes += i.expiring_bytes;
-                s.transitioning_images += i.transitioning_images;
-                s.transitioning_bytes += i.transitioning_bytes;
-                s.monthly_saving_usd += i.monthly_saving_usd;
-            }
-            s.monthly_saving_usd = (s.monthly_saving_usd * 100.0).round() / 100.0;
-            self.summary.impact = Some(s);
-        }
+        let price = self
+            .summary
+            .impact
+            .as_ref()
+            .map_or(0.0, |i| i.price_per_gb_month);
+        self.summary.impact = sum_impact(
+            self.repositories.iter().filter_map(|r| r.impact.as_ref()),
+            price,
+        );
+        self.summary.current_impact = sum_impact(
+            self.repositories
+                .iter()
+                .filter_map(|r| r.current_impact.as_ref()),
+            price,
+        );
     }
 
     /// Something `apply` would still write, or a repository it may not write.
@@ -187,6 +177,29 @@ impl Report {
         s.push('\n');
         s
     }
+}
+
+/// Fleet totals of per-repository impacts; `None` when no repository has one.
+fn sum_impact<'a>(
+    impacts: impl Iterator<Item = &'a Impact>,
+    price_per_gb_month: f64,
+) -> Option<ImpactSummary> {
+    let mut s = ImpactSummary {
+        price_per_gb_month,
+        ..ImpactSummary::default()
+    };
+    for i in impacts {
+        s.repositories += 1;
+        s.images += i.images;
+        s.bytes += i.bytes;
+        s.expiring_images += i.expiring_images;
+        s.expiring_bytes += i.expiring_bytes;
+        s.transitioning_images += i.transitioning_images;
+        s.transitioning_bytes += i.transitioning_bytes;
+        s.monthly_saving_usd += i.monthly_saving_usd;
+    }
+    s.monthly_saving_usd = (s.monthly_saving_usd * 100.0).round() / 100.0;
+    (s.repositories > 0).then_some(s)
 }
 
 /// Changed repositories grouped by identical diff, so a fleet-wide change prints its diff once.
@@ -424,6 +437,16 @@ pub fn render_table(report: &Report, show_all: bool) -> String {
             i.price_per_gb_month
         );
     }
+    if let Some(c) = &report.summary.current_impact {
+        let _ = writeln!(
+            out,
+            "current policies would expire {} ({}) and archive {} ({})",
+            c.expiring_images,
+            human_bytes(c.expiring_bytes),
+            c.transitioning_images,
+            human_bytes(c.transitioning_bytes)
+        );
+    }
     let _ = writeln!(out, "\n{}", summary_line(report));
     if !report.summary.findings.is_empty() {
         let _ = writeln!(out, "findings: {}", findings_line(report));
@@ -483,6 +506,16 @@ pub fn render_markdown(report: &Report) -> String {
             human_bytes(i.transitioning_bytes),
             i.images,
             i.monthly_saving_usd
+        );
+    }
+    if let Some(c) = &report.summary.current_impact {
+        let _ = writeln!(
+            out,
+            "Current policies would expire {} images ({}) and archive {} ({}).\n",
+            c.expiring_images,
+            human_bytes(c.expiring_bytes),
+            c.transitioning_images,
+            human_bytes(c.transitioning_bytes)
         );
     }
     let rows: Vec<&RepoResult> = listed_rows(report, false).collect();

@@ -142,6 +142,9 @@ async fn audit_reports_findings_and_image_impact() {
     assert_eq!(totals["repositories"], 2);
     assert_eq!(totals["expiring_images"], 2);
     assert_eq!(totals["price_per_gb_month"], 0.1);
+    // Under the current policies nothing expires: app has none, empty has no images.
+    assert_eq!(report["summary"]["current_impact"]["repositories"], 2);
+    assert_eq!(report["summary"]["current_impact"]["expiring_images"], 0);
     assert_eq!(report["summary"]["findings"]["no_policy"], 1);
     assert_eq!(report["summary"]["repositories_with_findings"], 2);
     // Markdown carries the totals.
