@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aws_sdk_ecr::primitives::DateTime;
-use aws_sdk_ecr::types::{DescribeImagesFilter, ImageDetail, ImageStatusFilter};
+use aws_sdk_ecr::types::{DescribeImagesFilter, ImageDetail, ImageIdentifier, ImageStatusFilter};
 use ecr_lifecycle::{Image, ImageStatus};
 use futures::StreamExt;
 use tokio::sync::Semaphore;
@@ -272,7 +272,94 @@ async fn describe_images(
             break;
         }
     }
+    link_manifest_lists(ecr, repository, &mut out, limiter).await?;
     Ok(out)
+}
+
+/// Media types of multi-architecture indexes, whose children ECR will not expire while the
+/// index is there.
+const MANIFEST_LIST_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+
+/// BatchGetImage takes at most this many image ids.
+const BATCH_GET_IMAGE_MAX: usize = 100;
+
+/// DescribeImages does not say which index references an image: read the indexes (one
+/// BatchGetImage per 100 of them, none in a repository without indexes) and record, on each
+/// child, the indexes that list it, so the evaluator protects children as ECR does.
+async fn link_manifest_lists(
+    ecr: &aws_sdk_ecr::Client,
+    repository: &str,
+    images: &mut [Image],
+    limiter: &Limiter,
+) -> Result<(), String> {
+    let indexes: Vec<String> = images
+        .iter()
+        .filter(|i| {
+            i.manifest_media_type
+                .as_deref()
+                .is_some_and(|t| MANIFEST_LIST_TYPES.contains(&t))
+        })
+        .map(|i| i.digest.clone())
+        .collect();
+    if indexes.is_empty() {
+        return Ok(());
+    }
+    let position: std::collections::HashMap<String, usize> = images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| (image.digest.clone(), i))
+        .collect();
+    for chunk in indexes.chunks(BATCH_GET_IMAGE_MAX) {
+        let ids = chunk
+            .iter()
+            .map(|d| ImageIdentifier::builder().image_digest(d).build())
+            .collect::<Vec<_>>();
+        let out = limiter
+            .run(
+                ecr.batch_get_image()
+                    .repository_name(repository)
+                    .set_image_ids(Some(ids))
+                    .set_accepted_media_types(Some(
+                        MANIFEST_LIST_TYPES.iter().map(|t| t.to_string()).collect(),
+                    ))
+                    .send(),
+            )
+            .await
+            .map_err(|e| format!("ecr:BatchGetImage: {}", describe_error(&e)))?;
+        for image in out.images() {
+            let (Some(index), Some(manifest)) = (
+                image.image_id().and_then(|id| id.image_digest()),
+                image.image_manifest(),
+            ) else {
+                continue;
+            };
+            for child in manifest_children(manifest) {
+                if let Some(&i) = position.get(&child) {
+                    images[i]
+                        .referenced_by_manifest_lists
+                        .push(index.to_string());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Digests listed by an image index or manifest list (`manifests[].digest`).
+fn manifest_children(manifest: &str) -> Vec<String> {
+    serde_json::from_str::<serde_json::Value>(manifest)
+        .ok()
+        .and_then(|v| {
+            v.get("manifests")?.as_array().map(|list| {
+                list.iter()
+                    .filter_map(|m| m.get("digest")?.as_str().map(str::to_string))
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
 }
 
 fn timestamp(t: Option<&DateTime>) -> Option<jiff::Timestamp> {
@@ -299,9 +386,21 @@ fn image_from_detail(d: &ImageDetail) -> Option<Image> {
         last_archived_at: timestamp(d.last_archived_at()),
         last_activated_at: timestamp(d.last_activated_at()),
         manifest_media_type: d.image_manifest_media_type().map(str::to_string),
-        // DescribeImages does not say which manifest lists reference an image; finding out
-        // would take a BatchGetImage per list. Children of multi-arch images are therefore
-        // treated like any other image (the conservative direction for safety checks).
+        // Filled in by `link_manifest_lists`.
         referenced_by_manifest_lists: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_of_an_index_are_read_from_its_manifests() {
+        let index = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",
+            "manifests":[{"digest":"sha256:aa","platform":{"architecture":"amd64"}},{"digest":"sha256:bb"}]}"#;
+        assert_eq!(manifest_children(index), ["sha256:aa", "sha256:bb"]);
+        assert!(manifest_children(r#"{"schemaVersion":2,"layers":[]}"#).is_empty());
+        assert!(manifest_children("not json").is_empty());
+    }
 }

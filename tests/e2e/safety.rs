@@ -160,3 +160,41 @@ async fn audit_reports_findings_and_image_impact() {
         md.stdout
     );
 }
+
+/// Children of a multi-architecture index are not expired while the index is there, and do
+/// not take places in a count rule: ecr-fleet reads the indexes to know them.
+#[tokio::test]
+async fn children_of_a_multi_arch_index_are_protected() {
+    let moto = Moto::start();
+    let cfg = aws::sdk_config(&moto.url(), "us-east-1").await;
+    aws::create_repo(&cfg, "team-1/multi", &[]).await;
+    let amd = aws::push_image(&cfg, "team-1/multi", None, "amd64").await;
+    let arm = aws::push_image(&cfg, "team-1/multi", None, "arm64").await;
+    aws::push_index(&cfg, "team-1/multi", Some("v1"), &[amd, arm]).await;
+    aws::push_image(&cfg, "team-1/multi", None, "orphan-1").await;
+    aws::push_image(&cfg, "team-1/multi", None, "orphan-2").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    std::fs::write(
+        dir.path().join("policies/keep-one-untagged.json"),
+        r#"{"rules":[{"rulePriority":1,"description":"Keep only the newest untagged image (children of indexes are ECR's to keep)","selection":{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("ecr-fleet.toml"),
+        "regions = [\"us-east-1\"]\n[[match]]\ntemplate = \"keep-one-untagged\"\nnames = [\"*\"]\n",
+    )
+    .unwrap();
+    let plan = ecr_fleet(
+        &["plan", "--images", "--output", "json"],
+        &moto.url(),
+        dir.path(),
+    );
+    plan.assert_code(3);
+    let report = plan.json();
+    let multi = row(&report, "team-1/multi");
+    assert_eq!(multi["impact"]["images"], 5);
+    // Four untagged images, two of them children: only the two orphans are ranked, one stays.
+    assert_eq!(multi["impact"]["expiring_images"], 1, "{multi}");
+    assert_eq!(report["summary"]["api_calls"]["ecr:BatchGetImage"], 1);
+}

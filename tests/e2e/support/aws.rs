@@ -296,7 +296,7 @@ pub async fn get_policy(cfg: &SdkConfig, repo: &str) -> Option<String> {
 
 /// Names of every repository, sorted (DescribeRepositories, all pages).
 /// Push a synthetic single-layer image (unique digests per `seed`) with an optional tag.
-pub async fn push_image(cfg: &SdkConfig, repo: &str, tag: Option<&str>, seed: &str) {
+pub async fn push_image(cfg: &SdkConfig, repo: &str, tag: Option<&str>, seed: &str) -> String {
     let digest = |what: &str| {
         // Unique, well-formed sha256 digests without a hashing dependency.
         let mut hex = String::new();
@@ -316,14 +316,50 @@ pub async fn push_image(cfg: &SdkConfig, repo: &str, tag: Option<&str>, seed: &s
         "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1024, "digest": digest("config")},
         "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 5_000_000, "digest": digest("layer")}]
     });
-    aws_sdk_ecr::Client::new(cfg)
+    put_manifest(cfg, repo, tag, &manifest.to_string(), None).await
+}
+
+/// Push a multi-architecture index listing `children` (digests of images already pushed).
+pub async fn push_index(
+    cfg: &SdkConfig,
+    repo: &str,
+    tag: Option<&str>,
+    children: &[String],
+) -> String {
+    let media_type = "application/vnd.oci.image.index.v1+json";
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_type,
+        "manifests": children.iter().map(|d| serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "size": 500, "digest": d,
+            "platform": {"architecture": "amd64", "os": "linux"}
+        })).collect::<Vec<_>>()
+    });
+    put_manifest(cfg, repo, tag, &manifest.to_string(), Some(media_type)).await
+}
+
+/// PutImage; returns the image digest.
+async fn put_manifest(
+    cfg: &SdkConfig,
+    repo: &str,
+    tag: Option<&str>,
+    manifest: &str,
+    media_type: Option<&str>,
+) -> String {
+    let out = aws_sdk_ecr::Client::new(cfg)
         .put_image()
         .repository_name(repo)
-        .image_manifest(manifest.to_string())
+        .image_manifest(manifest)
+        .set_image_manifest_media_type(media_type.map(str::to_string))
         .set_image_tag(tag.map(str::to_string))
         .send()
         .await
         .unwrap_or_else(|e| fail("PutImage", e));
+    out.image()
+        .and_then(|i| i.image_id())
+        .and_then(|id| id.image_digest())
+        .unwrap_or_default()
+        .to_string()
 }
 
 pub async fn list_repo_names(cfg: &SdkConfig) -> Vec<String> {
