@@ -328,6 +328,9 @@ pub struct Config {
     pub backup_dir: PathBuf,
     pub safety: SafetyConfig,
     pub price_per_gb_month: f64,
+    /// Things that are valid but probably not meant, such as a `[[match]]` no repository can
+    /// reach; `validate` prints them and runs log them.
+    pub warnings: Vec<String>,
 }
 
 pub const DEFAULT_PRICE_PER_GB_MONTH: f64 = 0.10;
@@ -361,6 +364,7 @@ impl Config {
             backup_dir: PathBuf::from("."),
             safety: SafetyConfig::default(),
             price_per_gb_month: DEFAULT_PRICE_PER_GB_MONTH,
+            warnings: Vec::new(),
         }
     }
 
@@ -592,6 +596,7 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
     }
     // Only keep templates actually used (the built-in default stays available).
     templates.retain_used(matches.iter().map(|m| m.template.as_str()));
+    let warnings = unreachable_matches(&matches, &src.path);
 
     let execution = resolve_execution(raw.execution, src)?;
     let backup_dir = raw
@@ -658,7 +663,29 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
         backup_dir,
         safety,
         price_per_gb_month,
+        warnings,
     })
+}
+
+/// `[[match]]` entries that come after a catch-all (`names` with a bare `*` and no `tags`):
+/// first match wins, so no repository can ever reach them.
+fn unreachable_matches(matches: &[MatchRule], path: &str) -> Vec<String> {
+    let Some(catch_all) = matches.iter().position(|m| {
+        m.tags.is_none()
+            && m.names
+                .as_ref()
+                .is_some_and(|n| n.iter().any(|g| g.pattern == "*"))
+    }) else {
+        return Vec::new();
+    };
+    (catch_all + 1..matches.len())
+        .map(|i| {
+            format!(
+                "{path}: match[{i}] (template {:?}) can never apply: match[{catch_all}] matches every repository first",
+                matches[i].template
+            )
+        })
+        .collect()
 }
 
 /// Check every string of a list, turning a failure into an error at that string's position.
@@ -1160,6 +1187,27 @@ price_per_gb_month = 0.09
             e.starts_with("does/not/exist.toml: cannot read config"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn entries_after_a_catch_all_are_reported_as_unreachable() {
+        let dir = dir_with("weekly", GOOD_POLICY);
+        let c = parse_in(
+            &dir,
+            "[[match]]\ntemplate = \"weekly\"\nnames = [\"prod-*\"]\n\
+             [[match]]\ntemplate = \"weekly\"\nnames = [\"*\"]\n\
+             [[match]]\ntemplate = \"weekly\"\ntags = { team = [\"*\"] }\n",
+        )
+        .unwrap();
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("match[2]"), "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].contains("match[1] matches every repository"),
+            "{:?}",
+            c.warnings
+        );
+        let c = parse_in(&dir, MATCH).unwrap();
+        assert!(c.warnings.is_empty());
     }
 
     #[test]

@@ -100,6 +100,14 @@ fn now() -> Timestamp {
 
 /// `--config FILE`, else `ecr-fleet.toml` if present, else the built-in default.
 fn load_config(explicit: Option<&Path>) -> Result<Config, Fatal> {
+    let config = load_config_file(explicit)?;
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(config)
+}
+
+fn load_config_file(explicit: Option<&Path>) -> Result<Config, Fatal> {
     match explicit {
         Some(path) => Config::load(path).map_err(input),
         None => {
@@ -456,6 +464,9 @@ fn validate(args: &ValidateArgs) -> Result<ExitStatus, Fatal> {
     let mut failed = 0usize;
     if let Some(path) = &args.config {
         let config = Config::load(path).map_err(input)?;
+        for w in &config.warnings {
+            eprintln!("warning: {w}");
+        }
         let templates: Vec<&str> = config.used_templates();
         println!(
             "{}: ok ({} [[match]] entr{}, template(s): {}; regions: {})",

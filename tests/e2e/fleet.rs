@@ -468,9 +468,11 @@ async fn builtin_default_plans_the_current_account_without_a_config() {
     let dir = tempfile::tempdir().unwrap();
     let plan = Cli::new(&moto.url(), dir.path())
         .env("AWS_REGION", "eu-west-1")
-        .run(&["plan", "--output", "json"]);
+        .run(&["plan", "--output", "json", "-vv"]);
     plan.assert_code(3);
+    // Logs go to stderr; stdout stays pure JSON.
     let report = plan.json();
+    assert!(plan.stderr.contains("caller"), "{}", plan.stderr);
     assert_eq!(report["summary"]["accounts"], 1);
     let row = &report["repositories"][0];
     assert_eq!(row["region"], "eu-west-1");
