@@ -64,6 +64,13 @@ pub enum BackupError {
         "{path}: unsupported backup_version {version} (this ecr-fleet reads {BACKUP_VERSION})"
     )]
     Version { path: String, version: u32 },
+    #[error("{path}: entries[{index}].{field}: {message}")]
+    Entry {
+        path: String,
+        index: usize,
+        field: &'static str,
+        message: String,
+    },
 }
 
 pub fn default_backup_path(dir: &Path, now: jiff::Timestamp) -> PathBuf {
@@ -112,7 +119,33 @@ pub fn read_backup(path: &Path) -> Result<Backup, BackupError> {
             version: backup.backup_version,
         });
     }
+    check_entries(&backup).map_err(|(index, field, message)| BackupError::Entry {
+        path: path.display().to_string(),
+        index,
+        field,
+        message,
+    })?;
     Ok(backup)
+}
+
+/// A backup is input like a config: check it whole before restoring anything from it.
+fn check_entries(backup: &Backup) -> Result<(), (usize, &'static str, String)> {
+    let mut seen = std::collections::HashSet::new();
+    for (i, e) in backup.entries.iter().enumerate() {
+        crate::config::check_account_id(&e.account_id).map_err(|m| (i, "account_id", m))?;
+        crate::config::check_region(&e.region).map_err(|m| (i, "region", m))?;
+        if e.repository.is_empty() || e.repository.len() > 256 {
+            return Err((
+                i,
+                "repository",
+                format!("{:?} is not a repository name", e.repository),
+            ));
+        }
+        if !seen.insert((&e.account_id, &e.region, &e.repository)) {
+            return Err((i, "repository", "appears twice in this backup".to_string()));
+        }
+    }
+    Ok(())
 }
 
 /// The backup entries for the rows apply will write.
@@ -210,6 +243,36 @@ async fn write_row(
             return;
         }
     }
+    // The backup holds what the plan saw; write only if that is still what is there, so the
+    // backup never misses a policy someone changed in the meantime.
+    let now = match read_policy(&target.client, &row.repository, &target.limiter).await {
+        Ok(now) => now,
+        Err(e) => {
+            row.outcome = Outcome::Error;
+            row.error = Some(format!("not written: {e}"));
+            return;
+        }
+    };
+    let same_as_planned = match (&now, &row.current_policy) {
+        (None, None) => true,
+        (Some(a), Some(b)) => semantically_equal(a, b),
+        _ => false,
+    };
+    if !same_as_planned {
+        if now
+            .as_deref()
+            .is_some_and(|n| semantically_equal(n, &template.text))
+        {
+            row.outcome = Outcome::Unchanged;
+            row.diff = None;
+        } else {
+            row.outcome = Outcome::Error;
+            row.error = Some(
+                "conflict: the policy changed since the plan; not written (plan again)".to_string(),
+            );
+        }
+        return;
+    }
     let put = target
         .limiter
         .run(
@@ -222,7 +285,18 @@ async fn write_row(
         )
         .await;
     match put {
-        Ok(_) => row.applied = true,
+        Ok(_) => {
+            row.applied = true;
+            // A blocked repository written with --allow-unsafe is reported as the change it
+            // was; its protected images stay listed.
+            if row.outcome == Outcome::Blocked {
+                row.outcome = if row.current_policy.is_none() {
+                    Outcome::Create
+                } else {
+                    Outcome::Update
+                };
+            }
+        }
         Err(e) => {
             row.outcome = Outcome::Error;
             row.error = Some(format!("ecr:PutLifecyclePolicy: {}", describe_error(&e)));
@@ -265,9 +339,10 @@ pub async fn restore_entry(entry: &BackupEntry, target: &TargetClient) -> RepoRe
     }
     // Both directions are an `update` of the repository's policy; a created policy is deleted.
     row.outcome = Outcome::Update;
-    row.diff = Some(crate::plan::policy_diff(
+    row.diff = Some(crate::plan::labelled_diff(
         current.as_deref(),
         entry.previous_policy.as_deref(),
+        "previous",
     ));
     let result = match &entry.previous_policy {
         Some(previous) => target
@@ -362,5 +437,34 @@ mod tests {
         .unwrap();
         let err = read_backup(&path).unwrap_err().to_string();
         assert!(err.contains("unsupported backup_version 9"), "{err}");
+        let entry = |account: &str, region: &str, repo: &str| {
+            format!(
+                r#"{{"account_id":"{account}","region":"{region}","repository":"{repo}","template":"t","previous_policy":null,"written_policy":"{{}}"}}"#
+            )
+        };
+        let one = entry("111111111111", "us-east-1", "a");
+        for (entries, want) in [
+            (entry("12", "us-east-1", "a"), "entries[0].account_id"),
+            (
+                entry("111111111111", "not a region/x", "a"),
+                "entries[0].region",
+            ),
+            (
+                entry("111111111111", "us-east-1", ""),
+                "entries[0].repository",
+            ),
+            (
+                format!("{one},{one}"),
+                "entries[1].repository: appears twice",
+            ),
+        ] {
+            std::fs::write(
+                &path,
+                format!(r#"{{"backup_version": 1, "created_at": "x", "entries": [{entries}]}}"#),
+            )
+            .unwrap();
+            let err = read_backup(&path).unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_ecr::config::retry::RetryPartition;
 use aws_sdk_ecr::config::{ConfigBag, Intercept, SharedCredentialsProvider};
 use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -157,11 +158,15 @@ impl Aws {
     /// An ECR client for one account-region; `credentials` is `None` for the caller's own account.
     pub fn ecr(
         &self,
+        account_id: &str,
         region: &str,
         credentials: Option<&SharedCredentialsProvider>,
     ) -> aws_sdk_ecr::Client {
         let mut b = aws_sdk_ecr::config::Builder::from(&self.base)
             .region(Region::new(region.to_string()))
+            // ECR throttles per account and region: give each its own adaptive rate limiter and
+            // retry budget (the SDK's default partition is per region, shared by all accounts).
+            .retry_partition(RetryPartition::new(format!("ecr-{account_id}-{region}")))
             .interceptor(CallCounter(self.stats.clone()));
         if let Some(c) = credentials {
             b = b.credentials_provider(c.clone());

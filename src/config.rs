@@ -38,8 +38,6 @@ pub enum ConfigError {
     },
     #[error("{0}")]
     Template(#[from] TemplateError),
-    #[error("{0}")]
-    Usage(String),
 }
 
 impl ConfigError {
@@ -719,6 +717,12 @@ fn resolve_accounts(raw: Option<RawAccounts>, src: &Source) -> Result<AccountsCo
         None => None,
         Some(ids) => Some(checked_list(src, ids, "accounts.ids", account_id)?),
     };
+    // Where the list starts, for the error if the source does not take OUs.
+    let ous_span = a
+        .organizational_units
+        .as_ref()
+        .and_then(|l| l.first())
+        .map(Spanned::span);
     let ous = match a.organizational_units {
         None => None,
         Some(ous) => Some(checked_list(
@@ -780,10 +784,12 @@ fn resolve_accounts(raw: Option<RawAccounts>, src: &Source) -> Result<AccountsCo
         },
     };
     if ous.is_some() && !matches!(source, AccountSource::Organization { .. }) {
-        return Err(ConfigError::Usage(format!(
-            "{}: accounts.organizational_units: only used with source = \"organization\"",
-            src.path
-        )));
+        return Err(ConfigError::at(
+            src,
+            ous_span.unwrap_or(0..0),
+            "accounts.organizational_units",
+            "only used with source = \"organization\"",
+        ));
     }
     let exclude = checked_list(src, a.exclude, "accounts.exclude", account_id)?;
     let role_name = match a.role_name {

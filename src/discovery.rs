@@ -94,31 +94,43 @@ pub async fn discover(
     concurrency: usize,
 ) -> Result<Discovery, DiscoveryError> {
     let mut discovery = Discovery::default();
-    let mut ids: Vec<String> = match &cfg.source {
-        AccountSource::Current => vec![caller.account_id.clone()],
-        AccountSource::List(ids) => ids.clone(),
+    let (mut ids, mut inactive): (Vec<String>, Vec<String>) = match &cfg.source {
+        AccountSource::Current => (vec![caller.account_id.clone()], Vec::new()),
+        AccountSource::List(ids) => (ids.clone(), Vec::new()),
         AccountSource::Organization {
             organizational_units,
-        } => {
-            let (active, inactive) =
-                organization_accounts(aws, caller, organizational_units).await?;
-            discovery.inactive_accounts = inactive;
-            active
-        }
+        } => organization_accounts(aws, caller, organizational_units).await?,
     };
     let excluded: BTreeSet<&str> = cfg.exclude.iter().map(String::as_str).collect();
     ids.retain(|id| !excluded.contains(id.as_str()));
+    inactive.retain(|id| !excluded.contains(id.as_str()));
     if let Some(only) = only {
+        // An account asked for by name that the run will not visit is reported, not ignored:
+        // a mistyped id must not pass as an empty, successful run.
         for wanted in only {
-            if !ids.contains(wanted) {
-                tracing::warn!(account = %wanted, "--accounts names an account that is not part of this run");
+            if ids.contains(wanted) || inactive.contains(wanted) {
+                continue;
             }
+            let why = if excluded.contains(wanted.as_str()) {
+                "excluded by accounts.exclude"
+            } else {
+                "not among the accounts of the configured source (organization, OUs or ids)"
+            };
+            discovery.skipped.push(Skipped {
+                account_id: wanted.clone(),
+                region: None,
+                error: format!("--accounts names an account that is not part of this run: {why}"),
+            });
         }
         ids.retain(|id| only.contains(id));
+        inactive.retain(|id| only.contains(id));
     }
     let mut seen = BTreeSet::new();
     ids.retain(|id| seen.insert(id.clone()));
     ids.sort();
+    inactive.sort();
+    inactive.dedup();
+    discovery.inactive_accounts = inactive.len();
 
     let sts = aws.sts(sts_region);
     let results: Vec<Result<AccountAccess, Skipped>> = futures::stream::iter(ids)
@@ -246,22 +258,22 @@ fn is_active(account: &aws_sdk_organizations::types::Account) -> bool {
     }
 }
 
-/// Active and inactive member counts of the whole organization or of the given OU subtrees.
+/// Active and inactive member ids of the whole organization or of the given OU subtrees.
 async fn organization_accounts(
     aws: &Aws,
     caller: &Caller,
     organizational_units: &[String],
-) -> Result<(Vec<String>, usize), DiscoveryError> {
+) -> Result<(Vec<String>, Vec<String>), DiscoveryError> {
     let org = aws.organizations(organizations_region(&caller.partition));
     let mut active = Vec::new();
-    let mut inactive = 0;
+    let mut inactive = Vec::new();
     let mut note = |account: &aws_sdk_organizations::types::Account| {
         if let Some(id) = account.id() {
             if is_active(account) {
                 active.push(id.to_string());
             } else {
                 tracing::info!(account = %id, "account is not ACTIVE: left out");
-                inactive += 1;
+                inactive.push(id.to_string());
             }
         }
     };

@@ -258,13 +258,14 @@ fn plan_one(facts: RepoFacts, config: &Config, options: PlanOptions) -> RepoResu
         let template_actions = ecr_lifecycle::evaluate(&template.policy, images, options.now);
         result.impact = Some(impact(images, &template_actions, config.price_per_gb_month));
         if options.findings {
-            let current_actions = current
-                .as_deref()
-                .and_then(|t| ecr_lifecycle::parse_policy(t).ok())
-                .map(|p| ecr_lifecycle::evaluate(&p, images, options.now))
-                .unwrap_or_default();
-            result.current_impact =
-                Some(impact(images, &current_actions, config.price_per_gb_month));
+            // No policy: nothing expires. A policy our validator rejects: unknown, not zero.
+            result.current_impact = match current.as_deref() {
+                None => Some(impact(images, &[], config.price_per_gb_month)),
+                Some(text) => ecr_lifecycle::parse_policy(text).ok().map(|p| {
+                    let actions = ecr_lifecycle::evaluate(&p, images, options.now);
+                    impact(images, &actions, config.price_per_gb_month)
+                }),
+            };
         }
         if result.outcome.is_write() {
             result.protected_images =
@@ -277,9 +278,14 @@ fn plan_one(facts: RepoFacts, config: &Config, options: PlanOptions) -> RepoResu
     result
 }
 
-/// Findings about a repository's current policy.
+/// Findings about a repository's current policy. A repository that already carries its
+/// template has none: the template is the operator's choice (and `validate` checks it), so a
+/// converged fleet audits clean.
 fn content_findings(current: Option<&str>, outcome: Outcome) -> Vec<Finding> {
     let mut findings = Vec::new();
+    if outcome == Outcome::Unchanged {
+        return findings;
+    }
     match current {
         None => findings.push(Finding::NoPolicy),
         Some(text) => match ecr_lifecycle::parse_policy(text) {
@@ -304,6 +310,11 @@ fn content_findings(current: Option<&str>, outcome: Outcome) -> Vec<Finding> {
 /// Unified diff of the canonical pretty forms (so key order and whitespace never show up).
 /// `None` on either side means "no policy".
 pub fn policy_diff(current: Option<&str>, target: Option<&str>) -> String {
+    labelled_diff(current, target, "template")
+}
+
+/// [`policy_diff`] with another name for the new side (restore writes the previous policy).
+pub fn labelled_diff(current: Option<&str>, target: Option<&str>, target_label: &str) -> String {
     let canon = |t: &str| canonical_pretty(t).unwrap_or_else(|_| format!("{}\n", t.trim_end()));
     let old = current.map(canon).unwrap_or_default();
     let new = target.map(canon).unwrap_or_default();
@@ -317,7 +328,7 @@ pub fn policy_diff(current: Option<&str>, target: Option<&str>) -> String {
                 "/dev/null"
             },
             if target.is_some() {
-                "template"
+                target_label
             } else {
                 "/dev/null"
             },

@@ -168,8 +168,13 @@ impl Report {
                 .any(|r| r.outcome == Outcome::Error)
     }
 
+    /// Findings that call for action: `exempt` is reported but is an owner's decision, so it
+    /// alone does not make `audit` exit 3.
     pub fn has_findings(&self) -> bool {
-        self.repositories.iter().any(|r| !r.findings.is_empty())
+        self.repositories
+            .iter()
+            .flat_map(|r| &r.findings)
+            .any(|f| *f != Finding::Exempt)
     }
 
     pub fn to_json(&self) -> String {
@@ -451,11 +456,11 @@ pub fn render_table(report: &Report, show_all: bool) -> String {
     if !report.summary.findings.is_empty() {
         let _ = writeln!(out, "findings: {}", findings_line(report));
     }
-    if report.summary.outcomes.unchanged > 0 && !show_all {
+    let hidden = report.repositories.len() - rows.len();
+    if hidden > 0 {
         let _ = writeln!(
             out,
-            "({} unchanged repositories not listed; --output json lists every repository)",
-            report.summary.outcomes.unchanged
+            "({hidden} unchanged repositories not listed; --output json lists every repository)"
         );
     }
     let _ = writeln!(out, "{}", api_line(report));

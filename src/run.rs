@@ -183,22 +183,46 @@ fn render(report: &Report, output: OutputFormat, show_all: bool) -> String {
     }
 }
 
-fn emit(
-    report: &Report,
-    output: OutputFormat,
-    show_all: bool,
-    report_file: Option<&Path>,
-) -> Result<(), Fatal> {
-    if let Some(path) = report_file {
-        std::fs::write(path, report.to_json())
-            .with_context(|| format!("{}: cannot write report", path.display()))
-            .map_err(Fatal::Run)?;
-    }
+/// Print the view, then write `--report`. Returns false when the report file could not be
+/// written: the run's result is still on stdout, and the caller exits 1.
+fn emit(report: &Report, output: OutputFormat, show_all: bool, report_file: Option<&Path>) -> bool {
     let text = render(report, output, show_all);
-    let mut out = std::io::stdout().lock();
-    // A closed pipe (`| head`) is not an error worth a non-zero exit.
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
+    {
+        let mut out = std::io::stdout().lock();
+        // A closed pipe (`| head`) is not an error worth a non-zero exit.
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    }
+    match report_file.map(|path| (path, std::fs::write(path, report.to_json()))) {
+        Some((path, Err(e))) => {
+            eprintln!("error: {}: cannot write report: {e}", path.display());
+            false
+        }
+        _ => true,
+    }
+}
+
+/// Catch unusable output paths before any AWS call, not after the work is done.
+fn check_output_paths(report: Option<&Path>, backup: Option<&Path>) -> Result<(), Fatal> {
+    if let Some(path) = report {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            return Err(input(anyhow!(
+                "--report: {}: directory {} does not exist",
+                path.display(),
+                dir.display()
+            )));
+        }
+    }
+    if let Some(path) = backup.filter(|p| p.exists()) {
+        return Err(input(anyhow!(
+            "--backup: {} already exists; a backup is never overwritten",
+            path.display()
+        )));
+    }
     Ok(())
 }
 
@@ -230,7 +254,7 @@ async fn inventory_fleet(
             let progress = &progress;
             let on_repo = &on_repo;
             async move {
-                let client = aws.ecr(region, account.credentials.as_ref());
+                let client = aws.ecr(&account.account_id, region, account.credentials.as_ref());
                 let limiter = Limiter::for_target(global, config.execution.per_region_concurrency);
                 let result = inventory_target(
                     &client,
@@ -297,6 +321,10 @@ async fn fleet(
     let config = load_config(args.config.as_deref())?;
     let narrow = narrowing(args)?;
     let yes = apply_args.is_some_and(|a| a.yes);
+    check_output_paths(
+        args.report.as_deref(),
+        apply_args.and_then(|a| a.backup.as_deref()),
+    )?;
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if command == FleetCommand::Apply && !yes && !interactive {
         return Err(input(anyhow!(
@@ -324,7 +352,7 @@ async fn fleet(
 
     let images = if args.images {
         ImagesMode::AllManaged
-    } else if config.safety.is_enabled() && command != FleetCommand::Audit {
+    } else if config.safety.is_enabled() {
         ImagesMode::Changing
     } else {
         ImagesMode::None
@@ -354,6 +382,7 @@ async fn fleet(
     );
     let mut skipped = discovered.skipped.clone();
     skipped.append(&mut inv.skipped);
+    skipped.sort_by(|a, b| (&a.account_id, &a.region).cmp(&(&b.account_id, &b.region)));
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
         command: command.name().to_string(),
@@ -395,10 +424,10 @@ async fn fleet(
     report.summary.api_calls = aws.stats.calls();
     report.summary.api_retries = aws.stats.retries();
     report.tally();
-    emit(&report, args.output, args.all, args.report.as_deref())?;
+    let reported = emit(&report, args.output, args.all, args.report.as_deref());
 
     Ok(match command {
-        _ if report.has_failures() => ExitStatus::Failure,
+        _ if report.has_failures() || !reported => ExitStatus::Failure,
         FleetCommand::Apply if report.has_pending() => ExitStatus::Failure,
         FleetCommand::Apply => ExitStatus::Success,
         FleetCommand::Audit if report.has_pending() || report.has_findings() => ExitStatus::Pending,
@@ -571,6 +600,7 @@ async fn restore(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
     let started = now();
     let backup = apply::read_backup(&args.backup).map_err(input)?;
     let config = load_config(args.config.as_deref())?;
+    check_output_paths(args.report.as_deref(), None)?;
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if !args.yes && !interactive {
         return Err(input(anyhow!(
@@ -626,7 +656,7 @@ async fn restore(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
             clients.insert(
                 key,
                 TargetClient {
-                    client: aws.ecr(&e.region, account.credentials.as_ref()),
+                    client: aws.ecr(&e.account_id, &e.region, account.credentials.as_ref()),
                     limiter: Limiter::for_target(&global, config.execution.per_region_concurrency),
                     partition: caller.partition.clone(),
                 },
@@ -642,8 +672,22 @@ async fn restore(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
                 .cloned();
             let progress = &progress;
             async move {
-                let target = target?;
-                let row = apply::restore_entry(e, &target).await;
+                let row = match target {
+                    Some(target) => apply::restore_entry(e, &target).await,
+                    // Every entry gets a row: one that could not be tried says so.
+                    None => {
+                        let mut row = plan::RepoResult::new(
+                            &e.account_id,
+                            &e.region,
+                            &e.repository,
+                            Some(e.template.clone()),
+                        );
+                        row.error = Some(
+                            "not restored: the account could not be entered (see skipped)".into(),
+                        );
+                        row
+                    }
+                };
                 progress.step();
                 Some(row)
             }
@@ -671,8 +715,8 @@ async fn restore(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
         backup_file: Some(args.backup.display().to_string()),
     };
     report.tally();
-    emit(&report, args.output, true, args.report.as_deref())?;
-    Ok(if report.has_failures() {
+    let reported = emit(&report, args.output, true, args.report.as_deref());
+    Ok(if report.has_failures() || !reported {
         ExitStatus::Failure
     } else {
         ExitStatus::Success

@@ -683,3 +683,95 @@ async fn narrowing_options_limit_the_run() {
     assert_eq!(report["summary"]["regions"], 1);
     assert_eq!(api_calls(&report, "sts:AssumeRole"), 1);
 }
+
+/// A policy changed by someone else between the plan and the write is not overwritten: the
+/// backup would otherwise hold a "previous" policy that was no longer there.
+#[tokio::test]
+async fn a_policy_changed_after_the_plan_is_a_conflict_not_overwritten() {
+    let moto = Moto::start();
+    let mgmt = aws::sdk_config(&moto.url(), "us-east-1").await;
+    aws::create_repo(&mgmt, "team-1/service-1", &[]).await;
+    aws::create_repo(&mgmt, "team-1/service-2", &[]).await;
+    let proxy = FaultProxy::start(
+        &moto.url(),
+        FaultRules {
+            policy_after_first_read: [(
+                "team-1/service-1".to_string(),
+                OUTDATED_POLICY.to_string(),
+            )]
+            .into(),
+            ..FaultRules::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_fleet_workspace(dir.path(), &["us-east-1"]);
+    std::fs::write(
+        dir.path().join("ecr-fleet.toml"),
+        "regions = [\"us-east-1\"]\n[[match]]\ntemplate = \"ci-builds\"\nnames = [\"team-1/*\"]\n",
+    )
+    .unwrap();
+    let apply = ecr_fleet(
+        &["apply", "--yes", "--output", "json"],
+        &proxy.url(),
+        dir.path(),
+    );
+    apply.assert_code(1);
+    let report = apply.json();
+    let rows = report["repositories"].as_array().unwrap();
+    let conflict = rows
+        .iter()
+        .find(|r| r["repository"] == "team-1/service-1")
+        .unwrap();
+    assert_eq!(conflict["outcome"], "error");
+    assert_eq!(conflict["applied"], false);
+    assert!(
+        conflict["error"]
+            .as_str()
+            .unwrap()
+            .contains("changed since the plan"),
+        "{conflict}"
+    );
+    assert_eq!(proxy.count("ecr:PutLifecyclePolicy"), 1);
+    assert_eq!(aws::get_policy(&mgmt, "team-1/service-1").await, None);
+    assert!(aws::get_policy(&mgmt, "team-1/service-2").await.is_some());
+}
+
+/// A mistyped --accounts id is a skipped target (exit 1), never an empty successful run; an
+/// unwritable --report path is bad input caught before any AWS call.
+#[tokio::test]
+async fn mistyped_accounts_and_report_paths_are_reported() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.url(), FaultRules::default());
+    let dir = tempfile::tempdir().unwrap();
+    write_fleet_workspace(dir.path(), &["us-east-1"]);
+    let plan = ecr_fleet(
+        &["plan", "--output", "json", "--accounts", "999999999999"],
+        &proxy.url(),
+        dir.path(),
+    );
+    plan.assert_code(1);
+    let report = plan.json();
+    assert_eq!(report["skipped"][0]["account_id"], "999999999999");
+    assert!(report["skipped"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("not part of this run"));
+
+    proxy.reset_counts();
+    let out = ecr_fleet(
+        &["plan", "--report", "no/such/dir/r.json"],
+        &proxy.url(),
+        dir.path(),
+    );
+    out.assert_code(2);
+    assert!(out.stderr.contains("--report"), "{}", out.stderr);
+    std::fs::write(dir.path().join("taken.json"), "{}").unwrap();
+    let out = ecr_fleet(
+        &["apply", "--yes", "--backup", "taken.json"],
+        &proxy.url(),
+        dir.path(),
+    );
+    out.assert_code(2);
+    assert!(out.stderr.contains("never overwritten"), "{}", out.stderr);
+    assert_eq!(proxy.total(), 0, "{:?}", proxy.counts());
+}

@@ -46,6 +46,9 @@ pub struct FaultRules {
     /// From the second `ecr:ListTagsForResource` of a repository on, answer as if this tag
     /// (key, value) had been added to it: a tag set between a plan and its apply.
     pub tag_after_first_read: HashMap<String, (String, String)>,
+    /// From the second `ecr:GetLifecyclePolicy` of a repository on, answer with this policy
+    /// text: a policy changed by someone else between a plan and its apply.
+    pub policy_after_first_read: HashMap<String, String>,
 }
 
 /// A running proxy on 127.0.0.1; stops when dropped.
@@ -70,6 +73,8 @@ struct State {
     failures: BTreeMap<String, u64>,
     /// `ecr:ListTagsForResource` requests per repository name, for `tag_after_first_read`.
     tag_reads: HashMap<String, u32>,
+    /// `ecr:GetLifecyclePolicy` requests per repository name, for `policy_after_first_read`.
+    policy_reads: HashMap<String, u32>,
 }
 
 impl FaultProxy {
@@ -308,6 +313,36 @@ fn decide(request: &Request, op: &Operation, shared: &Shared) -> Decision {
                 ],
                 body: serde_json::to_vec(&json!({"tags": [{"Key": key, "Value": value}]}))
                     .expect("json"),
+            })
+        }
+        ("ecr", "GetLifecyclePolicy") if !rules.policy_after_first_read.is_empty() => {
+            let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+            let repo = body
+                .get("repositoryName")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let Some(text) = rules.policy_after_first_read.get(&repo).cloned() else {
+                return Decision::Forward;
+            };
+            let reads = state.policy_reads.entry(repo.clone()).or_default();
+            *reads += 1;
+            if *reads < 2 {
+                return Decision::Forward;
+            }
+            Decision::Answer(Response {
+                status: 200,
+                reason: reason_phrase(200).into(),
+                headers: vec![
+                    ("content-type".into(), "application/x-amz-json-1.1".into()),
+                    ("x-amzn-requestid".into(), request_id()),
+                ],
+                body: serde_json::to_vec(&json!({
+                    "registryId": "123456789012",
+                    "repositoryName": repo,
+                    "lifecyclePolicyText": text,
+                }))
+                .expect("json"),
             })
         }
         ("ecr", "DescribeRepositories") => {
