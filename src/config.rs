@@ -453,14 +453,8 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
             value: None,
         },
         Some(e) => {
-            let tag = match e.tag {
-                None => DEFAULT_EXCEPTION_TAG.to_string(),
-                Some(t) => {
-                    check_tag_key(t.get_ref())
-                        .map_err(|m| ConfigError::at(src, t.span(), "exception.tag", m))?;
-                    t.into_inner()
-                }
-            };
+            let tag = checked_value(src, e.tag, "exception.tag", check_tag_key)?
+                .unwrap_or_else(|| DEFAULT_EXCEPTION_TAG.to_string());
             ExceptionConfig {
                 tag,
                 value: e.value.map(Spanned::into_inner),
@@ -686,6 +680,21 @@ fn unreachable_matches(matches: &[MatchRule], path: &str) -> Vec<String> {
         .collect()
 }
 
+/// Check an optional string, turning a failure into an error at its position.
+fn checked_value(
+    src: &Source,
+    value: Option<Spanned<String>>,
+    field: &str,
+    check: impl Fn(&str) -> Result<(), String>,
+) -> Result<Option<String>, ConfigError> {
+    value
+        .map(|v| {
+            check(v.get_ref()).map_err(|m| ConfigError::at(src, v.span(), field, m))?;
+            Ok(v.into_inner())
+        })
+        .transpose()
+}
+
 /// Check every string of a list, turning a failure into an error at that string's position.
 fn checked_list<T>(
     src: &Source,
@@ -792,30 +801,21 @@ fn resolve_accounts(raw: Option<RawAccounts>, src: &Source) -> Result<AccountsCo
         ));
     }
     let exclude = checked_list(src, a.exclude, "accounts.exclude", account_id)?;
-    let role_name = match a.role_name {
-        None => DEFAULT_ROLE_NAME.to_string(),
-        Some(r) => {
-            check_role_name(r.get_ref())
-                .map_err(|m| ConfigError::at(src, r.span(), "accounts.role_name", m))?;
-            r.into_inner()
-        }
-    };
-    let external_id = match a.external_id {
-        None => None,
-        Some(x) => {
-            check_external_id(x.get_ref())
-                .map_err(|m| ConfigError::at(src, x.span(), "accounts.external_id", m))?;
-            Some(x.into_inner())
-        }
-    };
-    let session_name = match a.session_name {
-        None => DEFAULT_SESSION_NAME.to_string(),
-        Some(s) => {
-            check_session_name(s.get_ref())
-                .map_err(|m| ConfigError::at(src, s.span(), "accounts.session_name", m))?;
-            s.into_inner()
-        }
-    };
+    let role_name = checked_value(src, a.role_name, "accounts.role_name", check_role_name)?
+        .unwrap_or_else(|| DEFAULT_ROLE_NAME.to_string());
+    let external_id = checked_value(
+        src,
+        a.external_id,
+        "accounts.external_id",
+        check_external_id,
+    )?;
+    let session_name = checked_value(
+        src,
+        a.session_name,
+        "accounts.session_name",
+        check_session_name,
+    )?
+    .unwrap_or_else(|| DEFAULT_SESSION_NAME.to_string());
     let session_duration_seconds = match a.session_duration_seconds {
         None => None,
         Some(d) => {

@@ -38,6 +38,18 @@ fn api_calls(report: &Value, op: &str) -> u64 {
     report["summary"]["api_calls"][op].as_u64().unwrap_or(0)
 }
 
+/// A workspace whose config manages `team-1/*` in us-east-1 with the ci-builds template.
+fn team_one_workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_fleet_workspace(dir.path(), &["us-east-1"]);
+    std::fs::write(
+        dir.path().join("ecr-fleet.toml"),
+        "regions = [\"us-east-1\"]\n[[match]]\ntemplate = \"ci-builds\"\nnames = [\"team-1/*\"]\n",
+    )
+    .unwrap();
+    dir
+}
+
 fn semantically_same(a: &str, b: &str) -> bool {
     ecr_lifecycle::semantically_equal(a, b)
 }
@@ -612,13 +624,7 @@ async fn exception_tag_added_after_the_plan_stops_the_write() {
             ..FaultRules::default()
         },
     );
-    let dir = tempfile::tempdir().unwrap();
-    write_fleet_workspace(dir.path(), &["us-east-1"]);
-    std::fs::write(
-        dir.path().join("ecr-fleet.toml"),
-        "regions = [\"us-east-1\"]\n[[match]]\ntemplate = \"ci-builds\"\nnames = [\"team-1/*\"]\n",
-    )
-    .unwrap();
+    let dir = team_one_workspace();
     let apply = ecr_fleet(
         &["apply", "--yes", "--output", "json"],
         &proxy.url(),
@@ -703,13 +709,7 @@ async fn a_policy_changed_after_the_plan_is_a_conflict_not_overwritten() {
             ..FaultRules::default()
         },
     );
-    let dir = tempfile::tempdir().unwrap();
-    write_fleet_workspace(dir.path(), &["us-east-1"]);
-    std::fs::write(
-        dir.path().join("ecr-fleet.toml"),
-        "regions = [\"us-east-1\"]\n[[match]]\ntemplate = \"ci-builds\"\nnames = [\"team-1/*\"]\n",
-    )
-    .unwrap();
+    let dir = team_one_workspace();
     let apply = ecr_fleet(
         &["apply", "--yes", "--output", "json"],
         &proxy.url(),
