@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ecr_lifecycle::semantically_equal;
 use futures::StreamExt;
@@ -16,6 +17,9 @@ use crate::plan::{Outcome, RepoResult};
 use crate::progress::Progress;
 
 pub const BACKUP_VERSION: u32 = 1;
+
+/// The error of a row whose write was not started because the run was interrupted.
+const INTERRUPTED: &str = "not written: interrupted";
 
 /// What `apply` is about to replace, written (and flushed to disk) before the first write.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -179,15 +183,17 @@ fn repository_arn(partition: &str, account_id: &str, region: &str, name: &str) -
     format!("arn:{partition}:ecr:{region}:{account_id}:repository/{name}")
 }
 
-/// Write every row that should be written. The exception tag is read again just before each
-/// write, so a repository exempted after the plan is left alone. A failure marks its row as an
-/// error; the other writes go on.
+/// Write every row that should be written. The exception tag and the policy are read again
+/// just before each write (see `write_row`). A failure marks its row as an error; the other
+/// writes go on. `stop` (set on Ctrl-C) lets the writes in flight finish and starts no new one;
+/// rows not written say so.
 pub async fn apply_rows(
     rows: &mut [RepoResult],
     config: &Config,
     clients: &Clients,
     allow_unsafe: bool,
     progress: &Progress,
+    stop: &AtomicBool,
 ) {
     let work: Vec<&mut RepoResult> = rows
         .iter_mut()
@@ -197,7 +203,7 @@ pub async fn apply_rows(
         .for_each_concurrent(None, |row| async move {
             let key = (row.account_id.clone(), row.region.clone());
             match clients.get(&key) {
-                Some(target) => write_row(row, config, target, &config.exception).await,
+                Some(target) => write_row(row, config, target, &config.exception, stop).await,
                 None => {
                     row.outcome = Outcome::Error;
                     row.error = Some("no client for this account-region".to_string());
@@ -213,7 +219,12 @@ async fn write_row(
     config: &Config,
     target: &TargetClient,
     exception: &ExceptionConfig,
+    stop: &AtomicBool,
 ) {
+    if stop.load(Ordering::SeqCst) {
+        row.error = Some(INTERRUPTED.to_string());
+        return;
+    }
     let Some(template) = row
         .template
         .as_deref()
@@ -273,17 +284,29 @@ async fn write_row(
         }
         return;
     }
+    // Checked again once the call may go: a write waiting for its turn when Ctrl-C comes
+    // is not started.
     let put = target
         .limiter
-        .run(
-            target
-                .client
-                .put_lifecycle_policy()
-                .repository_name(&row.repository)
-                .lifecycle_policy_text(&template.text)
-                .send(),
-        )
+        .run(async {
+            if stop.load(Ordering::SeqCst) {
+                return None;
+            }
+            Some(
+                target
+                    .client
+                    .put_lifecycle_policy()
+                    .repository_name(&row.repository)
+                    .lifecycle_policy_text(&template.text)
+                    .send()
+                    .await,
+            )
+        })
         .await;
+    let Some(put) = put else {
+        row.error = Some(INTERRUPTED.to_string());
+        return;
+    };
     match put {
         Ok(_) => {
             row.applied = true;

@@ -3,6 +3,8 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write as _};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
 use futures::StreamExt;
@@ -477,14 +479,33 @@ async fn apply_phase(
     tracing::info!(path = %path.display(), entries = backup.entries.len(), "backup written");
     report.backup_file = Some(path.display().to_string());
     let progress = Progress::new(mode, "apply", "writes", backup.entries.len() as u64);
+    // Ctrl-C from here on: finish the writes in flight, start no new one, print the report.
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.store(true, Ordering::SeqCst);
+                eprintln!(
+                    "ecr-fleet: interrupted: finishing the writes in flight, starting no new one \
+                     (Ctrl-C again to quit at once; the backup is already written)"
+                );
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        }
+    });
     apply::apply_rows(
         &mut report.repositories,
         config,
         clients,
         a.allow_unsafe,
         &progress,
+        &stop,
     )
     .await;
+    watcher.abort();
     progress.finish();
     Ok(())
 }

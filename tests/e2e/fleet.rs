@@ -775,3 +775,67 @@ async fn mistyped_accounts_and_report_paths_are_reported() {
     assert!(out.stderr.contains("never overwritten"), "{}", out.stderr);
     assert_eq!(proxy.total(), 0, "{:?}", proxy.counts());
 }
+
+/// Ctrl-C during apply: the writes in flight finish, no new one starts, and the report still
+/// says what was written and what was not (exit 1).
+#[tokio::test]
+async fn interrupting_apply_reports_what_was_written() {
+    let moto = Moto::start();
+    let mgmt = aws::sdk_config(&moto.url(), "us-east-1").await;
+    for i in 0..8 {
+        aws::create_repo(&mgmt, &format!("team-1/service-{i}"), &[]).await;
+    }
+    let proxy = FaultProxy::start(
+        &moto.url(),
+        FaultRules {
+            delay: [(
+                "ecr:PutLifecyclePolicy".to_string(),
+                std::time::Duration::from_millis(700),
+            )]
+            .into(),
+            ..FaultRules::default()
+        },
+    );
+    let dir = team_one_workspace();
+    std::fs::write(
+        dir.path().join("ecr-fleet.toml"),
+        "regions = [\"us-east-1\"]\n[execution]\nper_region_concurrency = 1\n\
+         [[match]]\ntemplate = \"ci-builds\"\nnames = [\"team-1/*\"]\n",
+    )
+    .unwrap();
+    let cli = Cli::new(&proxy.url(), dir.path());
+    let began = std::time::Instant::now();
+    let child = cli.spawn(&["apply", "--yes", "--output", "json"]);
+    // Wait for the first write to be under way, then interrupt.
+    while proxy.count("ecr:PutLifecyclePolicy") == 0 {
+        assert!(
+            began.elapsed().as_secs() < 60,
+            "apply never started writing"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = Cli::wait(child, began);
+    out.assert_code(1);
+    assert!(out.stderr.contains("interrupted"), "{}", out.stderr);
+    let report = out.json();
+    let rows = report["repositories"].as_array().unwrap();
+    let written = rows.iter().filter(|r| r["applied"] == true).count();
+    let stopped = rows
+        .iter()
+        .filter(|r| r["error"] == "not written: interrupted")
+        .count();
+    assert!(written >= 1, "the write in flight completes: {report}");
+    assert!(stopped >= 1, "later writes are not started: {report}");
+    assert_eq!(written + stopped, 8);
+    // Exactly the rows reported as applied hold the template.
+    for r in rows {
+        let now = aws::get_policy(&mgmt, r["repository"].as_str().unwrap()).await;
+        assert_eq!(now.is_some(), r["applied"] == true, "{r}");
+    }
+    assert!(report["backup_file"].is_string());
+}

@@ -116,6 +116,31 @@ impl Cli {
     }
 
     pub fn run(&self, args: &[&str]) -> CliOutput {
+        let began = Instant::now();
+        Cli::wait(self.spawn(args), began)
+    }
+
+    /// Start the run without waiting (stdout and stderr piped), for tests that signal it.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary().display()))
+    }
+
+    /// Collect a spawned run like [`Cli::run`] does.
+    pub fn wait(child: std::process::Child, began: Instant) -> CliOutput {
+        let output = child.wait_with_output().expect("wait for ecr-fleet");
+        CliOutput {
+            code: exit_code(output.status),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            elapsed: began.elapsed(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
         let missing = self.cwd.join(".no-aws-config-here");
         let mut command = Command::new(binary());
         command.args(args).current_dir(&self.cwd);
@@ -135,17 +160,7 @@ impl Cli {
             .env("NO_COLOR", "1")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
-        let began = Instant::now();
-        let output = command
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary().display()));
-        let elapsed = began.elapsed();
-        CliOutput {
-            code: exit_code(output.status),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            elapsed,
-        }
+        command
     }
 }
 

@@ -49,6 +49,9 @@ pub struct FaultRules {
     /// From the second `ecr:GetLifecyclePolicy` of a repository on, answer with this policy
     /// text: a policy changed by someone else between a plan and its apply.
     pub policy_after_first_read: HashMap<String, String>,
+    /// Hold every request of an operation this long before answering (a slow service), e.g.
+    /// to interrupt a run while it is writing.
+    pub delay: HashMap<String, std::time::Duration>,
 }
 
 /// A running proxy on 127.0.0.1; stops when dropped.
@@ -227,6 +230,19 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
 /// Decides, forwards when needed, and counts one request.
 async fn handle(request: Request, shared: &Shared) -> Response {
     let op = Operation::of(&request);
+    let delay = {
+        let state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let key = op.key();
+        state
+            .rules
+            .delay
+            .iter()
+            .find(|(name, _)| op_matches(name, &key))
+            .map(|(_, d)| *d)
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let response = match decide(&request, &op, shared) {
         Decision::Answer(response) => response,
         Decision::Forward => forward(&request, &shared.upstream).await,
