@@ -85,6 +85,9 @@ pub struct RunArgs {
     /// In the table view, also list unchanged repositories.
     #[arg(long)]
     pub all: bool,
+    /// USD per GB-month for the estimated saving with --images (overrides [audit] price_per_gb_month).
+    #[arg(long, value_name = "USD")]
+    pub price_per_gb_month: Option<f64>,
 }
 
 #[derive(Debug, Clone, Args)]

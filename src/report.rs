@@ -466,6 +466,13 @@ pub fn render_table(report: &Report, show_all: bool) -> String {
     let _ = writeln!(out, "{}", api_line(report));
     if let Some(b) = &report.backup_file {
         let _ = writeln!(out, "backup of replaced policies: {b}");
+        if report.command == "apply" && report.summary.applied > 0 {
+            // ECR acts on a new policy within about a day: the window in which undoing helps.
+            let _ = writeln!(
+                out,
+                "ECR applies new policies within about 24 hours; to undo this apply before then: ecr-fleet restore --backup {b} --yes"
+            );
+        }
     }
     out
 }
@@ -682,6 +689,22 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("## Skipped"), "{md}");
+    }
+
+    #[test]
+    fn apply_table_tells_how_to_undo() {
+        let mut r = report("apply");
+        r.repositories[0].applied = true;
+        r.backup_file = Some("ecr-fleet-backup-20261122T100009Z.json".into());
+        r.tally();
+        let text = render_table(&r, false);
+        assert!(
+            text.contains(
+                "ecr-fleet restore --backup ecr-fleet-backup-20261122T100009Z.json --yes"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("1 applied"), "{text}");
     }
 
     #[test]

@@ -322,6 +322,15 @@ async fn fleet(
     let started = now();
     let config = load_config(args.config.as_deref())?;
     let narrow = narrowing(args)?;
+    let mut config = config;
+    if let Some(price) = args.price_per_gb_month {
+        if !price.is_finite() || price < 0.0 {
+            return Err(input(anyhow!(
+                "--price-per-gb-month: must be a non-negative number"
+            )));
+        }
+        config.price_per_gb_month = price;
+    }
     let yes = apply_args.is_some_and(|a| a.yes);
     check_output_paths(
         args.report.as_deref(),

@@ -547,6 +547,8 @@ fn bad_input_exits_2_before_any_aws_call() {
     out.assert_code(2);
     let out = run(&["plan", "--repositories", "[z"]);
     out.assert_code(2);
+    let out = run(&["audit", "--price-per-gb-month=-1"]);
+    out.assert_code(2);
     std::fs::write(dir.path().join("policies/broken.json"), "{\"rules\": [").unwrap();
     std::fs::write(
         dir.path().join("broken.toml"),

@@ -146,6 +146,24 @@ async fn audit_reports_findings_and_image_impact() {
     assert_eq!(report["summary"]["current_impact"]["expiring_images"], 0);
     assert_eq!(report["summary"]["findings"]["no_policy"], 1);
     assert_eq!(report["summary"]["repositories_with_findings"], 1);
+    // The price can be given for one run.
+    let priced = ecr_fleet(
+        &[
+            "audit",
+            "--images",
+            "--output",
+            "json",
+            "--price-per-gb-month",
+            "1.5",
+        ],
+        &moto.url(),
+        dir.path(),
+    );
+    priced.assert_code(3);
+    assert_eq!(
+        priced.json()["summary"]["impact"]["price_per_gb_month"],
+        1.5
+    );
     // Markdown carries the totals.
     let md = ecr_fleet(
         &["audit", "--images", "--output", "markdown"],
