@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::support::aws::{self, FleetSpec, RepoKind};
-use crate::support::cli::{ecr_fleet, Cli};
+use crate::support::cli::{ecr_fleet, row, Cli};
 use crate::support::fixtures::{
     write_fleet_workspace, CI_BUILDS_POLICY, EXEMPT_TAG, FLEET_REGIONS, OUTDATED_POLICY,
 };
@@ -237,11 +237,7 @@ async fn restore_leaves_a_repository_changed_since_the_apply_alone() {
     );
     restore.assert_code(1);
     let report = restore.json();
-    let rows = report["repositories"].as_array().unwrap();
-    let conflict = rows
-        .iter()
-        .find(|r| r["repository"] == "team-1/service-2")
-        .unwrap();
+    let conflict = row(&report, "team-1/service-2");
     assert_eq!(conflict["outcome"], "error");
     assert!(conflict["error"].as_str().unwrap().contains("conflict"));
     assert_eq!(
@@ -403,12 +399,7 @@ async fn throttling_is_retried_and_a_failing_write_does_not_stop_the_others() {
     let report = apply.json();
     let got = outcomes(&report);
     assert_eq!(got["123456789012/us-east-1/team-1/service-2"], "error");
-    let failed = report["repositories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["repository"] == "team-1/service-2")
-        .unwrap();
+    let failed = row(&report, "team-1/service-2");
     assert!(
         failed["error"]
             .as_str()
@@ -719,11 +710,7 @@ async fn a_policy_changed_after_the_plan_is_a_conflict_not_overwritten() {
     );
     apply.assert_code(1);
     let report = apply.json();
-    let rows = report["repositories"].as_array().unwrap();
-    let conflict = rows
-        .iter()
-        .find(|r| r["repository"] == "team-1/service-1")
-        .unwrap();
+    let conflict = row(&report, "team-1/service-1");
     assert_eq!(conflict["outcome"], "error");
     assert_eq!(conflict["applied"], false);
     assert!(

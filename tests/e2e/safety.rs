@@ -1,9 +1,7 @@
 //! `[safety]`, `blocked`, `--allow-unsafe` and `audit --images` against moto's images.
 
-use serde_json::Value;
-
 use crate::support::aws;
-use crate::support::cli::ecr_fleet;
+use crate::support::cli::{ecr_fleet, row};
 use crate::support::moto::Moto;
 
 const KEEP_ONE_CI: &str = r#"{"rules":[{"rulePriority":1,"description":"Keep only the newest image tagged ci-*; older CI builds expire","selection":{"tagStatus":"tagged","tagPrefixList":["ci-"],"countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#;
@@ -20,15 +18,6 @@ fn workspace(safety: &str) -> tempfile::TempDir {
     )
     .unwrap();
     dir
-}
-
-fn row<'a>(report: &'a Value, repo: &str) -> &'a Value {
-    report["repositories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["repository"] == repo)
-        .unwrap_or_else(|| panic!("{repo} not in report"))
 }
 
 async fn seed(url: &str) -> aws_config::SdkConfig {

@@ -183,3 +183,13 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
 pub fn ecr_fleet(args: &[&str], endpoint: &str, cwd: &Path) -> CliOutput {
     Cli::new(endpoint, cwd).run(args)
 }
+
+/// The row of `repo` in a report (panics naming it when absent).
+pub fn row<'a>(report: &'a Value, repo: &str) -> &'a Value {
+    report["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["repository"] == repo)
+        .unwrap_or_else(|| panic!("{repo} not in report"))
+}

@@ -320,16 +320,7 @@ fn decide(request: &Request, op: &Operation, shared: &Shared) -> Decision {
             if *reads < 2 {
                 return Decision::Forward;
             }
-            Decision::Answer(Response {
-                status: 200,
-                reason: reason_phrase(200).into(),
-                headers: vec![
-                    ("content-type".into(), "application/x-amz-json-1.1".into()),
-                    ("x-amzn-requestid".into(), request_id()),
-                ],
-                body: serde_json::to_vec(&json!({"tags": [{"Key": key, "Value": value}]}))
-                    .expect("json"),
-            })
+            Decision::Answer(json_ok(&json!({"tags": [{"Key": key, "Value": value}]})))
         }
         ("ecr", "GetLifecyclePolicy") if !rules.policy_after_first_read.is_empty() => {
             let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
@@ -346,20 +337,11 @@ fn decide(request: &Request, op: &Operation, shared: &Shared) -> Decision {
             if *reads < 2 {
                 return Decision::Forward;
             }
-            Decision::Answer(Response {
-                status: 200,
-                reason: reason_phrase(200).into(),
-                headers: vec![
-                    ("content-type".into(), "application/x-amz-json-1.1".into()),
-                    ("x-amzn-requestid".into(), request_id()),
-                ],
-                body: serde_json::to_vec(&json!({
-                    "registryId": "123456789012",
-                    "repositoryName": repo,
-                    "lifecyclePolicyText": text,
-                }))
-                .expect("json"),
-            })
+            Decision::Answer(json_ok(&json!({
+                "registryId": "123456789012",
+                "repositoryName": repo,
+                "lifecyclePolicyText": text,
+            })))
         }
         ("ecr", "DescribeRepositories") => {
             let Some(page_size) = rules.page_size else {
@@ -510,6 +492,19 @@ fn request_id() -> String {
         "00000000-0000-4000-8000-{:012x}",
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// A successful awsJson 1.1 answer.
+fn json_ok(body: &Value) -> Response {
+    Response {
+        status: 200,
+        reason: reason_phrase(200).into(),
+        headers: vec![
+            ("content-type".into(), "application/x-amz-json-1.1".into()),
+            ("x-amzn-requestid".into(), request_id()),
+        ],
+        body: serde_json::to_vec(body).expect("json"),
+    }
 }
 
 fn json_error(status: u16, code: &str, message: &str) -> Response {
