@@ -266,7 +266,17 @@ async fn describe_images(
             )
             .await
             .map_err(|e| format!("ecr:DescribeImages: {}", describe_error(&e)))?;
-        out.extend(page.image_details().iter().filter_map(image_from_detail));
+        for detail in page.image_details() {
+            match image_from_detail(detail) {
+                Some(image) => out.push(image),
+                // Not silently: an image left out of the evaluation changes its counts.
+                None => tracing::warn!(
+                    repository = %repository,
+                    digest = detail.image_digest().unwrap_or("?"),
+                    "image without digest or push time left out of the evaluation"
+                ),
+            }
+        }
         token = page.next_token().map(str::to_string);
         if token.is_none() {
             break;

@@ -125,6 +125,19 @@ pub struct Impact {
     pub monthly_saving_usd: f64,
 }
 
+impl Impact {
+    /// Add another repository's impact (fleet totals).
+    pub fn add(&mut self, other: &Impact) {
+        self.images += other.images;
+        self.bytes += other.bytes;
+        self.expiring_images += other.expiring_images;
+        self.expiring_bytes += other.expiring_bytes;
+        self.transitioning_images += other.transitioning_images;
+        self.transitioning_bytes += other.transitioning_bytes;
+        self.monthly_saving_usd += other.monthly_saving_usd;
+    }
+}
+
 /// Content findings of `audit`, in a stable order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]

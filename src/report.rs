@@ -58,17 +58,12 @@ impl OutcomeCounts {
     }
 }
 
-/// Fleet totals of `--images` impact.
+/// Fleet totals of `--images` impact: the per-repository fields, summed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ImpactSummary {
     pub repositories: u64,
-    pub images: u64,
-    pub bytes: u64,
-    pub expiring_images: u64,
-    pub expiring_bytes: u64,
-    pub transitioning_images: u64,
-    pub transitioning_bytes: u64,
-    pub monthly_saving_usd: f64,
+    #[serde(flatten)]
+    pub totals: Impact,
     pub price_per_gb_month: f64,
 }
 
@@ -96,6 +91,9 @@ pub struct Summary {
     /// The same totals for the repositories' current policies (`audit --images`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_impact: Option<ImpactSummary>,
+    /// The price the impact totals are computed at (shown inside them).
+    #[serde(skip)]
+    pub price_per_gb_month: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -136,11 +134,7 @@ impl Report {
             }
             self.summary.findings = by_kind;
         }
-        let price = self
-            .summary
-            .impact
-            .as_ref()
-            .map_or(0.0, |i| i.price_per_gb_month);
+        let price = self.summary.price_per_gb_month;
         self.summary.impact = sum_impact(
             self.repositories.iter().filter_map(|r| r.impact.as_ref()),
             price,
@@ -195,15 +189,9 @@ fn sum_impact<'a>(
     };
     for i in impacts {
         s.repositories += 1;
-        s.images += i.images;
-        s.bytes += i.bytes;
-        s.expiring_images += i.expiring_images;
-        s.expiring_bytes += i.expiring_bytes;
-        s.transitioning_images += i.transitioning_images;
-        s.transitioning_bytes += i.transitioning_bytes;
-        s.monthly_saving_usd += i.monthly_saving_usd;
+        s.totals.add(i);
     }
-    s.monthly_saving_usd = (s.monthly_saving_usd * 100.0).round() / 100.0;
+    s.totals.monthly_saving_usd = (s.totals.monthly_saving_usd * 100.0).round() / 100.0;
     (s.repositories > 0).then_some(s)
 }
 
@@ -431,14 +419,14 @@ pub fn render_table(report: &Report, show_all: bool) -> String {
         let _ = writeln!(
             out,
             "\nimpact: {} images ({}) in {} repositories; templates would expire {} ({}) and archive {} ({}); estimated saving {:.2} USD/month at {} USD per GB-month",
-            i.images,
-            human_bytes(i.bytes),
+            i.totals.images,
+            human_bytes(i.totals.bytes),
             i.repositories,
-            i.expiring_images,
-            human_bytes(i.expiring_bytes),
-            i.transitioning_images,
-            human_bytes(i.transitioning_bytes),
-            i.monthly_saving_usd,
+            i.totals.expiring_images,
+            human_bytes(i.totals.expiring_bytes),
+            i.totals.transitioning_images,
+            human_bytes(i.totals.transitioning_bytes),
+            i.totals.monthly_saving_usd,
             i.price_per_gb_month
         );
     }
@@ -446,10 +434,10 @@ pub fn render_table(report: &Report, show_all: bool) -> String {
         let _ = writeln!(
             out,
             "current policies would expire {} ({}) and archive {} ({})",
-            c.expiring_images,
-            human_bytes(c.expiring_bytes),
-            c.transitioning_images,
-            human_bytes(c.transitioning_bytes)
+            c.totals.expiring_images,
+            human_bytes(c.totals.expiring_bytes),
+            c.totals.transitioning_images,
+            human_bytes(c.totals.transitioning_bytes)
         );
     }
     let _ = writeln!(out, "\n{}", summary_line(report));
@@ -512,22 +500,22 @@ pub fn render_markdown(report: &Report) -> String {
         let _ = writeln!(
             out,
             "Impact: templates would expire **{}** images ({}) and archive **{}** ({}) of {} images; estimated saving **{:.2} USD/month**.\n",
-            i.expiring_images,
-            human_bytes(i.expiring_bytes),
-            i.transitioning_images,
-            human_bytes(i.transitioning_bytes),
-            i.images,
-            i.monthly_saving_usd
+            i.totals.expiring_images,
+            human_bytes(i.totals.expiring_bytes),
+            i.totals.transitioning_images,
+            human_bytes(i.totals.transitioning_bytes),
+            i.totals.images,
+            i.totals.monthly_saving_usd
         );
     }
     if let Some(c) = &report.summary.current_impact {
         let _ = writeln!(
             out,
             "Current policies would expire {} images ({}) and archive {} ({}).\n",
-            c.expiring_images,
-            human_bytes(c.expiring_bytes),
-            c.transitioning_images,
-            human_bytes(c.transitioning_bytes)
+            c.totals.expiring_images,
+            human_bytes(c.totals.expiring_bytes),
+            c.totals.transitioning_images,
+            human_bytes(c.totals.transitioning_bytes)
         );
     }
     let rows: Vec<&RepoResult> = listed_rows(report, false).collect();

@@ -21,7 +21,7 @@ use crate::discovery::{self, AccountAccess};
 use crate::inventory::{inventory_target, ImagesMode, InventoryOptions, Limiter};
 use crate::plan::{self, Outcome, PlanOptions, RepoFacts};
 use crate::progress::{Progress, ProgressMode};
-use crate::report::{ImpactSummary, Report, Skipped, Summary, SCHEMA_VERSION};
+use crate::report::{Report, Skipped, Summary, SCHEMA_VERSION};
 use crate::templates::load_template_file;
 
 /// How a command ended; maps one-to-one to the process exit code.
@@ -403,10 +403,7 @@ async fn fleet(
             accounts: (discovered.accounts.len() + discovered.skipped.len()) as u64,
             inactive_accounts: discovered.inactive_accounts as u64,
             regions: regions.len() as u64,
-            impact: (images != ImagesMode::None).then(|| ImpactSummary {
-                price_per_gb_month: config.price_per_gb_month,
-                ..ImpactSummary::default()
-            }),
+            price_per_gb_month: config.price_per_gb_month,
             ..Summary::default()
         },
         repositories: rows,
