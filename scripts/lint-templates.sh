@@ -7,7 +7,8 @@
 # warnings: cfn-lint exits non-zero on either. A warning that is wrong for a template is
 # silenced inside that template (Metadata cfn-lint ignore_checks) with a comment saying why.
 # The CodeBuild buildspecs (deploy/buildspec*.yml) are not CloudFormation; they must parse as
-# YAML and carry the keys CodeBuild requires.
+# YAML, carry the keys CodeBuild requires and share one install phase, and their shell is
+# exercised by scripts/test-buildspecs.py.
 #
 # Installs the pinned cfn-lint (scripts/requirements-lint.txt) into the project-local
 # virtualenv .venv, once: a second run costs one hash.
@@ -102,4 +103,7 @@ if len({yaml.safe_dump(v) for v in installs.values()}) > 1:
     failed = True
 sys.exit(1 if failed else 0)
 PY
+
+# The buildspecs' shell, run phase by phase with stand-ins for aws and ecr-fleet.
+"$venv/bin/python" scripts/test-buildspecs.py
 log "templates and buildspecs are clean"
