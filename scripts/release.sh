@@ -1,28 +1,31 @@
 #!/usr/bin/env bash
-# Builds the release artifacts of ecr-fleet for Linux x86_64.
+# Builds the release artifacts of ecr-fleet for Linux (x86_64 and, where its Rust standard
+# library can be had, aarch64).
 #
-#   bash scripts/release.sh                 # build, check, package into dist/
-#   bash scripts/release.sh --check FILE    # only check FILE's glibc needs (and strip, arch)
+#   bash scripts/release.sh                      # every target
+#   bash scripts/release.sh x86_64               # only these architectures
+#   bash scripts/release.sh --check FILE         # only check FILE (glibc needs, stripped, ELF)
 #
-# The binary is built with cargo-zigbuild for x86_64-unknown-linux-gnu.2.26: it links against
+# Each binary is built with cargo-zigbuild for <arch>-unknown-linux-gnu.2.26: it links against
 # glibc symbols no newer than 2.26, so it runs on Amazon Linux 2 (the oldest CodeBuild Linux
 # image family) and every newer distribution. cargo-zigbuild and zig (the `ziglang` package)
 # come from PyPI into the project-local virtualenv .venv (scripts/requirements-release.txt);
-# nothing is installed system-wide and no rustup target is needed.
+# zig is the C compiler and linker for every target, so no cross toolchain or sysroot is needed.
+# aarch64 also needs Rust's standard library for that target (`rustup target add`); when it is
+# neither installed nor obtainable, aarch64 is skipped with a warning and x86_64 still built.
 #
-# Output, in dist/ (git-ignored):
-#   ecr-fleet-<version>-x86_64-unknown-linux-gnu            the stripped binary
-#   ecr-fleet-<version>-x86_64-unknown-linux-gnu.tar.gz     the binary, LICENSE and README.md
+# Output, in dist/ (git-ignored), per architecture:
+#   ecr-fleet-<version>-<arch>-unknown-linux-gnu            the stripped binary
+#   ecr-fleet-<version>-<arch>-unknown-linux-gnu.tar.gz     the binary, LICENSE and README.md
 #   *.sha256                                                 `sha256sum -c` files for both
 #
-# The script fails when the binary needs a GLIBC_ symbol version above 2.26, is not stripped,
-# is not an x86-64 executable, or does not run.
+# The script fails when a binary needs a GLIBC_ symbol version above 2.26, is not stripped, is
+# not an ELF executable of its architecture, or (x86_64, on this host) does not run.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-triple="x86_64-unknown-linux-gnu"
 max_glibc="2.26"
 
 log() { printf 'release.sh: %s\n' "$*" >&2; }
@@ -37,13 +40,16 @@ highest_glibc() {
         | sort -V | tail -n 1
 }
 
-# Fails unless FILE is a stripped x86-64 ELF executable whose glibc needs stay at or below
-# $max_glibc.
+# Fails unless FILE is a stripped ELF executable (of MACHINE, as readelf names it, if given)
+# whose glibc needs stay at or below $max_glibc.
 check_binary() {
-    local file="$1" need
+    local file="$1" machine="${2:-}" need
     [[ -f "$file" ]] || die "$file: no such file"
-    readelf --file-header "$file" 2>/dev/null | grep -q 'Machine:.*X86-64' \
-        || die "$file: not an x86-64 ELF file"
+    readelf --file-header "$file" >/dev/null 2>&1 || die "$file: not an ELF file"
+    if [[ -n "$machine" ]]; then
+        readelf --file-header "$file" | grep -qE "Machine: +$machine\$" \
+            || die "$file: not a $machine executable ($(readelf --file-header "$file" | grep Machine:))"
+    fi
     if readelf --wide --section-headers "$file" | grep -qE '\] \.symtab '; then
         die "$file: not stripped (has a .symtab section)"
     fi
@@ -62,7 +68,12 @@ if [[ "${1:-}" == "--check" ]]; then
     check_binary "$2"
     exit 0
 fi
-[[ $# -eq 0 ]] || die "usage: $0 [--check FILE]"
+
+arches=("$@")
+(( ${#arches[@]} > 0 )) || arches=(x86_64 aarch64)
+for arch in "${arches[@]}"; do
+    [[ "$arch" == x86_64 || "$arch" == aarch64 ]] || die "unknown architecture '$arch' (x86_64, aarch64)"
+done
 
 # --- tools, installed once into .venv ------------------------------------------------------
 venv="$root/.venv"
@@ -87,37 +98,72 @@ export PATH="$venv/bin:$PATH"
 
 version="$(cargo pkgid --quiet -p ecr-fleet | sed -E 's/.*[#@]//')"
 [[ "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+ ]] || die "cannot read the package version (got '$version')"
-name="ecr-fleet-$version-$triple"
+log "ecr-fleet $version; cargo-zigbuild $(cargo-zigbuild --version | awk '{print $NF}'), zig $(python -m ziglang version)"
 
-# --- build ----------------------------------------------------------------------------------
-log "building $name (cargo-zigbuild $(cargo-zigbuild --version | awk '{print $NF}'), zig $(python -m ziglang version))"
-start=$(date +%s)
-cargo zigbuild --locked --release -p ecr-fleet --bin ecr-fleet --target "$triple.$max_glibc"
-log "build took $(( $(date +%s) - start )) s"
-
-built="target/$triple/release/ecr-fleet"
-check_binary "$built"
-"$built" --version >/dev/null || die "$built --version failed"
-
-# --- package --------------------------------------------------------------------------------
 dist="$root/dist"
 mkdir -p "$dist"
-rm -f "$dist/$name" "$dist/$name".*
-cp "$built" "$dist/$name"
-chmod 0755 "$dist/$name"
-
-# A reproducible tarball: fixed order, owner and times (the last commit's), no gzip timestamp.
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
-cp "$built" "$stage/ecr-fleet"
-cp LICENSE README.md "$stage/"
 epoch="$(git log -1 --format=%ct 2>/dev/null || date +%s)"
-tar --create --directory "$stage" --sort=name --owner=0 --group=0 --numeric-owner \
-    --mtime="@$epoch" --mode='u+rwX,go+rX,go-w' ecr-fleet LICENSE README.md \
-    | gzip -9 -n >"$dist/$name.tar.gz"
+built_names=()
+skipped=()
 
-(cd "$dist" && sha256sum "$name" >"$name.sha256" && sha256sum "$name.tar.gz" >"$name.tar.gz.sha256")
-(cd "$dist" && sha256sum -c --quiet "$name.sha256" "$name.tar.gz.sha256")
+# Rust's standard library for TRIPLE: installed, or fetched with rustup when that works here.
+have_std() {
+    local triple="$1"
+    [[ -d "$(rustc --print sysroot)/lib/rustlib/$triple/lib" ]] && return 0
+    command -v rustup >/dev/null 2>&1 || return 1
+    log "fetching Rust's standard library for $triple (rustup target add)"
+    timeout 300 rustup target add "$triple" >&2 || return 1
+}
 
-log "artifacts:"
-(cd "$dist" && ls -l "$name" "$name.tar.gz" && cat "$name.sha256" "$name.tar.gz.sha256") >&2
+for arch in "${arches[@]}"; do
+    triple="$arch-unknown-linux-gnu"
+    name="ecr-fleet-$version-$triple"
+    case "$arch" in
+        x86_64) machine="Advanced Micro Devices X86-64" ;;
+        aarch64) machine="AArch64" ;;
+    esac
+    if ! have_std "$triple"; then
+        log "WARNING: skipping $triple: Rust's standard library for it is not installed and rustup could not fetch it"
+        skipped+=("$triple")
+        continue
+    fi
+
+    # --- build ------------------------------------------------------------------------------
+    log "building $name"
+    start=$(date +%s)
+    cargo zigbuild --locked --release -p ecr-fleet --bin ecr-fleet --target "$triple.$max_glibc"
+    log "$triple: build took $(( $(date +%s) - start )) s"
+
+    built="target/$triple/release/ecr-fleet"
+    check_binary "$built" "$machine"
+    if [[ "$arch" == "$(uname -m)" ]]; then
+        "$built" --version >/dev/null || die "$built --version failed"
+    fi
+
+    # --- package ----------------------------------------------------------------------------
+    rm -f "$dist/$name" "$dist/$name".*
+    install -m 0755 "$built" "$dist/$name"
+    # A reproducible tarball: fixed order, owner and times (the last commit's), no gzip
+    # timestamp.
+    rm -rf "${stage:?}"/*
+    install -m 0755 "$built" "$stage/ecr-fleet"
+    install -m 0644 LICENSE README.md "$stage/"
+    tar --create --directory "$stage" --sort=name --owner=0 --group=0 --numeric-owner \
+        --mtime="@$epoch" ecr-fleet LICENSE README.md \
+        | gzip -9 -n >"$dist/$name.tar.gz"
+    (cd "$dist" && sha256sum "$name" >"$name.sha256" && sha256sum "$name.tar.gz" >"$name.tar.gz.sha256")
+    (cd "$dist" && sha256sum -c --quiet "$name.sha256" "$name.tar.gz.sha256")
+    built_names+=("$name")
+done
+
+(( ${#built_names[@]} > 0 )) || die "no artifact built"
+log "artifacts in dist/:"
+for name in "${built_names[@]}"; do
+    (cd "$dist" && stat -c '  %s bytes  %n' "$name" "$name.tar.gz" \
+        && sed 's/^/  /' "$name.sha256" "$name.tar.gz.sha256") >&2
+done
+for triple in "${skipped[@]}"; do
+    log "  SKIPPED $triple (no Rust standard library for it)"
+done
