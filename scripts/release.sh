@@ -5,6 +5,7 @@
 #   bash scripts/release.sh                      # every target
 #   bash scripts/release.sh x86_64               # only these architectures
 #   bash scripts/release.sh --check FILE         # only check FILE (glibc needs, stripped, ELF)
+#   bash scripts/release.sh --glibc-only         # CI: debug build for x86_64 glibc 2.26, checked
 #
 # Each binary is built with cargo-zigbuild for <arch>-unknown-linux-gnu.2.26: it links against
 # glibc symbols no newer than 2.26, so it runs on Amazon Linux 2 (the oldest CodeBuild Linux
@@ -41,16 +42,17 @@ highest_glibc() {
 }
 
 # Fails unless FILE is a stripped ELF executable (of MACHINE, as readelf names it, if given)
-# whose glibc needs stay at or below $max_glibc.
+# whose glibc needs stay at or below $max_glibc. With a third argument "unstripped", a debug
+# build passes the strip check.
 check_binary() {
-    local file="$1" machine="${2:-}" need
+    local file="$1" machine="${2:-}" strip="${3:-stripped}" need
     [[ -f "$file" ]] || die "$file: no such file"
     readelf --file-header "$file" >/dev/null 2>&1 || die "$file: not an ELF file"
     if [[ -n "$machine" ]]; then
         readelf --file-header "$file" | grep -qE "Machine: +$machine\$" \
             || die "$file: not a $machine executable ($(readelf --file-header "$file" | grep Machine:))"
     fi
-    if readelf --wide --section-headers "$file" | grep -qE '\] \.symtab '; then
+    if [[ "$strip" == stripped ]] && readelf --wide --section-headers "$file" | grep -qE '\] \.symtab '; then
         die "$file: not stripped (has a .symtab section)"
     fi
     need="$(highest_glibc "$file")"
@@ -69,8 +71,16 @@ if [[ "${1:-}" == "--check" ]]; then
     exit 0
 fi
 
+glibc_only=false
+if [[ "${1:-}" == "--glibc-only" ]]; then
+    [[ $# -eq 1 ]] || die "usage: $0 --glibc-only"
+    glibc_only=true
+    shift
+fi
+
 arches=("$@")
 (( ${#arches[@]} > 0 )) || arches=(x86_64 aarch64)
+$glibc_only && arches=(x86_64)
 for arch in "${arches[@]}"; do
     [[ "$arch" == x86_64 || "$arch" == aarch64 ]] || die "unknown architecture '$arch' (x86_64, aarch64)"
 done
@@ -95,6 +105,18 @@ fi
 # cargo-zigbuild finds zig through `python -m ziglang` when no `zig` is on PATH; putting the
 # venv first makes it use the pinned one.
 export PATH="$venv/bin:$PATH"
+
+# CI's cheap form of the glibc check: the same dependencies, linked by the same zig against
+# the same glibc 2.26 symbols, in the debug profile (minutes, where the LTO release build takes
+# much longer). Optimisation and LTO drop code, they do not add glibc symbol versions.
+if $glibc_only; then
+    triple="x86_64-unknown-linux-gnu"
+    log "debug build for $triple.$max_glibc (glibc check only)"
+    cargo zigbuild --locked -p ecr-fleet --bin ecr-fleet --target "$triple.$max_glibc"
+    check_binary "target/$triple/debug/ecr-fleet" "Advanced Micro Devices X86-64" unstripped
+    "target/$triple/debug/ecr-fleet" --version >/dev/null || die "the debug build does not run"
+    exit 0
+fi
 
 version="$(cargo pkgid --quiet -p ecr-fleet | sed -E 's/.*[#@]//')"
 [[ "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+ ]] || die "cannot read the package version (got '$version')"
