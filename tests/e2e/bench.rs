@@ -780,6 +780,12 @@ fn scale_benchmark() {
     spec.suspended_members = 1;
     spec.seed = env_usize("ECR_FLEET_BENCH_SEED", 1) as u64;
 
+    if cfg!(debug_assertions) {
+        println!(
+            "\nnote: a debug build; for the throughput and memory of a release, add --release \
+             (bash scripts/test.sh --release --test e2e --run-ignored only scale_benchmark --no-capture)"
+        );
+    }
     let mut problems = Vec::new();
     for scenario in &scenarios {
         // A fresh fleet per scenario: the apply of one must not converge the next.
@@ -803,6 +809,7 @@ fn scale_benchmark() {
             before: Default::default(),
         };
         let mut read_back = || synth.policies();
+        let cpu_before = synth.cpu_time();
         let rows = ecr_fleet_steps(
             &ws,
             &synth.url(),
@@ -811,6 +818,15 @@ fn scale_benchmark() {
             &mut read_back,
             &fleet,
         );
+        let served: u64 = rows.iter().map(Row::total).sum();
+        if let (Some(before), Some(after)) = (cpu_before, synth.cpu_time()) {
+            let cpu = after.saturating_sub(before);
+            println!(
+                "synthetic server: {served} requests in {} s of its own CPU ({:.0} us per request)",
+                secs(cpu),
+                cpu.as_secs_f64() * 1e6 / served.max(1) as f64
+            );
+        }
         print_scenario(
             &format!("synthetic {} ({})", scenario.name, scenario.load.describe()),
             &rows,

@@ -116,6 +116,9 @@ pub struct SynthFleet {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Name of the serving thread (at most 15 bytes, the kernel's limit).
+const THREAD_NAME: &str = "synth-fleet";
+
 /// Id of the `k`-th generated member account.
 pub fn member_id(k: usize) -> String {
     format!("{:012}", 200_000_000_000u64 + k as u64)
@@ -207,7 +210,7 @@ impl SynthFleet {
         let (shutdown, stop) = oneshot::channel();
         let serving = shared.clone();
         let thread = std::thread::Builder::new()
-            .name("synth-fleet".into())
+            .name(THREAD_NAME.into())
             .spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -229,6 +232,25 @@ impl SynthFleet {
             shutdown: Some(shutdown),
             thread: Some(thread),
         }
+    }
+
+    /// CPU time the server's thread has used so far (Linux; `None` elsewhere), to show
+    /// that the server is not what a benchmark measures.
+    pub fn cpu_time(&self) -> Option<std::time::Duration> {
+        for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim() != THREAD_NAME {
+                continue;
+            }
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            // Fields after the parenthesized name: state is field 3, utime 14, stime 15.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let ticks: u64 =
+                fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+            // USER_HZ is 100 on every Linux platform Rust targets.
+            return Some(std::time::Duration::from_millis(ticks * 10));
+        }
+        None
     }
 
     /// Base URL, for `AWS_ENDPOINT_URL`.
