@@ -111,8 +111,8 @@ fn scenario(name: &str) -> Scenario {
 }
 
 /// The API-call targets for apply and for a converged re-run on `fleet`:
-/// 1.05 x (listing pages + tag pages + one GetLifecyclePolicy per managed repository
-/// + two calls per write + one AssumeRole per member account + 2), the re-run without the
+/// 1.05 x (listing pages + tag pages + one GetLifecyclePolicy per managed repository +
+/// two calls per write + one AssumeRole per member account + 2), the re-run without the
 /// writes. Every active account-region is visited, the management account's too.
 fn api_targets(fleet: &Fleet) -> (u64, u64) {
     let mut per_target: BTreeMap<(&str, &str), (u64, u64)> = BTreeMap::new();
