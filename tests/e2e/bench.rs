@@ -652,8 +652,22 @@ fn fleet_benchmark() {
 
     let python_tools = tools.iter().any(|t| t != "ecr-fleet");
     let ws = Workspace::new(&fleet, python_tools);
-    let proxy = FaultProxy::start(&moto.url(), FaultRules::default());
+    // Tags never change here, so the GetResources emulation may keep its snapshots; taking
+    // them all now keeps their upstream reads out of every measured run.
+    let proxy = FaultProxy::start(
+        &moto.url(),
+        FaultRules {
+            cache_tag_snapshots: true,
+            ..FaultRules::default()
+        },
+    );
     let endpoint = proxy.url();
+    let tagged = runtime.block_on(aws::get_resources_everywhere(&endpoint, &fleet));
+    assert_eq!(
+        tagged,
+        fleet.active_repos().count(),
+        "every seeded repository is tagged: GetResources must list each"
+    );
     let moto_url = moto.url();
     let mut read_back = || runtime.block_on(aws::read_policies(&moto_url, &fleet));
 
@@ -662,6 +676,7 @@ fn fleet_benchmark() {
         eprintln!("scenario {}: {}", scenario.name, scenario.load.describe());
         proxy.set_rules(FaultRules {
             load: scenario.load.clone(),
+            cache_tag_snapshots: true,
             ..FaultRules::default()
         });
         let mut rows = Vec::new();

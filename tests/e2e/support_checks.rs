@@ -129,6 +129,38 @@ async fn proxy_emulates_get_resources_for_ecr_repositories() {
     .unwrap();
     assert_eq!(found.len(), 1, "the other account is not denied");
 
+    // Kept snapshots: a repository tagged later is not seen until the cache is off.
+    proxy.set_rules(FaultRules {
+        cache_tag_snapshots: true,
+        ..FaultRules::default()
+    });
+    assert_eq!(
+        tagged_repositories(&via_proxy, 100, None)
+            .await
+            .unwrap()
+            .0
+            .len(),
+        5
+    );
+    aws::create_repo(&cfg, "app/late", &[("team", "t9")]).await;
+    assert_eq!(
+        tagged_repositories(&via_proxy, 100, None)
+            .await
+            .unwrap()
+            .0
+            .len(),
+        5
+    );
+    proxy.set_rules(FaultRules::default());
+    assert_eq!(
+        tagged_repositories(&via_proxy, 100, None)
+            .await
+            .unwrap()
+            .0
+            .len(),
+        6
+    );
+
     proxy.set_rules(FaultRules {
         load: LoadRules::quotas(Quotas {
             tag_pages_per_second: 1.0,

@@ -820,3 +820,34 @@ pub async fn restore_seeded_policies(
         .await;
     count
 }
+
+/// Reads the tags of every active account-region of `fleet` (the management account's too)
+/// with the tagging API's GetResources for `ecr:repository`, all pages; returns the number
+/// of tagged repositories found.
+pub async fn get_resources_everywhere(endpoint: &str, fleet: &Fleet) -> usize {
+    let mut found = 0;
+    for account in fleet
+        .members
+        .iter()
+        .map(String::as_str)
+        .chain([MANAGEMENT_ACCOUNT_ID])
+    {
+        for region in &fleet.regions {
+            let cfg = if account == MANAGEMENT_ACCOUNT_ID {
+                sdk_config(endpoint, region).await
+            } else {
+                member_config(endpoint, region, account).await
+            };
+            let mut pages = aws_sdk_resourcegroupstagging::Client::new(&cfg)
+                .get_resources()
+                .resource_type_filters("ecr:repository")
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.unwrap_or_else(|e| fail("GetResources", e));
+                found += page.resource_tag_mapping_list().len();
+            }
+        }
+    }
+    found
+}

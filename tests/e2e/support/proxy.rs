@@ -66,6 +66,11 @@ pub struct FaultRules {
     pub load: LoadRules,
     /// Account ids whose `tagging:GetResources` answers HTTP 400 `AccessDeniedException`.
     pub deny_get_resources: HashSet<String>,
+    /// Keep the tag snapshot of each account-region that the `GetResources` emulation
+    /// takes, and answer later requests from it: only for runs whose tags never change
+    /// (a benchmark), where the snapshot's upstream reads would otherwise load moto with
+    /// the per-repository reads that bulk tag reads save.
+    pub cache_tag_snapshots: bool,
 }
 
 /// A running proxy on 127.0.0.1; stops when dropped.
@@ -269,7 +274,7 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
 async fn handle(request: Request, shared: &Shared) -> Response {
     let op = Operation::of(&request);
     let key = op.key();
-    let (delay, load, needs_account) = {
+    let (delay, load, needs_account, cache_tags) = {
         let state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         let delay = state
             .rules
@@ -277,9 +282,12 @@ async fn handle(request: Request, shared: &Shared) -> Response {
             .iter()
             .find(|(name, _)| op_matches(name, &key))
             .map(|(_, d)| *d);
+        let tagging = key == "tagging:GetResources";
         let needs_account = state.rules.load.needs_account(&key)
-            || (key == "tagging:GetResources" && !state.rules.deny_get_resources.is_empty());
-        (delay, state.rules.load.clone(), needs_account)
+            || (tagging && !state.rules.deny_get_resources.is_empty())
+            || (tagging && state.rules.cache_tag_snapshots);
+        let cache = tagging && state.rules.cache_tag_snapshots;
+        (delay, state.rules.load.clone(), needs_account, cache)
     };
     if let Some(latency) = load.latency {
         tokio::time::sleep(latency).await;
@@ -309,7 +317,11 @@ async fn handle(request: Request, shared: &Shared) -> Response {
                 page_repositories(request.clone(), &shared.upstream, offset, limit).await
             }
             Decision::Tagging => {
-                tagging::get_resources(&request, &shared.upstream, &shared.tagging).await
+                let cache_key = account
+                    .clone()
+                    .filter(|_| cache_tags)
+                    .map(|account| (account, region.to_string()));
+                tagging::get_resources(&request, &shared.upstream, &shared.tagging, cache_key).await
             }
         }
     };

@@ -11,6 +11,11 @@
 //! it lists values, carry one of them. The first page takes a snapshot of the region; the
 //! following pages are served from it with the `PaginationToken`, and the last page answers
 //! an empty token, as AWS does. The upstream requests are not counted as client requests.
+//!
+//! Taking a snapshot costs moto one request per repository, the very per-repository reads
+//! bulk tag reads save on AWS. A benchmark whose tags never change can keep each
+//! account-region's snapshot for later requests (`FaultRules::cache_tag_snapshots`), so
+//! that an emulated page costs about what one AWS request does.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +36,8 @@ const ECR_TARGET_PREFIX: &str = "AmazonEC2ContainerRegistry_V20150921";
 pub struct Emulation {
     snapshots: Mutex<HashMap<u64, Vec<Value>>>,
     next_id: AtomicU64,
+    /// Kept snapshots by (account, region), before `TagFilters`.
+    cache: Mutex<HashMap<(String, String), Vec<Value>>>,
 }
 
 /// Whether a `GetResources` request asks for ECR repositories (and so is emulated).
@@ -49,8 +56,14 @@ fn invalid(message: &str) -> Response {
     json_error(400, "InvalidParameterException", message)
 }
 
-/// Answers one `GetResources` page for ECR repositories.
-pub async fn get_resources(request: &Request, upstream: &str, emulation: &Emulation) -> Response {
+/// Answers one `GetResources` page for ECR repositories. With `cache_key` (account,
+/// region), a snapshot taken earlier for it is reused, and a new one is kept.
+pub async fn get_resources(
+    request: &Request,
+    upstream: &str,
+    emulation: &Emulation,
+    cache_key: Option<(String, String)>,
+) -> Response {
     let body: Value = serde_json::from_slice(&request.body).unwrap_or_else(|_| json!({}));
     let per_page = match body.get("ResourcesPerPage") {
         None | Some(Value::Null) => 100,
@@ -77,9 +90,29 @@ pub async fn get_resources(request: &Request, upstream: &str, emulation: &Emulat
         .filter(|t| !t.is_empty());
     let (id, offset) = match token {
         None => {
-            let mut all = match snapshot(request, upstream).await {
-                Ok(all) => all,
-                Err(response) => return response,
+            let cached = cache_key.as_ref().and_then(|key| {
+                emulation
+                    .cache
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(key)
+                    .cloned()
+            });
+            let mut all = match cached {
+                Some(all) => all,
+                None => match snapshot(request, upstream).await {
+                    Ok(all) => {
+                        if let Some(key) = cache_key {
+                            emulation
+                                .cache
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(key, all.clone());
+                        }
+                        all
+                    }
+                    Err(response) => return response,
+                },
             };
             all.retain(|entry| matches_tag_filters(entry, body.get("TagFilters")));
             let id = emulation.next_id.fetch_add(1, Ordering::Relaxed);
