@@ -258,10 +258,12 @@ impl LoadState {
         &self.throttled
     }
 
-    /// Forgets the counts and refills every bucket.
+    /// Forgets the counts, refills every bucket and restarts the random sequence, so that
+    /// every measured run meets the same faults.
     pub fn reset(&mut self) {
         self.throttled.clear();
         self.buckets.clear();
+        self.seed = None;
     }
 }
 
