@@ -9,3 +9,4 @@ mod harness;
 mod offline;
 mod safety;
 mod schema;
+mod support_checks;
