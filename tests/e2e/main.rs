@@ -8,5 +8,6 @@ mod fleet;
 mod harness;
 mod offline;
 mod safety;
+mod scale;
 mod schema;
 mod support_checks;
