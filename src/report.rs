@@ -108,6 +108,9 @@ pub struct Report {
     /// Where `apply` recorded the policies it replaced.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup_file: Option<String>,
+    /// `--shard K/N` of this run; `report merge` joins the shards' reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 impl Report {
@@ -615,6 +618,7 @@ mod tests {
                 error: "cannot assume role: AccessDenied".into(),
             }],
             backup_file: None,
+            shard: None,
         };
         r.summary
             .api_calls
