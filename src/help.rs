@@ -86,8 +86,24 @@ Examples:
   ecr-fleet man > ecr-fleet.1 && man ./ecr-fleet.1
   ecr-fleet man --dir /usr/local/share/man/man1";
 
+/// `ecr-fleet completions SHELL` on stdout.
+pub fn run_completions(args: &CompletionsArgs) -> Result<ExitStatus, Fatal> {
+    printed(completions(args, &mut std::io::stdout()))
+}
+
+/// `ecr-fleet man [--dir DIR]`.
+pub fn run_man(args: &ManArgs) -> Result<ExitStatus, Fatal> {
+    if let Some(dir) = args.dir.as_deref().filter(|d| !d.is_dir()) {
+        return Err(Fatal::Input(anyhow::anyhow!(
+            "--dir: {} is not a directory",
+            dir.display()
+        )));
+    }
+    printed(man(args, &mut std::io::stdout()))
+}
+
 /// How a printing command ends: a closed pipe (`| head`) is not a failure.
-pub fn printed(result: std::io::Result<()>) -> Result<ExitStatus, Fatal> {
+fn printed(result: std::io::Result<()>) -> Result<ExitStatus, Fatal> {
     match result {
         Ok(()) => Ok(ExitStatus::Success),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitStatus::Success),
@@ -99,10 +115,21 @@ pub fn printed(result: std::io::Result<()>) -> Result<ExitStatus, Fatal> {
 pub fn completions(args: &CompletionsArgs, out: &mut dyn Write) -> std::io::Result<()> {
     let mut cmd = Cli::command();
     let name = cmd.get_name().to_string();
+    const SUBCMD_SEP: &str = "__subcmd__";
     // clap_complete panics when its writer fails; a buffer cannot, and a closed pipe is then
     // an error we handle.
     let mut script = Vec::new();
-    clap_complete::generate(args.shell, &mut cmd, name, &mut script);
+    clap_complete::generate(args.shell, &mut cmd, name.clone(), &mut script);
+    if args.shell == clap_complete::Shell::Bash {
+        // clap_complete's bash script names a command's option cases after the binary name
+        // with `-` turned into `__subcmd__`, but dispatches to it with `-` turned into `__`, so
+        // for a hyphenated name like ours no option or value of a subcommand completes.
+        let text = String::from_utf8_lossy(&script).replace(
+            &format!("{}{SUBCMD_SEP}", name.replace('-', SUBCMD_SEP)),
+            &format!("{}{SUBCMD_SEP}", name.replace('-', "__")),
+        );
+        script = text.into_bytes();
+    }
     out.write_all(&script)?;
     out.flush()
 }
@@ -160,11 +187,7 @@ fn render_page(cmd: &clap::Command, top: bool, out: &mut dyn Write) -> std::io::
     clap_mangen::Man::new(cmd.clone().after_help(None::<&str>)).render(&mut page)?;
     let page = String::from_utf8_lossy(&page);
     let extra = String::from_utf8_lossy(&extra);
-    // Each section of clap_mangen starts with a two-line string definition, then `.SH`.
-    let at = page
-        .find(".SH VERSION")
-        .map(|v| page[..v].rfind(".ie ").unwrap_or(v))
-        .unwrap_or(page.len());
+    let at = page.find("\n.SH VERSION").map_or(page.len(), |v| v + 1);
     out.write_all(page[..at].as_bytes())?;
     out.write_all(extra.as_bytes())?;
     out.write_all(page[at..].as_bytes())?;
@@ -236,8 +259,9 @@ mod tests {
     fn man_page_has_sections_and_keeps_example_lines() {
         let page = output(|b| man(&ManArgs { dir: None }, b));
         assert!(page.contains("\n.TH ecr-fleet 1 "), "{page}");
-        // Our sections come before VERSION, each once.
+        // Our sections come after the title and before VERSION, each once.
         let examples = page.find(".SH \"EXAMPLES\"").unwrap();
+        assert!(page.find(".TH ").unwrap() < examples, "{page}");
         assert!(examples < page.find(".SH VERSION").unwrap(), "{page}");
         assert_eq!(page.matches(".SH \"EXAMPLES\"").count(), 1, "{page}");
         assert!(!page.contains(".SH EXTRA"), "{page}");

@@ -75,10 +75,8 @@ pub async fn run(cli: Cli) -> Result<ExitStatus, Fatal> {
         Command::Preview(args) => preview(args),
         Command::Restore(args) => restore(args, g).await,
         Command::Report(crate::cli::ReportCommand::Merge(args)) => crate::merge::run(args),
-        Command::Completions(args) => {
-            crate::help::printed(crate::help::completions(args, &mut std::io::stdout()))
-        }
-        Command::Man(args) => crate::help::printed(crate::help::man(args, &mut std::io::stdout())),
+        Command::Completions(args) => crate::help::run_completions(args),
+        Command::Man(args) => crate::help::run_man(args),
     }
 }
 

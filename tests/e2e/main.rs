@@ -4,8 +4,12 @@
 mod support;
 
 mod bench;
+mod cli_docs;
 mod fleet;
 mod harness;
+mod junit;
 mod offline;
+mod safe_default;
 mod safety;
 mod schema;
+mod shard;

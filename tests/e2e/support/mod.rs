@@ -8,5 +8,6 @@
 pub mod aws;
 pub mod cli;
 pub mod fixtures;
+pub mod junit;
 pub mod moto;
 pub mod proxy;
