@@ -215,6 +215,7 @@ async fn junit_of_plan_apply_and_audit_agrees_with_the_report() {
     assert_eq!(junit["failures"], 0);
     assert_eq!(junit["errors"], 0);
     assert_eq!(report["summary"]["applied"], 2 * 5);
+    let backup = report["backup_file"].as_str().unwrap().to_string();
 
     // audit after the apply: findings other than exempt fail, judged row by row.
     let audit = ecr_fleet(
@@ -258,6 +259,33 @@ async fn junit_of_plan_apply_and_audit_agrees_with_the_report() {
         .map(case_kind)
         .collect();
     assert!(kinds.contains("passed"), "{kinds:?}");
+
+    // restore: every entry put back passes, in the same shape.
+    let restore = ecr_fleet(
+        &[
+            "restore",
+            "--backup",
+            &backup,
+            "--yes",
+            "--output",
+            "json",
+            "--junit",
+            "restore.xml",
+            "--no-progress",
+        ],
+        &proxy.url(),
+        dir.path(),
+    );
+    restore.assert_code(0);
+    let report = restore.json();
+    let junit = parse_junit(&dir.path().join("restore.xml"));
+    assert_matches_report(&junit, &report);
+    assert_eq!(junit["name"], "ecr-fleet restore");
+    assert_eq!(junit["tests"], 2 * 5);
+    assert_eq!(
+        (junit["failures"].as_u64(), junit["errors"].as_u64()),
+        (Some(0), Some(0))
+    );
 }
 
 #[test]
