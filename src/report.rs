@@ -121,6 +121,9 @@ pub struct Report {
     /// Where `apply` recorded the policies it replaced.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup_file: Option<String>,
+    /// `--shard K/N` of this run; `report merge` joins the shards' reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 impl Report {
@@ -191,6 +194,7 @@ impl Report {
             OutputFormat::Table => render_table(self, show_all),
             OutputFormat::Json => self.to_json(),
             OutputFormat::Markdown => render_markdown(self),
+            OutputFormat::Junit => crate::junit::render(self),
         }
     }
 
@@ -662,6 +666,7 @@ mod tests {
             }],
             notices: Vec::new(),
             backup_file: None,
+            shard: None,
         };
         r.summary
             .api_calls
