@@ -547,35 +547,10 @@ fn preview(args: &PreviewArgs) -> Result<ExitStatus, Fatal> {
                 serde_json::to_string_pretty(&value).expect("preview serializes")
             );
         }
-        PreviewFormat::Table => {
-            let mut table = comfy_table::Table::new();
-            table
-                .load_style(comfy_table::presets::UTF8_BORDERS_ONLY)
-                .set_header(vec!["DIGEST", "TAGS", "PUSHED", "ACTION", "RULE"]);
-            for a in &actions {
-                let img = &images[a.index];
-                table.add_row(vec![
-                    img.digest.clone(),
-                    img.tags.join(","),
-                    img.pushed_at.to_string(),
-                    format!("{:?}", a.action).to_lowercase(),
-                    a.rule_priority.to_string(),
-                ]);
-            }
-            let totals = ecr_lifecycle::impact(&images, &actions);
-            if !actions.is_empty() {
-                println!("{table}");
-            }
-            println!(
-                "{} of {} images affected: {} expire ({}), {} transition to archive ({}); as of {at}",
-                actions.len(),
-                images.len(),
-                totals.expiring_images,
-                crate::report::human_bytes(totals.expiring_bytes),
-                totals.transitioning_images,
-                crate::report::human_bytes(totals.transitioning_bytes)
-            );
-        }
+        PreviewFormat::Table => print!(
+            "{}",
+            crate::report::render_preview_table(&images, &actions, at)
+        ),
     }
     Ok(ExitStatus::Success)
 }
