@@ -16,6 +16,7 @@ pub mod help;
 pub mod inventory;
 pub mod junit;
 pub mod merge;
+pub mod pipeline;
 pub mod plan;
 pub mod progress;
 pub mod report;

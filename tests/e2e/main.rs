@@ -13,3 +13,4 @@ mod safe_default;
 mod safety;
 mod schema;
 mod shard;
+mod support_checks;
