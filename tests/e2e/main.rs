@@ -11,6 +11,7 @@ mod junit;
 mod offline;
 mod safe_default;
 mod safety;
+mod scale;
 mod schema;
 mod shard;
 mod support_checks;
