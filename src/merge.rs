@@ -490,6 +490,12 @@ fn merge_report(
         return;
     };
     for (key, value) in other_fields {
+        if acc.get(key).is_none() && !dropped.contains(key) && key != "shard" {
+            if let Json::Object(mine) = acc {
+                insert_near(mine, key, value.clone(), other_fields);
+            }
+            continue;
+        }
         match key.as_str() {
             "schema_version" | "command" | "shard" => {}
             "started_at" | "finished_at" => {
@@ -504,18 +510,24 @@ fn merge_report(
                     acc.set(key, value.clone());
                 }
             }
-            "summary" => match acc.get_mut("summary") {
-                Some(summary) => sum_into(summary, value, "summary"),
-                None => acc.set(key, value.clone()),
-            },
-            "repositories" | "skipped" | "notices" => {
+            "summary" => {
+                if let Some(summary) = acc.get_mut("summary") {
+                    sum_into(summary, value, "summary");
+                }
+            }
+            _ if dropped.contains(key) => {}
+            // Per account-region lists (rows, skipped targets, notices): joined, sorted later.
+            _ if matches!(
+                (acc.get(key), value),
+                (Some(Json::Array(_)), Json::Array(_))
+            ) =>
+            {
                 if let (Some(Json::Array(mine)), Json::Array(theirs)) = (acc.get_mut(key), value) {
                     mine.extend(theirs.iter().cloned());
                 }
             }
-            _ if dropped.contains(key) => {}
             _ => match acc.get(key) {
-                None => acc.set(key, value.clone()),
+                None => {}
                 Some(mine) if mine == value => {}
                 Some(_) => {
                     // Per-run facts such as apply's backup_file: each shard has its own, and
@@ -531,7 +543,23 @@ fn merge_report(
     }
 }
 
-/// Add the numbers of `other` into `acc`, recursively. Missing keys are taken over.
+/// Insert `key` (missing from `fields`) after the nearest key that precedes it in `order` and
+/// is present, so a field only a later input has lands where an unsharded report has it.
+fn insert_near(fields: &mut Vec<(String, Json)>, key: &str, value: Json, order: &[(String, Json)]) {
+    let before = order
+        .iter()
+        .position(|(k, _)| k == key)
+        .map_or(&order[..0], |at| &order[..at]);
+    let at = before
+        .iter()
+        .rev()
+        .find_map(|(k, _)| fields.iter().position(|(f, _)| f == k))
+        .map_or(0, |i| i + 1);
+    fields.insert(at, (key.to_string(), value));
+}
+
+/// Add the numbers of `other` into `acc`, recursively; lists are joined. Missing keys are
+/// taken over.
 fn sum_into(acc: &mut Json, other: &Json, path: &str) {
     let key = path.rsplit('.').next().unwrap_or(path);
     match (&mut *acc, other) {
@@ -540,7 +568,7 @@ fn sum_into(acc: &mut Json, other: &Json, path: &str) {
                 let child = format!("{path}.{k}");
                 match mine.iter_mut().find(|(mk, _)| mk == k) {
                     Some((_, m)) => sum_into(m, v, &child),
-                    None => mine.push((k.clone(), v.clone())),
+                    None => insert_near(mine, k, v.clone(), theirs),
                 }
             }
         }
@@ -554,6 +582,7 @@ fn sum_into(acc: &mut Json, other: &Json, path: &str) {
             };
             *a = combined;
         }
+        (Json::Array(mine), Json::Array(theirs)) => mine.extend(theirs.iter().cloned()),
         (Json::Null, v) => *acc = v.clone(),
         // Anything else (text, flags) is kept as the first input has it.
         _ => {}
@@ -594,16 +623,21 @@ fn finish(report: &mut Json) {
             )
         });
     }
-    if let Some(Json::Array(notices)) = report.get_mut("notices") {
-        notices.sort_by_cached_key(|n| (text(n, "account_id"), text(n, "region")));
-    }
-    if let Some(Json::Array(skipped)) = report.get_mut("skipped") {
-        skipped.sort_by_cached_key(|s| {
-            (
-                text(s, "account_id"),
-                s.get("region").and_then(Json::as_str).map(str::to_string),
-            )
-        });
+    // Other lists of account-region items (skipped targets, notices): by account and region
+    // (a whole account first), keeping the order within one account-region, as a run does.
+    if let Json::Object(fields) = report {
+        for (key, value) in fields.iter_mut() {
+            if let (false, Json::Array(items)) = (key == "repositories", value) {
+                if items.iter().all(|i| i.get("account_id").is_some()) {
+                    items.sort_by_cached_key(|s| {
+                        (
+                            text(s, "account_id"),
+                            s.get("region").and_then(Json::as_str).map(str::to_string),
+                        )
+                    });
+                }
+            }
+        }
     }
     let len = |k: &str| match report.get(k) {
         Some(Json::Array(a)) => a.len() as u64,
@@ -896,6 +930,68 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("/nonexistent/r.json: cannot read"), "{err}");
+    }
+
+    #[test]
+    fn other_lists_are_joined_and_late_fields_land_in_order() {
+        let a = report(
+            None,
+            "222222222222",
+            "2026-11-22T10:00:00Z",
+            "2026-11-22T10:00:09Z",
+        );
+        let b = report(None, "111111111111", "2026-11-22T10:00:00Z", "2026-11-22T10:00:09Z")
+            .replace(
+                r#""skipped": [{"account_id": "111111111111", "region": "ap-south-1", "error": "x"}]"#,
+                r#""skipped": [{"account_id": "111111111111", "region": "ap-south-1", "error": "x"}],
+                   "notices": [{"account_id": "111111111111", "region": "us-east-1", "message": "n2"},
+                               {"account_id": "111111111111", "region": "us-east-1", "message": "n1"}]"#,
+            )
+            .replace(r#""api_retries": 0"#, r#""api_retries": 0, "disabled_regions": 3"#);
+        let c = report(None, "000000000001", "2026-11-22T10:00:00Z", "2026-11-22T10:00:09Z")
+            .replace(
+                r#""skipped": [{"account_id": "000000000001", "region": "ap-south-1", "error": "x"}]"#,
+                r#""skipped": [], "notices": [{"account_id": "000000000001", "region": "eu-west-1", "message": "n0"}]"#,
+            );
+        let m = merge(vec![
+            input("a.json", &a),
+            input("b.json", &b),
+            input("c.json", &c),
+        ])
+        .unwrap();
+        let Json::Object(fields) = &m else {
+            unreachable!()
+        };
+        let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "schema_version",
+                "command",
+                "started_at",
+                "finished_at",
+                "summary",
+                "repositories",
+                "skipped",
+                "notices"
+            ]
+        );
+        let v: serde_json::Value = serde_json::from_str(&m.to_pretty()).unwrap();
+        let notices: Vec<&str> = v["notices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["message"].as_str().unwrap())
+            .collect();
+        // Sorted by account, the order within one account-region kept.
+        assert_eq!(notices, ["n0", "n2", "n1"]);
+        assert_eq!(v["summary"]["disabled_regions"], 3);
+        assert_eq!(v["summary"]["skipped"], 2);
+        let Some(Json::Object(summary)) = m.get("summary") else {
+            unreachable!()
+        };
+        let at = |k: &str| summary.iter().position(|(f, _)| f == k).unwrap();
+        assert_eq!(at("disabled_regions"), at("api_retries") + 1);
     }
 
     #[test]
