@@ -201,6 +201,8 @@ pub struct AccountsConfig {
     pub external_id: Option<String>,
     pub session_name: String,
     pub session_duration_seconds: Option<i32>,
+    /// `--shard K/N`: visit only this shard's accounts (not a config key).
+    pub shard: Option<crate::shard::Shard>,
 }
 
 #[derive(Debug, Clone)]
@@ -276,7 +278,11 @@ impl MatchRule {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryMode {
+    /// The SDK's adaptive mode: retries and a client-side rate limiter inside each call.
     Adaptive,
+    /// ecr-fleet's own: full-jitter exponential backoff that holds no permit while it waits,
+    /// and a per-account-region rate controller that tells quota throttling from other
+    /// clients' traffic (see `aws::rate`).
     Standard,
 }
 
@@ -294,9 +300,9 @@ impl Default for ExecutionConfig {
     fn default() -> Self {
         ExecutionConfig {
             concurrency: 32,
-            per_region_concurrency: 4,
-            max_attempts: 8,
-            retry_mode: RetryMode::Adaptive,
+            per_region_concurrency: 8,
+            max_attempts: 10,
+            retry_mode: RetryMode::Standard,
         }
     }
 }
@@ -347,6 +353,7 @@ impl Config {
                 external_id: None,
                 session_name: DEFAULT_SESSION_NAME.to_string(),
                 session_duration_seconds: None,
+                shard: None,
             },
             exception: ExceptionConfig {
                 tag: DEFAULT_EXCEPTION_TAG.to_string(),
@@ -720,6 +727,7 @@ fn resolve_accounts(raw: Option<RawAccounts>, src: &Source) -> Result<AccountsCo
             external_id: None,
             session_name: DEFAULT_SESSION_NAME.to_string(),
             session_duration_seconds: None,
+            shard: None,
         });
     };
     let ids = match a.ids {
@@ -838,6 +846,7 @@ fn resolve_accounts(raw: Option<RawAccounts>, src: &Source) -> Result<AccountsCo
         external_id,
         session_name,
         session_duration_seconds,
+        shard: None,
     })
 }
 

@@ -20,6 +20,14 @@ pub struct Skipped {
     pub error: String,
 }
 
+/// Something the run worked around in one account-region, that a reader should know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notice {
+    pub account_id: String,
+    pub region: String,
+    pub message: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct OutcomeCounts {
     pub create: u64,
@@ -29,6 +37,7 @@ pub struct OutcomeCounts {
     pub unmatched: u64,
     pub blocked: u64,
     pub error: u64,
+    pub gone: u64,
 }
 
 impl OutcomeCounts {
@@ -41,6 +50,7 @@ impl OutcomeCounts {
             Outcome::Unmatched => self.unmatched,
             Outcome::Blocked => self.blocked,
             Outcome::Error => self.error,
+            Outcome::Gone => self.gone,
         }
     }
 
@@ -53,6 +63,7 @@ impl OutcomeCounts {
             Outcome::Unmatched => &mut self.unmatched,
             Outcome::Blocked => &mut self.blocked,
             Outcome::Error => &mut self.error,
+            Outcome::Gone => &mut self.gone,
         };
         *slot += 1;
     }
@@ -105,9 +116,14 @@ pub struct Report {
     pub summary: Summary,
     pub repositories: Vec<RepoResult>,
     pub skipped: Vec<Skipped>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<Notice>,
     /// Where `apply` recorded the policies it replaced.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup_file: Option<String>,
+    /// `--shard K/N` of this run; `report merge` joins the shards' reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 impl Report {
@@ -169,6 +185,17 @@ impl Report {
             .iter()
             .flat_map(|r| &r.findings)
             .any(|f| *f != Finding::Exempt)
+    }
+
+    /// The chosen view of this report.
+    pub fn render(&self, output: crate::cli::OutputFormat, show_all: bool) -> String {
+        use crate::cli::OutputFormat;
+        match output {
+            OutputFormat::Table => render_table(self, show_all),
+            OutputFormat::Json => self.to_json(),
+            OutputFormat::Markdown => render_markdown(self),
+            OutputFormat::Junit => crate::junit::render(self),
+        }
     }
 
     pub fn to_json(&self) -> String {
@@ -251,6 +278,44 @@ fn note(r: &RepoResult) -> String {
     parts.join("; ")
 }
 
+/// The table view of `preview`: one row per image acted on, then the totals.
+pub fn render_preview_table(
+    images: &[ecr_lifecycle::Image],
+    actions: &[ecr_lifecycle::ImageAction],
+    at: jiff::Timestamp,
+) -> String {
+    let mut out = String::new();
+    if !actions.is_empty() {
+        let mut table = Table::new();
+        table
+            .load_style(UTF8_BORDERS_ONLY)
+            .set_header(vec!["DIGEST", "TAGS", "PUSHED", "ACTION", "RULE"]);
+        for a in actions {
+            let img = &images[a.index];
+            table.add_row(vec![
+                img.digest.clone(),
+                img.tags.join(","),
+                img.pushed_at.to_string(),
+                format!("{:?}", a.action).to_lowercase(),
+                a.rule_priority.to_string(),
+            ]);
+        }
+        let _ = writeln!(out, "{table}");
+    }
+    let totals = ecr_lifecycle::impact(images, actions);
+    let _ = writeln!(
+        out,
+        "{} of {} images affected: {} expire ({}), {} transition to archive ({}); as of {at}",
+        actions.len(),
+        images.len(),
+        totals.expiring_images,
+        human_bytes(totals.expiring_bytes),
+        totals.transitioning_images,
+        human_bytes(totals.transitioning_bytes)
+    );
+    out
+}
+
 pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b as f64;
@@ -277,7 +342,7 @@ fn listed_rows(report: &Report, all: bool) -> impl Iterator<Item = &RepoResult> 
 fn summary_line(report: &Report) -> String {
     let o = &report.summary.outcomes;
     let mut s = format!(
-        "{} repositories in {} account(s) x {} region(s): {} create, {} update, {} unchanged, {} excluded, {} unmatched, {} blocked, {} error",
+        "{} repositories in {} account(s) x {} region(s): {} create, {} update, {} unchanged, {} excluded, {} unmatched, {} blocked, {} error, {} gone",
         report.summary.repositories,
         report.summary.accounts,
         report.summary.regions,
@@ -287,7 +352,8 @@ fn summary_line(report: &Report) -> String {
         o.excluded,
         o.unmatched,
         o.blocked,
-        o.error
+        o.error,
+        o.gone
     );
     if report.summary.applied > 0 || report.command == "apply" || report.command == "restore" {
         let _ = write!(s, "; {} applied", report.summary.applied);
@@ -415,6 +481,12 @@ pub fn render_table(report: &Report, show_all: bool) -> String {
             );
         }
     }
+    if !report.notices.is_empty() {
+        let _ = writeln!(out, "\nnotices:");
+        for n in &report.notices {
+            let _ = writeln!(out, "  {} {}: {}", n.account_id, n.region, n.message);
+        }
+    }
     if let Some(i) = &report.summary.impact {
         let _ = writeln!(
             out,
@@ -453,7 +525,7 @@ pub fn render_table(report: &Report, show_all: bool) -> String {
     }
     let _ = writeln!(out, "{}", api_line(report));
     if let Some(b) = &report.backup_file {
-        let _ = writeln!(out, "backup of replaced policies: {b}");
+        let _ = writeln!(out, "journal of this run's writes: {b}");
         if report.command == "apply" && report.summary.applied > 0 {
             // ECR acts on a new policy within about a day: the window in which undoing helps.
             let _ = writeln!(
@@ -562,9 +634,25 @@ pub fn render_markdown(report: &Report) -> String {
         }
         let _ = writeln!(out);
     }
+    if !report.notices.is_empty() {
+        let _ = writeln!(
+            out,
+            "## Notices\n\n| account | region | notice |\n|---|---|---|"
+        );
+        for n in &report.notices {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                n.account_id,
+                n.region,
+                md_escape(&n.message)
+            );
+        }
+        let _ = writeln!(out);
+    }
     let _ = writeln!(out, "{}", api_line(report));
     if let Some(b) = &report.backup_file {
-        let _ = writeln!(out, "\nBackup of replaced policies: `{b}`");
+        let _ = writeln!(out, "\nJournal of this run's writes: `{b}`");
     }
     out
 }
@@ -614,7 +702,9 @@ mod tests {
                 region: None,
                 error: "cannot assume role: AccessDenied".into(),
             }],
+            notices: Vec::new(),
             backup_file: None,
+            shard: None,
         };
         r.summary
             .api_calls
