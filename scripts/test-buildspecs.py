@@ -314,7 +314,7 @@ def test_restore_fetches_the_journal():
     check(b.failed_phase is None, b.output)
     [run] = ecr_fleet_runs(w)
     check(run[:4] == ["restore", "--yes", "--backup", "out/restored-journal.jsonl"], f"argv {run}")
-    check("--junit" not in run, "restore has no JUnit view")
+    check(run[-2:] == ["--junit", "out/junit.xml"], f"restore publishes JUnit too: {run}")
 
 
 def test_restore_without_journal_is_exit_2():
