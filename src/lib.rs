@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod discovery;
 pub mod inventory;
+pub mod pipeline;
 pub mod plan;
 pub mod progress;
 pub mod report;

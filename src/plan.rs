@@ -19,10 +19,12 @@ pub enum Outcome {
     Unmatched,
     Blocked,
     Error,
+    /// The repository was deleted during the run.
+    Gone,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::Create,
         Outcome::Update,
         Outcome::Unchanged,
@@ -30,6 +32,7 @@ impl Outcome {
         Outcome::Unmatched,
         Outcome::Blocked,
         Outcome::Error,
+        Outcome::Gone,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +44,7 @@ impl Outcome {
             Outcome::Unmatched => "unmatched",
             Outcome::Blocked => "blocked",
             Outcome::Error => "error",
+            Outcome::Gone => "gone",
         }
     }
 
@@ -98,6 +102,19 @@ pub struct RepoFacts {
     pub current_policy: Option<Option<String>>,
     pub images: Option<Vec<Image>>,
     pub error: Option<String>,
+    /// The repository disappeared while it was being read (RepositoryNotFoundException).
+    pub gone: bool,
+}
+
+impl RepoFacts {
+    /// Record a failed read: a repository that went away is `gone`, anything else an error.
+    pub fn fail(&mut self, error: crate::aws::AwsError) {
+        if error.kind == crate::aws::ErrorKind::RepositoryNotFound {
+            self.gone = true;
+        } else {
+            self.error = Some(error.to_string());
+        }
+    }
 }
 
 /// An image the `[safety]` settings protect that a template would expire or archive.
@@ -219,13 +236,17 @@ pub fn plan(facts: Vec<RepoFacts>, config: &Config, options: PlanOptions) -> Vec
     out
 }
 
-fn plan_one(facts: RepoFacts, config: &Config, options: PlanOptions) -> RepoResult {
+pub fn plan_one(facts: RepoFacts, config: &Config, options: PlanOptions) -> RepoResult {
     let template = facts
         .disposition
         .as_ref()
         .and_then(|d| d.template().map(str::to_string));
     let mut result = RepoResult::new(&facts.account_id, &facts.region, &facts.name, template);
     result.current_policy = facts.current_policy.clone().flatten();
+    if facts.gone {
+        result.outcome = Outcome::Gone;
+        return result;
+    }
     if let Some(err) = facts.error {
         result.error = Some(err);
         return result;
@@ -537,6 +558,7 @@ tags = { team = ["*"] }
             current_policy: current.map(|c| c.map(str::to_string)),
             images: None,
             error: None,
+            gone: false,
         }
     }
 

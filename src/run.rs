@@ -1,27 +1,27 @@
 //! The commands: wiring config, discovery, inventory, planner, writer and views together.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, IsTerminal, Write as _};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
 use futures::StreamExt;
 use jiff::{Timestamp, Unit};
 
-use crate::apply::{self, Backup, Clients, TargetClient, BACKUP_VERSION};
-use crate::aws::Aws;
+use crate::apply::{self, Journal, JournalRecord, JOURNAL_VERSION};
+use crate::aws::{Aws, RunLimits, Stop};
 use crate::cli::{
     ApplyArgs, Cli, Command, GlobalArgs, OutputFormat, PreviewArgs, PreviewFormat, RestoreArgs,
     RunArgs, ValidateArgs,
 };
 use crate::config::{check_account_id, check_region, Config, NameGlob, DEFAULT_CONFIG_FILE};
-use crate::discovery::{self, AccountAccess};
-use crate::inventory::{inventory_target, ImagesMode, InventoryOptions, Limiter};
-use crate::plan::{self, Outcome, PlanOptions, RepoFacts};
+use crate::discovery;
+use crate::inventory::{ImagesMode, InventoryOptions};
+use crate::pipeline::{self, FleetRun, StreamingWrites};
+use crate::plan::{self, PlanOptions};
 use crate::progress::{Progress, ProgressMode};
-use crate::report::{Report, Skipped, Summary, SCHEMA_VERSION};
+use crate::report::{Report, Summary, SCHEMA_VERSION};
 use crate::templates::load_template_file;
 
 /// How a command ended; maps one-to-one to the process exit code.
@@ -177,18 +177,10 @@ fn confirm(prompt: &str) -> bool {
     std::io::stdin().lock().read_line(&mut line).is_ok() && line.trim() == "yes"
 }
 
-fn render(report: &Report, output: OutputFormat, show_all: bool) -> String {
-    match output {
-        OutputFormat::Table => crate::report::render_table(report, show_all),
-        OutputFormat::Json => report.to_json(),
-        OutputFormat::Markdown => crate::report::render_markdown(report),
-    }
-}
-
 /// Print the view, then write `--report`. Returns false when the report file could not be
 /// written: the run's result is still on stdout, and the caller exits 1.
 fn emit(report: &Report, output: OutputFormat, show_all: bool, report_file: Option<&Path>) -> bool {
-    let text = render(report, output, show_all);
+    let text = report.render(output, show_all);
     {
         let mut out = std::io::stdout().lock();
         // A closed pipe (`| head`) is not an error worth a non-zero exit.
@@ -228,89 +220,61 @@ fn check_output_paths(report: Option<&Path>, backup: Option<&Path>) -> Result<()
     Ok(())
 }
 
-struct Inventory {
-    facts: Vec<RepoFacts>,
-    skipped: Vec<Skipped>,
-    clients: Clients,
+/// Ctrl-C or SIGTERM (what CodeBuild sends on stop or timeout): no new call starts, calls in
+/// flight finish (writes are journaled), the report is printed. A second signal quits at once.
+fn watch_signals(stop: Stop) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut received = 0;
+        #[cfg(unix)]
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        loop {
+            #[cfg(unix)]
+            let got = match term.as_mut() {
+                Some(term) => tokio::select! {
+                    r = tokio::signal::ctrl_c() => r.is_ok(),
+                    r = term.recv() => r.is_some(),
+                },
+                None => tokio::signal::ctrl_c().await.is_ok(),
+            };
+            #[cfg(not(unix))]
+            let got = tokio::signal::ctrl_c().await.is_ok();
+            if !got {
+                return;
+            }
+            received += 1;
+            if received > 1 {
+                std::process::exit(130);
+            }
+            stop.set();
+            eprintln!(
+                "ecr-fleet: interrupted: finishing the calls in flight, starting no new one \
+                 (signal again to quit at once; every write started is in the journal)"
+            );
+        }
+    })
 }
 
-async fn inventory_fleet(
-    aws: &Aws,
-    config: &Config,
-    accounts: &[AccountAccess],
-    regions: &[String],
-    partition: &str,
-    options: &InventoryOptions,
-    mode: ProgressMode,
-) -> Inventory {
-    let global = Limiter::global(config.execution.concurrency);
-    let targets: Vec<(&AccountAccess, &String)> = accounts
-        .iter()
-        .flat_map(|a| regions.iter().map(move |r| (a, r)))
-        .collect();
-    let progress = Progress::new(mode, "inventory", "account-regions", targets.len() as u64);
-    let on_repo = || progress.item();
-    let results: Vec<_> = futures::stream::iter(targets)
-        .map(|(account, region)| {
-            let global = &global;
-            let progress = &progress;
-            let on_repo = &on_repo;
-            async move {
-                let client = aws.ecr(&account.account_id, region, account.credentials.as_ref());
-                let limiter = Limiter::for_target(global, config.execution.per_region_concurrency);
-                let result = inventory_target(
-                    &client,
-                    &account.account_id,
-                    region,
-                    config,
-                    options,
-                    &limiter,
-                    on_repo,
-                )
-                .await;
-                progress.step();
-                (
-                    account.account_id.clone(),
-                    region.clone(),
-                    client,
-                    limiter,
-                    result,
-                )
-            }
-        })
-        // Targets run side by side; the limiter caps the calls actually in flight.
-        .buffer_unordered(config.execution.concurrency.max(1))
-        .collect()
-        .await;
-    progress.finish();
-    let mut inv = Inventory {
-        facts: Vec::new(),
-        skipped: Vec::new(),
-        clients: Clients::new(),
-    };
-    for (account_id, region, client, limiter, result) in results {
-        match result {
-            Ok(facts) => {
-                inv.facts.extend(facts);
-                inv.clients.insert(
-                    (account_id, region),
-                    TargetClient {
-                        client,
-                        limiter,
-                        partition: partition.to_string(),
-                    },
-                );
-            }
-            Err(error) => inv.skipped.push(Skipped {
-                account_id,
-                region: Some(region),
-                error,
-            }),
-        }
+/// Stops the signal watcher when the command ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
-    inv.skipped
-        .sort_by(|a, b| (&a.account_id, &a.region).cmp(&(&b.account_id, &b.region)));
-    inv
+}
+
+/// The journal's first line: this run and the access settings restore needs (never secrets).
+fn journal_header(config: &Config, started: Timestamp) -> JournalRecord {
+    JournalRecord::Run {
+        backup_version: JOURNAL_VERSION,
+        ecr_fleet_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: started.to_string(),
+        command_line: std::env::args().collect(),
+        role_name: config.accounts.role_name.clone(),
+        session_name: config.accounts.session_name.clone(),
+        external_id_used: config.accounts.external_id.is_some(),
+    }
 }
 
 async fn fleet(
@@ -343,23 +307,20 @@ async fn fleet(
         )));
     }
     let mode = ProgressMode::detect(g.quiet, g.no_progress);
+    let stop = Stop::default();
+    let _signals = AbortOnDrop(watch_signals(stop.clone()));
 
     let aws = Aws::load(&config.execution).await;
     let regions = resolve_regions(&narrow.regions, &config, &aws)?;
-    let caller = discovery::caller(&aws, regions.first().map(String::as_str))
+    let sts_region = regions.first().map(String::as_str);
+    let caller = discovery::caller(&aws, sts_region)
         .await
         .map_err(|e| Fatal::Run(e.into()))?;
     tracing::info!(account = %caller.account_id, arn = %caller.arn, "caller");
-    let discovered = discovery::discover(
-        &aws,
-        &caller,
-        &config.accounts,
-        narrow.accounts.as_deref(),
-        regions.first().map(String::as_str),
-        config.execution.concurrency,
-    )
-    .await
-    .map_err(|e| Fatal::Run(e.into()))?;
+    let selection =
+        discovery::select_accounts(&aws, &caller, &config.accounts, narrow.accounts.as_deref())
+            .await
+            .map_err(|e| Fatal::Run(e.into()))?;
 
     let images = if args.images {
         ImagesMode::AllManaged
@@ -368,31 +329,48 @@ async fn fleet(
     } else {
         ImagesMode::None
     };
-    let options = InventoryOptions {
-        repositories: narrow.repositories.clone(),
-        images,
-        page_size: 1000,
-    };
-    let mut inv = inventory_fleet(
-        &aws,
-        &config,
-        &discovered.accounts,
-        &regions,
-        &caller.partition,
-        &options,
-        mode,
-    )
-    .await;
-    let rows = plan::plan(
-        std::mem::take(&mut inv.facts),
-        &config,
-        PlanOptions {
+    let journal = apply_args.map(|a| {
+        let path = a
+            .backup
+            .clone()
+            .unwrap_or_else(|| apply::default_journal_path(&config.backup_dir, started));
+        Journal::new(path, journal_header(&config, started))
+    });
+    // `apply --yes` writes while it reads; interactive apply plans, asks, then writes.
+    let streaming = apply_args.filter(|a| a.yes).map(|a| StreamingWrites {
+        journal: journal.clone().expect("apply has a journal"),
+        allow_unsafe: a.allow_unsafe,
+    });
+    let run = FleetRun {
+        aws: &aws,
+        config: &config,
+        caller: &caller,
+        sts_region,
+        regions: &regions,
+        inventory: InventoryOptions {
+            repositories: narrow.repositories.clone(),
+            images,
+            page_size: 1000,
+        },
+        plan: PlanOptions {
             now: started,
             findings: command == FleetCommand::Audit,
         },
+        limits: RunLimits::new(&config.execution, aws.stats.clone(), stop.clone()),
+        writes: streaming,
+    };
+    let accounts_in_scope = selection.ids.len() as u64;
+    let progress = Progress::new(
+        mode,
+        command.name(),
+        "account-regions",
+        accounts_in_scope * regions.len() as u64,
     );
-    let mut skipped = discovered.skipped.clone();
-    skipped.append(&mut inv.skipped);
+    let output = run.run(selection.ids, &progress).await;
+    progress.finish();
+    let named_but_absent = selection.skipped.len() as u64;
+    let mut skipped = selection.skipped;
+    skipped.extend(output.skipped);
     skipped.sort_by(|a, b| (&a.account_id, &a.region).cmp(&(&b.account_id, &b.region)));
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
@@ -400,32 +378,36 @@ async fn fleet(
         started_at: started.to_string(),
         finished_at: String::new(),
         summary: Summary {
-            accounts: (discovered.accounts.len() + discovered.skipped.len()) as u64,
-            inactive_accounts: discovered.inactive_accounts as u64,
+            // Accounts that could not be entered count; so do mistyped `--accounts` ids.
+            accounts: accounts_in_scope + named_but_absent,
+            inactive_accounts: selection.inactive_accounts as u64,
             regions: regions.len() as u64,
             price_per_gb_month: config.price_per_gb_month,
             ..Summary::default()
         },
-        repositories: rows,
+        repositories: output.rows,
         skipped,
+        notices: output.notices,
         backup_file: None,
     };
 
-    if let Some(a) = apply_args {
+    if let (Some(a), Some(journal), false) = (apply_args, &journal, yes) {
         // The confirmation shows the plan with what it cost so far.
         report.summary.api_calls = aws.stats.calls();
         report.summary.api_retries = aws.stats.retries();
-        apply_phase(
+        confirm_and_write(
             &mut report,
             &config,
-            &inv.clients,
+            &output.targets,
+            journal,
             a,
             args,
-            interactive,
             mode,
-            started,
         )
         .await?;
+    }
+    if let Some(path) = journal.as_ref().and_then(|j| j.created()) {
+        report.backup_file = Some(path.display().to_string());
     }
 
     report.finished_at = now().to_string();
@@ -435,7 +417,7 @@ async fn fleet(
     let reported = emit(&report, args.output, args.all, args.report.as_deref());
 
     Ok(match command {
-        _ if report.has_failures() || !reported => ExitStatus::Failure,
+        _ if report.has_failures() || !reported || stop.is_set() => ExitStatus::Failure,
         FleetCommand::Apply if report.has_pending() => ExitStatus::Failure,
         FleetCommand::Apply => ExitStatus::Success,
         FleetCommand::Audit if report.has_pending() || report.has_findings() => ExitStatus::Pending,
@@ -444,74 +426,39 @@ async fn fleet(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn apply_phase(
+/// Interactive apply: show the plan, ask, then write (re-reading tags and policy first).
+async fn confirm_and_write(
     report: &mut Report,
     config: &Config,
-    clients: &Clients,
+    targets: &HashMap<(String, String), crate::aws::Target>,
+    journal: &Arc<Journal>,
     a: &ApplyArgs,
     args: &RunArgs,
-    interactive: bool,
     mode: ProgressMode,
-    started: Timestamp,
 ) -> Result<(), Fatal> {
     report.tally();
-    let writes: Vec<&plan::RepoResult> = report
+    let writes = report
         .repositories
         .iter()
-        .filter(|r| r.outcome.is_write() || (a.allow_unsafe && r.outcome == Outcome::Blocked))
-        .collect();
-    if writes.is_empty() {
+        .filter(|r| pipeline::wants_write(r, a.allow_unsafe))
+        .count();
+    if writes == 0 {
         return Ok(());
     }
-    let entries = apply::backup_entries(config, &writes);
-    if !a.yes && interactive {
-        eprintln!("{}", crate::report::render_table(report, args.all));
-        if !confirm(&format!("Write {} lifecycle polic(ies)?", entries.len())) {
-            return Err(input(anyhow!("apply cancelled; nothing was written")));
-        }
+    eprintln!("{}", crate::report::render_table(report, args.all));
+    if !confirm(&format!("Write {writes} lifecycle polic(ies)?")) {
+        return Err(input(anyhow!("apply cancelled; nothing was written")));
     }
-    let path = a
-        .backup
-        .clone()
-        .unwrap_or_else(|| apply::default_backup_path(&config.backup_dir, started));
-    let backup = Backup {
-        backup_version: BACKUP_VERSION,
-        created_at: started.to_string(),
-        entries,
-    };
-    apply::write_backup(&path, &backup)
-        .map_err(|e| Fatal::Run(anyhow!("{e}; nothing was written")))?;
-    tracing::info!(path = %path.display(), entries = backup.entries.len(), "backup written");
-    report.backup_file = Some(path.display().to_string());
-    let progress = Progress::new(mode, "apply", "writes", backup.entries.len() as u64);
-    // Ctrl-C from here on: finish the writes in flight, start no new one, print the report.
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                stop.store(true, Ordering::SeqCst);
-                eprintln!(
-                    "ecr-fleet: interrupted: finishing the writes in flight, starting no new one \
-                     (Ctrl-C again to quit at once; the backup is already written)"
-                );
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
-                }
-            }
-        }
-    });
-    apply::apply_rows(
+    let progress = Progress::new(mode, "apply", "writes", writes as u64);
+    pipeline::write_planned(
         &mut report.repositories,
         config,
-        clients,
+        targets,
+        journal,
         a.allow_unsafe,
         &progress,
-        &stop,
     )
     .await;
-    watcher.abort();
     progress.finish();
     Ok(())
 }
@@ -643,15 +590,17 @@ async fn restore(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
     {
         return Err(input(anyhow!("restore cancelled; nothing was written")));
     }
+    let stop = Stop::default();
+    let _signals = AbortOnDrop(watch_signals(stop.clone()));
     let aws = Aws::load(&config.execution).await;
-    let first_region = backup.entries.first().map(|e| e.region.as_str());
+    let first_region = backup.entries.first().map(|e| e.entry.region.as_str());
     let caller = discovery::caller(&aws, first_region)
         .await
         .map_err(|e| Fatal::Run(e.into()))?;
     let accounts: Vec<String> = backup
         .entries
         .iter()
-        .map(|e| e.account_id.clone())
+        .map(|e| e.entry.account_id.clone())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -668,46 +617,45 @@ async fn restore(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
     )
     .await
     .map_err(|e| Fatal::Run(e.into()))?;
-    let global = Limiter::global(config.execution.concurrency);
-    let mut clients = Clients::new();
+    let limits = RunLimits::new(&config.execution, aws.stats.clone(), stop.clone());
+    let mut targets = HashMap::new();
     for e in &backup.entries {
-        let key = (e.account_id.clone(), e.region.clone());
-        if clients.contains_key(&key) {
+        let key = (e.entry.account_id.clone(), e.entry.region.clone());
+        if targets.contains_key(&key) {
             continue;
         }
         if let Some(account) = discovered
             .accounts
             .iter()
-            .find(|a| a.account_id == e.account_id)
+            .find(|a| a.account_id == e.entry.account_id)
         {
-            clients.insert(
-                key,
-                TargetClient {
-                    client: aws.ecr(&e.account_id, &e.region, account.credentials.as_ref()),
-                    limiter: Limiter::for_target(&global, config.execution.per_region_concurrency),
-                    partition: caller.partition.clone(),
-                },
+            let target = aws.target(
+                &key.0,
+                &key.1,
+                &caller.partition,
+                account.credentials.as_ref(),
+                &limits,
             );
+            targets.insert(key, target);
         }
     }
     let mode = ProgressMode::detect(g.quiet, g.no_progress);
     let progress = Progress::new(mode, "restore", "repositories", backup.entries.len() as u64);
-    let rows: Vec<plan::RepoResult> = futures::stream::iter(&backup.entries)
-        .filter_map(|e| {
-            let target = clients
-                .get(&(e.account_id.clone(), e.region.clone()))
-                .cloned();
+    // Entries run side by side; each account-region's call gate keeps its share.
+    let mut rows: Vec<plan::RepoResult> = futures::stream::iter(&backup.entries)
+        .map(|e| {
+            let target = targets.get(&(e.entry.account_id.clone(), e.entry.region.clone()));
             let progress = &progress;
             async move {
                 let row = match target {
-                    Some(target) => apply::restore_entry(e, &target).await,
+                    Some(target) => apply::restore_entry(e, target).await,
                     // Every entry gets a row: one that could not be tried says so.
                     None => {
                         let mut row = plan::RepoResult::new(
-                            &e.account_id,
-                            &e.region,
-                            &e.repository,
-                            Some(e.template.clone()),
+                            &e.entry.account_id,
+                            &e.entry.region,
+                            &e.entry.repository,
+                            Some(e.entry.template.clone()),
                         );
                         row.error = Some(
                             "not restored: the account could not be entered (see skipped)".into(),
@@ -716,15 +664,19 @@ async fn restore(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
                     }
                 };
                 progress.step();
-                Some(row)
+                row
             }
         })
+        .buffer_unordered(config.execution.concurrency.max(1) * 4)
         .collect()
         .await;
     progress.finish();
-    let mut rows = rows;
     rows.sort_by(|a, b| a.key().cmp(&b.key()));
-    let regions: BTreeSet<&str> = backup.entries.iter().map(|e| e.region.as_str()).collect();
+    let regions: BTreeSet<&str> = backup
+        .entries
+        .iter()
+        .map(|e| e.entry.region.as_str())
+        .collect();
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
         command: "restore".to_string(),
@@ -739,11 +691,12 @@ async fn restore(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
         },
         repositories: rows,
         skipped: discovered.skipped.clone(),
+        notices: Vec::new(),
         backup_file: Some(args.backup.display().to_string()),
     };
     report.tally();
     let reported = emit(&report, args.output, true, args.report.as_deref());
-    Ok(if report.has_failures() || !reported {
+    Ok(if report.has_failures() || !reported || stop.is_set() {
         ExitStatus::Failure
     } else {
         ExitStatus::Success

@@ -234,6 +234,32 @@ async fn create_repo_with(ecr: &aws_sdk_ecr::Client, name: &str, tags: &[(&str, 
         .unwrap_or_else(|e| fail(&format!("CreateRepository {name}"), e));
 }
 
+/// Adds `tags` to an existing repository.
+pub async fn tag_repo(cfg: &SdkConfig, name: &str, tags: &[(&str, &str)]) {
+    let ecr = aws_sdk_ecr::Client::new(cfg);
+    let arn = ecr
+        .describe_repositories()
+        .repository_names(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| fail(&format!("DescribeRepositories {name}"), e))
+        .repositories()
+        .first()
+        .and_then(|r| r.repository_arn())
+        .expect("repository arn")
+        .to_string();
+    let tags = tags
+        .iter()
+        .map(|(key, value)| Tag::builder().key(*key).value(*value).build().expect("tag"))
+        .collect::<Vec<_>>();
+    ecr.tag_resource()
+        .resource_arn(arn)
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .unwrap_or_else(|e| fail(&format!("TagResource {name}"), e));
+}
+
 /// Tags of a repository, sorted by key.
 pub async fn repo_tags(cfg: &SdkConfig, name: &str) -> BTreeMap<String, String> {
     let ecr = aws_sdk_ecr::Client::new(cfg);
