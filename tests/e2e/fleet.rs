@@ -151,8 +151,12 @@ async fn plan_apply_and_converge_across_accounts_and_regions() {
         let at = journal.iter().position(|r| r == *intent).unwrap();
         let outcome = journal[at..]
             .iter()
-            .find(|r| r["record"] == "outcome" && r["repository"] == intent["repository"]
-                && r["account_id"] == intent["account_id"] && r["region"] == intent["region"])
+            .find(|r| {
+                r["record"] == "outcome"
+                    && r["repository"] == intent["repository"]
+                    && r["account_id"] == intent["account_id"]
+                    && r["region"] == intent["region"]
+            })
             .expect("an outcome after the intent");
         assert_eq!(outcome["result"], "written", "{outcome}");
     }
@@ -357,9 +361,9 @@ async fn denied_assume_role_skips_that_account_only() {
     let table = ecr_fleet(&["plan", "--no-progress"], &proxy.url(), dir.path());
     table.assert_code(1);
     assert!(
-        table
-            .stdout
-            .contains(&format!("{denied} (all regions): sts:AssumeRole: AccessDenied: ")),
+        table.stdout.contains(&format!(
+            "{denied} (all regions): sts:AssumeRole: AccessDenied: "
+        )),
         "{}",
         table.stdout
     );
@@ -737,7 +741,11 @@ async fn a_policy_changed_after_the_plan_is_a_conflict_not_overwritten() {
         "yes\n",
     );
     assert_eq!(apply.code, 1, "{}", apply.stdout);
-    assert!(apply.stdout.contains("Write 2 lifecycle polic"), "{}", apply.stdout);
+    assert!(
+        apply.stdout.contains("Write 2 lifecycle polic"),
+        "{}",
+        apply.stdout
+    );
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
             .unwrap();

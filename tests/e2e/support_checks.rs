@@ -397,8 +397,10 @@ async fn synthetic_fleet_answers_the_sdk() {
     assert!(!aws::list_repo_names(&cfg).await.contains(&missing.name));
 
     // Quotas: per account-region buckets, counted per operation.
+    // A bucket of 5 that refills one token per 10 s, so a slow machine sees the same.
     synth.set_load(LoadRules::quotas(Quotas {
-        reads_per_second: 5.0,
+        reads_per_second: 0.1,
+        burst_seconds: 50.0,
         ..Quotas::default()
     }));
     synth.reset_counts();

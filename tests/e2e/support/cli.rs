@@ -163,7 +163,9 @@ impl Cli {
             let mut stdin = child.stdin.take().expect("stdin piped");
             // The prompt comes after the plan: give the run time to reach it.
             std::thread::sleep(std::time::Duration::from_millis(200));
-            stdin.write_all(input.as_bytes()).expect("type at the prompt");
+            stdin
+                .write_all(input.as_bytes())
+                .expect("type at the prompt");
             // Keep stdin open until the run ends, or `script` hangs up the terminal.
             std::thread::spawn(move || {
                 std::thread::sleep(std::time::Duration::from_secs(120));
