@@ -8,13 +8,21 @@
 
 pub mod apply;
 pub mod aws;
+pub mod builtin;
 pub mod cli;
 pub mod config;
 pub mod discovery;
+pub mod help;
 pub mod inventory;
+pub mod junit;
+pub mod merge;
 pub mod pipeline;
 pub mod plan;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod shard;
 pub mod templates;
+
+/// The version `--version` prints: the package version and, when built from git, the commit.
+pub const VERSION: &str = env!("ECR_FLEET_VERSION");

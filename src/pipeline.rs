@@ -63,6 +63,16 @@ impl FleetRun<'_> {
     pub async fn run(&self, accounts: Vec<String>, progress: &Progress) -> FleetOutput {
         let per_account: Vec<Vec<TargetOutcome>> = futures::stream::iter(accounts)
             .map(|account_id| async move {
+                if self.limits.stop.is_set() {
+                    for _ in self.regions {
+                        progress.step();
+                    }
+                    return vec![TargetOutcome::Skipped(Skipped {
+                        account_id,
+                        region: None,
+                        error: "not visited: interrupted".to_string(),
+                    })];
+                }
                 let access = match discovery::enter(
                     self.aws,
                     self.caller,
