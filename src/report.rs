@@ -588,6 +588,7 @@ mod tests {
             impact: None,
             current_impact: None,
             protected_images: Vec::new(),
+            unused: None,
             current_policy: None,
         }
     }

@@ -389,6 +389,7 @@ async fn fleet(
         PlanOptions {
             now: started,
             findings: command == FleetCommand::Audit,
+            in_use: None,
         },
     );
     let mut skipped = discovered.skipped.clone();
