@@ -16,11 +16,16 @@ use crate::cli::{
     ApplyArgs, Cli, Command, GlobalArgs, OutputFormat, PreviewArgs, PreviewFormat, RestoreArgs,
     RunArgs, ValidateArgs,
 };
-use crate::config::{check_account_id, check_region, Config, NameGlob, DEFAULT_CONFIG_FILE};
+use crate::config::{
+    check_account_id, check_region, Config, InUseSource, NameGlob, RegionSelection,
+    DEFAULT_CONFIG_FILE, REGIONS_ENABLED,
+};
 use crate::discovery::{self, AccountAccess};
+use crate::inuse::{self, InUseIndex};
 use crate::inventory::{inventory_target, ImagesMode, InventoryOptions, Limiter};
 use crate::plan::{self, Outcome, PlanOptions, RepoFacts};
 use crate::progress::{Progress, ProgressMode};
+use crate::regions::{self, DisabledRegion};
 use crate::report::{Report, Skipped, Summary, SCHEMA_VERSION};
 use crate::templates::load_template_file;
 
@@ -130,6 +135,8 @@ fn load_config_file(explicit: Option<&Path>) -> Result<Config, Fatal> {
 struct Narrowing {
     accounts: Option<Vec<String>>,
     regions: Vec<String>,
+    /// `--regions enabled`.
+    regions_enabled: bool,
     repositories: Option<NameGlob>,
 }
 
@@ -137,7 +144,13 @@ fn narrowing(args: &RunArgs) -> Result<Narrowing, Fatal> {
     for id in &args.accounts {
         check_account_id(id).map_err(|m| input(anyhow!("--accounts: {m}")))?;
     }
-    for r in &args.regions {
+    let regions_enabled = args.regions.iter().any(|r| r == REGIONS_ENABLED);
+    if regions_enabled && args.regions.len() > 1 {
+        return Err(input(anyhow!(
+            "--regions: \"{REGIONS_ENABLED}\" stands alone (every enabled region); do not list regions with it"
+        )));
+    }
+    for r in args.regions.iter().filter(|_| !regions_enabled) {
         check_region(r).map_err(|m| input(anyhow!("--regions: {m}")))?;
     }
     let repositories = args
@@ -148,9 +161,26 @@ fn narrowing(args: &RunArgs) -> Result<Narrowing, Fatal> {
         .map_err(|m| input(anyhow!("--repositories: {m}")))?;
     Ok(Narrowing {
         accounts: (!args.accounts.is_empty()).then(|| args.accounts.clone()),
-        regions: args.regions.clone(),
+        regions: if regions_enabled {
+            Vec::new()
+        } else {
+            args.regions.clone()
+        },
+        regions_enabled,
         repositories,
     })
+}
+
+/// The run's region selection: `--regions` replaces the config's.
+fn region_selection(
+    narrow: &Narrowing,
+    config: &Config,
+    aws: &Aws,
+) -> Result<RegionSelection, Fatal> {
+    if narrow.regions_enabled || (narrow.regions.is_empty() && config.regions_enabled) {
+        return Ok(RegionSelection::Enabled);
+    }
+    resolve_regions(&narrow.regions, config, aws).map(RegionSelection::Listed)
 }
 
 fn resolve_regions(narrow: &[String], config: &Config, aws: &Aws) -> Result<Vec<String>, Fatal> {
@@ -234,20 +264,19 @@ struct Inventory {
     clients: Clients,
 }
 
+/// Every account-region a run visits, after region discovery.
+type Targets<'a> = Vec<(&'a AccountAccess, String)>;
+
 async fn inventory_fleet(
     aws: &Aws,
     config: &Config,
-    accounts: &[AccountAccess],
-    regions: &[String],
+    targets: &Targets<'_>,
     partition: &str,
     options: &InventoryOptions,
     mode: ProgressMode,
 ) -> Inventory {
     let global = Limiter::global(config.execution.concurrency);
-    let targets: Vec<(&AccountAccess, &String)> = accounts
-        .iter()
-        .flat_map(|a| regions.iter().map(move |r| (a, r)))
-        .collect();
+    let targets: Vec<(&AccountAccess, &String)> = targets.iter().map(|(a, r)| (*a, r)).collect();
     let progress = Progress::new(mode, "inventory", "account-regions", targets.len() as u64);
     let on_repo = || progress.item();
     let results: Vec<_> = futures::stream::iter(targets)
@@ -345,8 +374,14 @@ async fn fleet(
     let mode = ProgressMode::detect(g.quiet, g.no_progress);
 
     let aws = Aws::load(&config.execution).await;
-    let regions = resolve_regions(&narrow.regions, &config, &aws)?;
-    let caller = discovery::caller(&aws, regions.first().map(String::as_str))
+    let selection = region_selection(&narrow, &config, &aws)?;
+    // STS, Organizations and the Account API are answered from one region: the first listed,
+    // else the SDK's.
+    let home = match &selection {
+        RegionSelection::Listed(r) => r.first().cloned(),
+        RegionSelection::Enabled => aws.default_region(),
+    };
+    let caller = discovery::caller(&aws, home.as_deref())
         .await
         .map_err(|e| Fatal::Run(e.into()))?;
     tracing::info!(account = %caller.account_id, arn = %caller.arn, "caller");
@@ -355,11 +390,24 @@ async fn fleet(
         &caller,
         &config.accounts,
         narrow.accounts.as_deref(),
-        regions.first().map(String::as_str),
+        home.as_deref(),
         config.execution.concurrency,
     )
     .await
     .map_err(|e| Fatal::Run(e.into()))?;
+    let home = home.unwrap_or_else(|| discovery_home_region(&caller.partition).to_string());
+    let visit = visit_regions(&aws, &config, &discovered.accounts, &selection, &home).await;
+    let regions: BTreeSet<&str> = visit.targets.iter().map(|(_, r)| r.as_str()).collect();
+    let regions_count = regions.len();
+
+    // The in-use index is complete before any repository is decided: a consumer in the last
+    // account-region may protect an image of the first, and apply writes a repository as soon
+    // as its decision is known.
+    let in_use = if config.safety.in_use.is_empty() {
+        None
+    } else {
+        Some(collect_in_use(&aws, &config, &visit.targets, started, mode).await)
+    };
 
     let images = if args.images {
         ImagesMode::AllManaged
@@ -372,12 +420,14 @@ async fn fleet(
         repositories: narrow.repositories.clone(),
         images,
         page_size: 1000,
+        // A whole-organization audit: unmatched repositories are read too (plan and apply
+        // leave them alone and unread).
+        read_unmatched: command == FleetCommand::Audit,
     };
     let mut inv = inventory_fleet(
         &aws,
         &config,
-        &discovered.accounts,
-        &regions,
+        &visit.targets,
         &caller.partition,
         &options,
         mode,
@@ -389,10 +439,14 @@ async fn fleet(
         PlanOptions {
             now: started,
             findings: command == FleetCommand::Audit,
-            in_use: None,
+            in_use: in_use.as_ref(),
         },
     );
     let mut skipped = discovered.skipped.clone();
+    skipped.extend(visit.skipped);
+    if let Some(index) = &in_use {
+        skipped.extend(in_use_failures(index));
+    }
     skipped.append(&mut inv.skipped);
     skipped.sort_by(|a, b| (&a.account_id, &a.region).cmp(&(&b.account_id, &b.region)));
     let mut report = Report {
@@ -403,12 +457,14 @@ async fn fleet(
         summary: Summary {
             accounts: (discovered.accounts.len() + discovered.skipped.len()) as u64,
             inactive_accounts: discovered.inactive_accounts as u64,
-            regions: regions.len() as u64,
+            regions: regions_count as u64,
             price_per_gb_month: config.price_per_gb_month,
+            unused_after_days: config.unused_after_days,
             ..Summary::default()
         },
         repositories: rows,
         skipped,
+        disabled_regions: visit.disabled,
         backup_file: None,
     };
 
@@ -443,6 +499,175 @@ async fn fleet(
         FleetCommand::Plan if report.has_pending() => ExitStatus::Pending,
         _ => ExitStatus::Success,
     })
+}
+
+/// Where region discovery asks the Account API when no region is configured or set.
+fn discovery_home_region(partition: &str) -> &'static str {
+    match partition {
+        "aws-cn" => "cn-northwest-1",
+        "aws-us-gov" => "us-gov-west-1",
+        _ => "us-east-1",
+    }
+}
+
+/// The account-regions to visit, the listed regions some account has not enabled, and the
+/// accounts whose enabled regions could not be listed.
+struct Visit<'a> {
+    targets: Targets<'a>,
+    disabled: Vec<DisabledRegion>,
+    skipped: Vec<Skipped>,
+}
+
+async fn visit_regions<'a>(
+    aws: &Aws,
+    config: &Config,
+    accounts: &'a [AccountAccess],
+    selection: &RegionSelection,
+    home: &str,
+) -> Visit<'a> {
+    let listed = match selection {
+        RegionSelection::Listed(r) => Some(r.as_slice()),
+        RegionSelection::Enabled => None,
+    };
+    // Only an opt-in region can be disabled: a run over default regions asks nothing more.
+    let ask = listed.is_none_or(|l| l.iter().any(|r| regions::may_be_disabled(r)));
+    let answers: Vec<(&AccountAccess, Option<Result<BTreeSet<String>, String>>)> =
+        futures::stream::iter(accounts)
+            .map(|account| async move {
+                if !ask {
+                    return (account, None);
+                }
+                let client = aws.account(home, account.credentials.as_ref());
+                (account, Some(regions::enabled_regions(&client).await))
+            })
+            .buffered(config.execution.concurrency.max(1))
+            .collect()
+            .await;
+    let mut visit = Visit {
+        targets: Vec::new(),
+        disabled: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for (account, answer) in answers {
+        match (listed, answer) {
+            (Some(listed), None) => {
+                visit
+                    .targets
+                    .extend(listed.iter().map(|r| (account, r.clone())));
+            }
+            (Some(listed), Some(Ok(enabled))) => {
+                let (regions, disabled) = regions::split_listed(listed, &enabled);
+                visit
+                    .targets
+                    .extend(regions.into_iter().map(|r| (account, r)));
+                visit
+                    .disabled
+                    .extend(disabled.into_iter().map(|region| DisabledRegion {
+                        account_id: account.account_id.clone(),
+                        region,
+                    }));
+            }
+            (Some(listed), Some(Err(e))) => {
+                // Not knowing the opt-in status is no reason to skip: visit, and let a region
+                // that really is disabled fail as it did before.
+                tracing::warn!(account = %account.account_id, "cannot list enabled regions, visiting every listed region: {e}");
+                visit
+                    .targets
+                    .extend(listed.iter().map(|r| (account, r.clone())));
+            }
+            (None, Some(Ok(enabled))) => {
+                visit
+                    .targets
+                    .extend(enabled.into_iter().map(|r| (account, r)));
+            }
+            (None, Some(Err(error))) => visit.skipped.push(Skipped {
+                account_id: account.account_id.clone(),
+                region: None,
+                error,
+            }),
+            (None, None) => unreachable!("enabled regions are always asked for"),
+        }
+    }
+    visit.disabled.sort();
+    visit
+}
+
+/// First pass of a run with `[safety] in_use`: the consumers of every visited account-region.
+async fn collect_in_use(
+    aws: &Aws,
+    config: &Config,
+    targets: &Targets<'_>,
+    now: Timestamp,
+    mode: ProgressMode,
+) -> InUseIndex {
+    let global = Limiter::global(config.execution.concurrency);
+    let progress = Progress::new(mode, "in use", "account-regions", targets.len() as u64);
+    let sources = &config.safety.in_use;
+    let parts: Vec<InUseIndex> = futures::stream::iter(targets)
+        .map(|(account, region)| {
+            let global = &global;
+            let progress = &progress;
+            async move {
+                let creds = account.credentials.as_ref();
+                let id = &account.account_id;
+                let clients = inuse::TargetClients {
+                    account_id: id.clone(),
+                    region: region.clone(),
+                    ecs: sources
+                        .contains(&InUseSource::Ecs)
+                        .then(|| aws.ecs(id, region, creds)),
+                    lambda: sources
+                        .contains(&InUseSource::Lambda)
+                        .then(|| aws.lambda(id, region, creds)),
+                    inspector: sources
+                        .contains(&InUseSource::Inspector)
+                        .then(|| aws.inspector2(id, region, creds)),
+                };
+                let limiter = Limiter::for_target(global, config.execution.per_region_concurrency);
+                let part = inuse::collect_target(&clients, &limiter, now).await;
+                progress.step();
+                part
+            }
+        })
+        .buffer_unordered(config.execution.concurrency.max(1))
+        .collect()
+        .await;
+    progress.finish();
+    let mut index = InUseIndex::default();
+    for part in parts {
+        index.merge(part);
+    }
+    index.incomplete.sort();
+    tracing::info!(
+        references = index.references(),
+        incomplete = index.incomplete.len(),
+        "in-use index"
+    );
+    index
+}
+
+/// Account-regions whose consumers could not be read: reported as skipped (the run failed in
+/// part), while the repositories they might protect are blocked.
+fn in_use_failures(index: &InUseIndex) -> Vec<Skipped> {
+    index
+        .incomplete
+        .iter()
+        .map(|line| {
+            // `source account region: error`
+            let mut parts = line.splitn(3, ' ');
+            let (source, account, rest) = (
+                parts.next().unwrap_or_default(),
+                parts.next().unwrap_or_default(),
+                parts.next().unwrap_or_default(),
+            );
+            let (region, error) = rest.split_once(": ").unwrap_or((rest, ""));
+            Skipped {
+                account_id: account.to_string(),
+                region: Some(region.to_string()),
+                error: format!("in-use index ({source}): {error}"),
+            }
+        })
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -535,7 +760,9 @@ fn validate(args: &ValidateArgs) -> Result<ExitStatus, Fatal> {
                 "ies"
             },
             templates.join(", "),
-            if config.regions.is_empty() {
+            if config.regions_enabled {
+                "every enabled region".to_string()
+            } else if config.regions.is_empty() {
                 "from the environment".to_string()
             } else {
                 config.regions.join(", ")
@@ -740,6 +967,7 @@ async fn restore(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
         },
         repositories: rows,
         skipped: discovered.skipped.clone(),
+        disabled_regions: Vec::new(),
         backup_file: Some(args.backup.display().to_string()),
     };
     report.tally();
