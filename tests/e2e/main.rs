@@ -6,6 +6,7 @@ mod support;
 mod bench;
 mod fleet;
 mod harness;
+mod inuse;
 mod offline;
 mod safety;
 mod schema;

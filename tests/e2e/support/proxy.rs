@@ -26,6 +26,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
+// APIs and fields moto lacks (ListRegions, Inspector coverage, Lambda digests, image times).
+#[path = "emulate.rs"]
+pub mod emulate;
+
 /// Faults to inject. The default injects nothing: a plain counting proxy.
 #[derive(Clone, Debug, Default)]
 pub struct FaultRules {
@@ -52,6 +56,8 @@ pub struct FaultRules {
     /// Hold every request of an operation this long before answering (a slow service), e.g.
     /// to interrupt a run while it is writing.
     pub delay: HashMap<String, std::time::Duration>,
+    /// APIs and fields moto lacks, answered or rewritten here (see [`emulate`]).
+    pub emulation: emulate::Emulation,
 }
 
 /// A running proxy on 127.0.0.1; stops when dropped.
@@ -78,6 +84,8 @@ struct State {
     tag_reads: HashMap<String, u32>,
     /// `ecr:GetLifecyclePolicy` requests per repository name, for `policy_after_first_read`.
     policy_reads: HashMap<String, u32>,
+    /// What the emulation learned from traffic (the accounts behind access keys).
+    learned: emulate::Learned,
 }
 
 impl FaultProxy {
@@ -243,7 +251,8 @@ async fn handle(request: Request, shared: &Shared) -> Response {
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
-    let response = match decide(&request, &op, shared) {
+    let seen = emulate::Seen::of(&request, &op);
+    let mut response = match decide(&request, &op, shared) {
         Decision::Answer(response) => response,
         Decision::Forward => forward(&request, &shared.upstream).await,
         Decision::Page { offset, limit } => {
@@ -251,6 +260,13 @@ async fn handle(request: Request, shared: &Shared) -> Response {
         }
     };
     let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    let emulation_state = &mut *state;
+    emulate::after(
+        &seen,
+        &mut response,
+        &emulation_state.rules.emulation,
+        &mut emulation_state.learned,
+    );
     *state.counts.entry(op.key()).or_default() += 1;
     if response.status >= 400 {
         *state.failures.entry(op.key()).or_default() += 1;
@@ -375,7 +391,10 @@ fn decide(request: &Request, op: &Operation, shared: &Shared) -> Decision {
                 .max(1);
             Decision::Page { offset, limit }
         }
-        _ => Decision::Forward,
+        _ => match emulate::answer(request, op, &state.rules.emulation, &state.learned) {
+            Some(response) => Decision::Answer(response),
+            None => Decision::Forward,
+        },
     }
 }
 
@@ -614,6 +633,10 @@ impl Operation {
                 .or_else(|| {
                     let query = request.target.split_once('?')?.1;
                     form_field(query.as_bytes(), "Action")
+                })
+                .or_else(|| {
+                    emulate::rest_operation(&service, &request.method, request.path())
+                        .map(str::to_string)
                 })
                 .unwrap_or_else(|| format!("{} {}", request.method, request.path())),
         };
