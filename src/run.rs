@@ -531,18 +531,19 @@ async fn visit_regions<'a>(
     };
     // Only an opt-in region can be disabled: a run over default regions asks nothing more.
     let ask = listed.is_none_or(|l| l.iter().any(|r| regions::may_be_disabled(r)));
-    let answers: Vec<(&AccountAccess, Option<Result<BTreeSet<String>, String>>)> =
-        futures::stream::iter(accounts)
-            .map(|account| async move {
-                if !ask {
-                    return (account, None);
-                }
-                let client = aws.account(home, account.credentials.as_ref());
-                (account, Some(regions::enabled_regions(&client).await))
-            })
-            .buffered(config.execution.concurrency.max(1))
-            .collect()
-            .await;
+    // Per account: its enabled regions, or why they could not be listed; `None`: not asked.
+    type Answer<'b> = (&'b AccountAccess, Option<Result<BTreeSet<String>, String>>);
+    let answers: Vec<Answer> = futures::stream::iter(accounts)
+        .map(|account| async move {
+            if !ask {
+                return (account, None);
+            }
+            let client = aws.account(home, account.credentials.as_ref());
+            (account, Some(regions::enabled_regions(&client).await))
+        })
+        .buffered(config.execution.concurrency.max(1))
+        .collect()
+        .await;
     let mut visit = Visit {
         targets: Vec::new(),
         disabled: Vec::new(),
