@@ -1,35 +1,38 @@
-//! Writing: the backup recorded before any write, the concurrent writes themselves, and the
-//! restore that undoes an apply from its backup.
+//! Writing: the write-ahead journal (an intent recorded and synced before each write, its
+//! outcome after), the writes themselves, and the restore that undoes an apply from its journal
+//! (or from a 0.1 backup file).
 
-use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use ecr_lifecycle::semantically_equal;
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::aws::{describe_error, error_code};
-use crate::config::{Config, ExceptionConfig};
-use crate::inventory::{read_policy, read_tags, Limiter};
+use crate::aws::{AwsError, CallClass, ErrorKind, Target};
+use crate::config::Config;
+use crate::inventory::{read_policy, read_tags};
 use crate::plan::{Outcome, RepoResult};
-use crate::progress::Progress;
+use crate::templates::Template;
 
-pub const BACKUP_VERSION: u32 = 1;
+/// The 0.1 backup: one JSON document written before the first write.
+pub const BACKUP_VERSION_V1: u32 = 1;
+/// The write-ahead journal: JSON Lines, appended during the run.
+pub const JOURNAL_VERSION: u32 = 2;
 
 /// The error of a row whose write was not started because the run was interrupted.
 const INTERRUPTED: &str = "not written: interrupted";
 
-/// What `apply` is about to replace, written (and flushed to disk) before the first write.
+/// A 0.1 backup file (read only).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-pub struct Backup {
-    pub backup_version: u32,
-    pub created_at: String,
-    pub entries: Vec<BackupEntry>,
+struct BackupV1 {
+    backup_version: u32,
+    created_at: String,
+    entries: Vec<BackupEntry>,
 }
 
+/// One write apply made (or may have made), as restore needs it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct BackupEntry {
@@ -43,9 +46,53 @@ pub struct BackupEntry {
     pub written_policy: String,
 }
 
+/// One line of the journal.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "record", rename_all = "snake_case", deny_unknown_fields)]
+pub enum JournalRecord {
+    /// The first line: which run wrote this journal, and the access settings restore needs.
+    Run {
+        backup_version: u32,
+        ecr_fleet_version: String,
+        started_at: String,
+        /// The command line (no secrets are ever passed on it).
+        command_line: Vec<String>,
+        role_name: String,
+        session_name: String,
+        external_id_used: bool,
+    },
+    /// Recorded and synced to disk before the PutLifecyclePolicy call.
+    Intent {
+        account_id: String,
+        region: String,
+        repository: String,
+        template: String,
+        previous_policy: Option<String>,
+        new_policy: String,
+    },
+    /// Recorded after the call.
+    Outcome {
+        account_id: String,
+        region: String,
+        repository: String,
+        result: WriteResult,
+        /// The AWS error code of a failed write.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error_code: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteResult {
+    Written,
+    Failed,
+    NotWritten,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
-    #[error("{path}: cannot write backup: {source}")]
+    #[error("{path}: cannot write journal: {source}")]
     Write {
         path: String,
         #[source]
@@ -57,7 +104,7 @@ pub enum BackupError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}:{line}:{column}: not a valid ecr-fleet backup: {message}")]
+    #[error("{path}:{line}:{column}: not a valid ecr-fleet backup or journal: {message}")]
     Parse {
         path: String,
         line: usize,
@@ -65,248 +112,401 @@ pub enum BackupError {
         message: String,
     },
     #[error(
-        "{path}: unsupported backup_version {version} (this ecr-fleet reads {BACKUP_VERSION})"
+        "{path}: unsupported backup_version {version} (this ecr-fleet reads {BACKUP_VERSION_V1} and {JOURNAL_VERSION})"
     )]
     Version { path: String, version: u32 },
-    #[error("{path}: entries[{index}].{field}: {message}")]
+    #[error("{path}: {at}.{field}: {message}")]
     Entry {
         path: String,
-        index: usize,
+        /// `entries[3]` (version 1) or `line 7` (version 2).
+        at: String,
         field: &'static str,
         message: String,
     },
 }
 
-pub fn default_backup_path(dir: &Path, now: jiff::Timestamp) -> PathBuf {
+pub fn default_journal_path(dir: &Path, now: jiff::Timestamp) -> PathBuf {
     dir.join(format!(
-        "ecr-fleet-backup-{}.json",
+        "ecr-fleet-journal-{}.jsonl",
         now.strftime("%Y%m%dT%H%M%SZ")
     ))
 }
 
-/// Write the backup atomically-enough for our purpose: a new file (never overwriting an
-/// earlier backup), fully written and synced before returning.
-pub fn write_backup(path: &Path, backup: &Backup) -> Result<(), BackupError> {
-    let err = |source| BackupError::Write {
-        path: path.display().to_string(),
-        source,
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(err)?;
-    let mut text = serde_json::to_string_pretty(backup).expect("backup serializes");
-    text.push('\n');
-    file.write_all(text.as_bytes()).map_err(err)?;
-    file.sync_all().map_err(err)?;
-    Ok(())
+/// The write-ahead journal of one apply. The file is created (never over an existing one) at
+/// the first intent, so a run that writes nothing leaves no file.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    header: JournalRecord,
+    file: Mutex<Option<std::fs::File>>,
 }
 
-pub fn read_backup(path: &Path) -> Result<Backup, BackupError> {
+impl Journal {
+    pub fn new(path: PathBuf, header: JournalRecord) -> Arc<Journal> {
+        Arc::new(Journal {
+            path,
+            header,
+            file: Mutex::new(None),
+        })
+    }
+
+    /// The file, once something was recorded in it.
+    pub fn created(&self) -> Option<&Path> {
+        self.file
+            .lock()
+            .expect("journal lock")
+            .is_some()
+            .then_some(self.path.as_path())
+    }
+
+    fn err(&self, source: std::io::Error) -> BackupError {
+        BackupError::Write {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    fn append_blocking(&self, record: &JournalRecord, sync: bool) -> Result<(), BackupError> {
+        let mut guard = self.file.lock().expect("journal lock");
+        if guard.is_none() {
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| self.err(e))?;
+            }
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .create_new(true)
+                .open(&self.path)
+                .map_err(|e| self.err(e))?;
+            file.write_all(line(&self.header).as_bytes())
+                .map_err(|e| self.err(e))?;
+            *guard = Some(file);
+        }
+        let file = guard.as_mut().expect("opened above");
+        file.write_all(line(record).as_bytes())
+            .map_err(|e| self.err(e))?;
+        if sync {
+            file.sync_data().map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Append a record; `sync` waits until it is on disk (intents).
+    pub async fn append(
+        self: &Arc<Self>,
+        record: JournalRecord,
+        sync: bool,
+    ) -> Result<(), BackupError> {
+        let journal = self.clone();
+        tokio::task::spawn_blocking(move || journal.append_blocking(&record, sync))
+            .await
+            .unwrap_or_else(|e| Err(self.err(std::io::Error::other(e))))
+    }
+}
+
+fn line(record: &JournalRecord) -> String {
+    let mut s = serde_json::to_string(record).expect("journal record serializes");
+    s.push('\n');
+    s
+}
+
+/// What restore knows about one write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// The write was made (version 1 backups list only writes that were about to be made).
+    Written,
+    /// An intent without an outcome: the run was killed around the call.
+    Unknown,
+    /// The write failed or was never started: nothing to undo.
+    NotWritten,
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreEntry {
+    pub entry: BackupEntry,
+    pub recorded: Recorded,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackupFile {
+    pub version: u32,
+    pub entries: Vec<RestoreEntry>,
+}
+
+/// Read a 0.1 backup (version 1) or a journal (version 2), and check it whole.
+pub fn read_backup(path: &Path) -> Result<BackupFile, BackupError> {
+    let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| BackupError::Read {
-        path: path.display().to_string(),
+        path: shown.clone(),
         source,
     })?;
-    let backup: Backup = serde_json::from_str(&text).map_err(|e| BackupError::Parse {
-        path: path.display().to_string(),
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
-    })?;
-    if backup.backup_version != BACKUP_VERSION {
-        return Err(BackupError::Version {
-            path: path.display().to_string(),
-            version: backup.backup_version,
+    let parse_error = |line: usize, column: usize, message: String| BackupError::Parse {
+        path: shown.clone(),
+        line,
+        column,
+        message,
+    };
+    let first = text.lines().next().unwrap_or("");
+    let is_journal = serde_json::from_str::<serde_json::Value>(first)
+        .ok()
+        .is_some_and(|v| v.get("record").is_some());
+    if !is_journal {
+        let backup: BackupV1 = serde_json::from_str(&text)
+            .map_err(|e| parse_error(e.line(), e.column(), e.to_string()))?;
+        if backup.backup_version != BACKUP_VERSION_V1 {
+            return Err(BackupError::Version {
+                path: shown,
+                version: backup.backup_version,
+            });
+        }
+        let entries: Vec<RestoreEntry> = backup
+            .entries
+            .into_iter()
+            .map(|entry| RestoreEntry {
+                entry,
+                recorded: Recorded::Written,
+            })
+            .collect();
+        check_entries(&entries, |i| format!("entries[{i}]")).map_err(|(at, field, message)| {
+            BackupError::Entry {
+                path: shown.clone(),
+                at,
+                field,
+                message,
+            }
+        })?;
+        return Ok(BackupFile {
+            version: BACKUP_VERSION_V1,
+            entries,
         });
     }
-    check_entries(&backup).map_err(|(index, field, message)| BackupError::Entry {
-        path: path.display().to_string(),
-        index,
-        field,
-        message,
-    })?;
-    Ok(backup)
+    let mut entries: Vec<RestoreEntry> = Vec::new();
+    let mut lines_of_entries: Vec<usize> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    let total = text.lines().count();
+    for (n, raw) in text.lines().enumerate() {
+        let line_no = n + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let record: JournalRecord = match serde_json::from_str(raw) {
+            Ok(r) => r,
+            // A run killed while appending leaves a cut last line: what came before stands.
+            Err(_) if line_no == total && !text.ends_with('\n') => {
+                tracing::warn!(path = %shown, line = line_no, "incomplete last journal line ignored");
+                break;
+            }
+            Err(e) => return Err(parse_error(line_no, e.column(), e.to_string())),
+        };
+        match record {
+            JournalRecord::Run { backup_version, .. } => {
+                if line_no != 1 {
+                    return Err(parse_error(line_no, 1, "a second run record".into()));
+                }
+                if backup_version != JOURNAL_VERSION {
+                    return Err(BackupError::Version {
+                        path: shown,
+                        version: backup_version,
+                    });
+                }
+            }
+            _ if line_no == 1 => {
+                return Err(parse_error(
+                    1,
+                    1,
+                    "the first line must be the run record".into(),
+                ))
+            }
+            JournalRecord::Intent {
+                account_id,
+                region,
+                repository,
+                template,
+                previous_policy,
+                new_policy,
+            } => {
+                let key = (account_id.clone(), region.clone(), repository.clone());
+                if index.insert(key, entries.len()).is_some() {
+                    return Err(BackupError::Entry {
+                        path: shown,
+                        at: format!("line {line_no}"),
+                        field: "repository",
+                        message: "a second intent for the same repository".into(),
+                    });
+                }
+                lines_of_entries.push(line_no);
+                entries.push(RestoreEntry {
+                    entry: BackupEntry {
+                        account_id,
+                        region,
+                        repository,
+                        template,
+                        previous_policy,
+                        written_policy: new_policy,
+                    },
+                    recorded: Recorded::Unknown,
+                });
+            }
+            JournalRecord::Outcome {
+                account_id,
+                region,
+                repository,
+                result,
+                ..
+            } => {
+                let Some(&i) = index.get(&(account_id, region, repository)) else {
+                    return Err(BackupError::Entry {
+                        path: shown,
+                        at: format!("line {line_no}"),
+                        field: "repository",
+                        message: "an outcome without an intent before it".into(),
+                    });
+                };
+                entries[i].recorded = match result {
+                    WriteResult::Written => Recorded::Written,
+                    WriteResult::Failed | WriteResult::NotWritten => Recorded::NotWritten,
+                };
+            }
+        }
+    }
+    check_entries(&entries, |i| format!("line {}", lines_of_entries[i])).map_err(
+        |(at, field, message)| BackupError::Entry {
+            path: shown.clone(),
+            at,
+            field,
+            message,
+        },
+    )?;
+    Ok(BackupFile {
+        version: JOURNAL_VERSION,
+        entries,
+    })
 }
 
 /// A backup is input like a config: check it whole before restoring anything from it.
-fn check_entries(backup: &Backup) -> Result<(), (usize, &'static str, String)> {
+fn check_entries(
+    entries: &[RestoreEntry],
+    at: impl Fn(usize) -> String,
+) -> Result<(), (String, &'static str, String)> {
     let mut seen = std::collections::HashSet::new();
-    for (i, e) in backup.entries.iter().enumerate() {
-        crate::config::check_account_id(&e.account_id).map_err(|m| (i, "account_id", m))?;
-        crate::config::check_region(&e.region).map_err(|m| (i, "region", m))?;
+    for (i, RestoreEntry { entry: e, .. }) in entries.iter().enumerate() {
+        crate::config::check_account_id(&e.account_id).map_err(|m| (at(i), "account_id", m))?;
+        crate::config::check_region(&e.region).map_err(|m| (at(i), "region", m))?;
         if e.repository.is_empty() || e.repository.len() > 256 {
             return Err((
-                i,
+                at(i),
                 "repository",
                 format!("{:?} is not a repository name", e.repository),
             ));
         }
         if !seen.insert((&e.account_id, &e.region, &e.repository)) {
-            return Err((i, "repository", "appears twice in this backup".to_string()));
+            return Err((
+                at(i),
+                "repository",
+                "appears twice in this backup".to_string(),
+            ));
         }
     }
     Ok(())
 }
 
-/// The backup entries for the rows apply will write.
-pub fn backup_entries(config: &Config, rows: &[&RepoResult]) -> Vec<BackupEntry> {
-    rows.iter()
-        .filter_map(|r| {
-            let template = config.templates.get(r.template.as_deref()?)?;
-            Some(BackupEntry {
-                account_id: r.account_id.clone(),
-                region: r.region.clone(),
-                repository: r.repository.clone(),
-                template: template.name.clone(),
-                previous_policy: r.current_policy.clone(),
-                written_policy: template.text.clone(),
-            })
-        })
-        .collect()
+/// What to read again just before a write.
+#[derive(Debug, Clone, Copy)]
+pub struct Recheck {
+    /// The exception tag (always, unless the tags were read one by one moments ago).
+    pub tags: bool,
+    /// The policy, when time passed since it was read (an interactive confirmation).
+    pub policy: bool,
 }
 
-/// One account-region's writer: its client and its share of the call limits.
-#[derive(Debug, Clone)]
-pub struct TargetClient {
-    pub client: aws_sdk_ecr::Client,
-    pub limiter: Limiter,
-    pub partition: String,
-}
-
-pub type Clients = HashMap<(String, String), TargetClient>;
-
-fn repository_arn(partition: &str, account_id: &str, region: &str, name: &str) -> String {
-    format!("arn:{partition}:ecr:{region}:{account_id}:repository/{name}")
-}
-
-/// Write every row that should be written. The exception tag and the policy are read again
-/// just before each write (see `write_row`). A failure marks its row as an error; the other
-/// writes go on. `stop` (set on Ctrl-C) lets the writes in flight finish and starts no new one;
-/// rows not written say so.
-pub async fn apply_rows(
-    rows: &mut [RepoResult],
-    config: &Config,
-    clients: &Clients,
-    allow_unsafe: bool,
-    progress: &Progress,
-    stop: &AtomicBool,
-) {
-    let work: Vec<&mut RepoResult> = rows
-        .iter_mut()
-        .filter(|r| r.outcome.is_write() || (allow_unsafe && r.outcome == Outcome::Blocked))
-        .collect();
-    futures::stream::iter(work)
-        .for_each_concurrent(None, |row| async move {
-            let key = (row.account_id.clone(), row.region.clone());
-            match clients.get(&key) {
-                Some(target) => write_row(row, config, target, &config.exception, stop).await,
-                None => {
-                    row.outcome = Outcome::Error;
-                    row.error = Some("no client for this account-region".to_string());
-                }
-            }
-            progress.step();
-        })
-        .await;
-}
-
-async fn write_row(
+/// Write one row's template. The row's outcome and error say what happened; the journal holds
+/// an intent before the call and an outcome after it.
+pub async fn write_row(
     row: &mut RepoResult,
+    template: &Template,
+    target: &Target,
+    journal: &Arc<Journal>,
+    recheck: Recheck,
     config: &Config,
-    target: &TargetClient,
-    exception: &ExceptionConfig,
-    stop: &AtomicBool,
 ) {
-    if stop.load(Ordering::SeqCst) {
+    if target.calls.stop().is_set() {
         row.error = Some(INTERRUPTED.to_string());
         return;
     }
-    let Some(template) = row
-        .template
-        .as_deref()
-        .and_then(|t| config.templates.get(t))
-    else {
-        row.outcome = Outcome::Error;
-        row.error = Some("template not loaded".to_string());
-        return;
-    };
-    let arn = repository_arn(
-        &target.partition,
-        &row.account_id,
-        &row.region,
-        &row.repository,
-    );
-    match read_tags(&target.client, &arn, &target.limiter).await {
-        Ok(tags) if exception.exempts(&tags) => {
-            tracing::info!(repository = %row.repository, "exception tag appeared since the plan: left alone");
-            row.outcome = Outcome::Excluded;
-            row.diff = None;
-            return;
-        }
-        Ok(_) => {}
-        Err(e) => {
-            row.outcome = Outcome::Error;
-            row.error = Some(format!("not written: {e}"));
-            return;
-        }
-    }
-    // The backup holds what the plan saw; write only if that is still what is there, so the
-    // backup never misses a policy someone changed in the meantime.
-    let now = match read_policy(&target.client, &row.repository, &target.limiter).await {
-        Ok(now) => now,
-        Err(e) => {
-            row.outcome = Outcome::Error;
-            row.error = Some(format!("not written: {e}"));
-            return;
-        }
-    };
-    let same_as_planned = match (&now, &row.current_policy) {
-        (None, None) => true,
-        (Some(a), Some(b)) => semantically_equal(a, b),
-        _ => false,
-    };
-    if !same_as_planned {
-        if now
-            .as_deref()
-            .is_some_and(|n| semantically_equal(n, &template.text))
-        {
-            row.outcome = Outcome::Unchanged;
-            row.diff = None;
-        } else {
-            row.outcome = Outcome::Error;
-            row.error = Some(
-                "conflict: the policy changed since the plan; not written (plan again)".to_string(),
-            );
-        }
-        return;
-    }
-    // Checked again once the call may go: a write waiting for its turn when Ctrl-C comes
-    // is not started.
-    let put = target
-        .limiter
-        .run(async {
-            if stop.load(Ordering::SeqCst) {
-                return None;
+    if recheck.tags {
+        match read_tags(target, &target.repository_arn(&row.repository)).await {
+            Ok(tags) if config.exception.exempts(&tags) => {
+                tracing::info!(repository = %row.repository, "exception tag found just before the write: left alone");
+                row.outcome = Outcome::Excluded;
+                row.diff = None;
+                return;
             }
-            Some(
-                target
-                    .client
-                    .put_lifecycle_policy()
-                    .repository_name(&row.repository)
-                    .lifecycle_policy_text(&template.text)
-                    .send()
-                    .await,
-            )
+            Ok(_) => {}
+            Err(e) => return not_written(row, e),
+        }
+    }
+    if recheck.policy {
+        // The journal holds what the plan saw; write only if that is still what is there.
+        let now = match read_policy(target, &row.repository).await {
+            Ok(now) => now,
+            Err(e) => return not_written(row, e),
+        };
+        if !same_policy(now.as_deref(), row.current_policy.as_deref()) {
+            if now
+                .as_deref()
+                .is_some_and(|n| semantically_equal(n, &template.text))
+            {
+                row.outcome = Outcome::Unchanged;
+                row.diff = None;
+            } else {
+                row.outcome = Outcome::Error;
+                row.error = Some(
+                    "conflict: the policy changed since the plan; not written (plan again)"
+                        .to_string(),
+                );
+            }
+            return;
+        }
+    }
+    let intent = JournalRecord::Intent {
+        account_id: row.account_id.clone(),
+        region: row.region.clone(),
+        repository: row.repository.clone(),
+        template: template.name.clone(),
+        previous_policy: row.current_policy.clone(),
+        new_policy: template.text.clone(),
+    };
+    if let Err(e) = journal.append(intent, true).await {
+        row.outcome = Outcome::Error;
+        row.error = Some(format!("not written: {e}"));
+        return;
+    }
+    let put = target
+        .calls
+        .call(CallClass::Write, "ecr:PutLifecyclePolicy", || {
+            target
+                .ecr
+                .put_lifecycle_policy()
+                .repository_name(&row.repository)
+                .lifecycle_policy_text(&template.text)
+                .send()
         })
         .await;
-    let Some(put) = put else {
-        row.error = Some(INTERRUPTED.to_string());
-        return;
+    let (result, error_code) = match &put {
+        Ok(_) => (WriteResult::Written, None),
+        Err(e) if e.kind == ErrorKind::Interrupted => (WriteResult::NotWritten, None),
+        Err(e) => (WriteResult::Failed, e.code.clone()),
     };
+    let outcome = JournalRecord::Outcome {
+        account_id: row.account_id.clone(),
+        region: row.region.clone(),
+        repository: row.repository.clone(),
+        result,
+        error_code,
+    };
+    if let Err(e) = journal.append(outcome, false).await {
+        // The intent is on disk; restore will look at the repository to learn the rest.
+        tracing::warn!(error = %e, "outcome not recorded in the journal");
+    }
     match put {
         Ok(_) => {
             row.applied = true;
@@ -320,40 +520,66 @@ async fn write_row(
                 };
             }
         }
-        Err(e) => {
+        Err(e) => not_written(row, e),
+    }
+}
+
+fn not_written(row: &mut RepoResult, e: AwsError) {
+    match e.kind {
+        ErrorKind::Interrupted => row.error = Some(INTERRUPTED.to_string()),
+        ErrorKind::RepositoryNotFound => {
+            row.outcome = Outcome::Gone;
+            row.diff = None;
+        }
+        _ => {
             row.outcome = Outcome::Error;
-            row.error = Some(format!("ecr:PutLifecyclePolicy: {}", describe_error(&e)));
+            row.error = Some(format!("not written: {e}"));
         }
     }
 }
 
-/// Undo one backup entry if the repository still holds what apply wrote.
-pub async fn restore_entry(entry: &BackupEntry, target: &TargetClient) -> RepoResult {
+fn same_policy(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => semantically_equal(a, b),
+        _ => false,
+    }
+}
+
+/// Undo one write if the repository still holds what apply wrote.
+pub async fn restore_entry(restore: &RestoreEntry, target: &Target) -> RepoResult {
+    let entry = &restore.entry;
     let mut row = RepoResult::new(
         &entry.account_id,
         &entry.region,
         &entry.repository,
         Some(entry.template.clone()),
     );
-    let current = match read_policy(&target.client, &entry.repository, &target.limiter).await {
-        Ok(c) => c,
-        Err(e) => {
-            row.error = Some(e);
-            return row;
-        }
-    };
-    let holds_written = current
-        .as_deref()
-        .is_some_and(|c| semantically_equal(c, &entry.written_policy));
-    let holds_previous = match (&current, &entry.previous_policy) {
-        (None, None) => true,
-        (Some(c), Some(p)) => semantically_equal(c, p),
-        _ => false,
-    };
-    if holds_previous {
+    if restore.recorded == Recorded::NotWritten {
+        // The journal says this write failed or never started: nothing to undo.
         row.outcome = Outcome::Unchanged;
         return row;
     }
+    let current = match read_policy(target, &entry.repository).await {
+        Ok(c) => c,
+        Err(e) if e.kind == ErrorKind::RepositoryNotFound => {
+            row.outcome = Outcome::Gone;
+            return row;
+        }
+        Err(e) => {
+            row.error = Some(e.to_string());
+            return row;
+        }
+    };
+    // An intent without an outcome whose repository still holds the previous policy was
+    // never written: `unchanged`, like a restore that already happened.
+    if same_policy(current.as_deref(), entry.previous_policy.as_deref()) {
+        row.outcome = Outcome::Unchanged;
+        return row;
+    }
+    let holds_written = current
+        .as_deref()
+        .is_some_and(|c| semantically_equal(c, &entry.written_policy));
     if !holds_written {
         row.error = Some(
             "conflict: the repository's policy changed since the apply that wrote this backup; left alone".to_string(),
@@ -369,44 +595,42 @@ pub async fn restore_entry(entry: &BackupEntry, target: &TargetClient) -> RepoRe
     ));
     let result = match &entry.previous_policy {
         Some(previous) => target
-            .limiter
-            .run(
+            .calls
+            .call(CallClass::Write, "ecr:PutLifecyclePolicy", || {
                 target
-                    .client
+                    .ecr
                     .put_lifecycle_policy()
                     .repository_name(&entry.repository)
                     .lifecycle_policy_text(previous)
-                    .send(),
-            )
+                    .send()
+            })
             .await
-            .map(|_| ())
-            .map_err(|e| format!("ecr:PutLifecyclePolicy: {}", describe_error(&e))),
-        None => {
-            // Apply created this policy: restoring means removing it.
-            match target
-                .limiter
-                .run(
-                    target
-                        .client
-                        .delete_lifecycle_policy()
-                        .repository_name(&entry.repository)
-                        .send(),
-                )
-                .await
-            {
-                Ok(_) => Ok(()),
-                Err(e) if error_code(&e).as_deref() == Some("LifecyclePolicyNotFoundException") => {
-                    Ok(())
-                }
-                Err(e) => Err(format!("ecr:DeleteLifecyclePolicy: {}", describe_error(&e))),
-            }
-        }
+            .map(|_| ()),
+        // Apply created this policy: restoring means removing it.
+        None => match target
+            .calls
+            .call(CallClass::Write, "ecr:DeleteLifecyclePolicy", || {
+                target
+                    .ecr
+                    .delete_lifecycle_policy()
+                    .repository_name(&entry.repository)
+                    .send()
+            })
+            .await
+        {
+            Err(e) if e.kind == ErrorKind::PolicyNotFound => Ok(()),
+            other => other.map(|_| ()),
+        },
     };
     match result {
         Ok(()) => row.applied = true,
+        Err(e) if e.kind == ErrorKind::RepositoryNotFound => {
+            row.outcome = Outcome::Gone;
+            row.diff = None;
+        }
         Err(e) => {
             row.outcome = Outcome::Error;
-            row.error = Some(e);
+            row.error = Some(e.to_string());
         }
     }
     row
@@ -416,29 +640,111 @@ pub async fn restore_entry(entry: &BackupEntry, target: &TargetClient) -> RepoRe
 mod tests {
     use super::*;
 
-    #[test]
-    fn backup_round_trips_and_is_never_overwritten() {
+    fn header() -> JournalRecord {
+        JournalRecord::Run {
+            backup_version: JOURNAL_VERSION,
+            ecr_fleet_version: "0.2.0".into(),
+            started_at: "2026-11-22T10:00:09Z".into(),
+            command_line: vec!["ecr-fleet".into(), "apply".into(), "--yes".into()],
+            role_name: "EcrFleetSpoke".into(),
+            session_name: "ecr-fleet".into(),
+            external_id_used: false,
+        }
+    }
+
+    fn intent(repo: &str) -> JournalRecord {
+        JournalRecord::Intent {
+            account_id: "111111111111".into(),
+            region: "us-east-1".into(),
+            repository: repo.into(),
+            template: "standard".into(),
+            previous_policy: None,
+            new_policy: "{}".into(),
+        }
+    }
+
+    fn outcome(repo: &str, result: WriteResult) -> JournalRecord {
+        JournalRecord::Outcome {
+            account_id: "111111111111".into(),
+            region: "us-east-1".into(),
+            repository: repo.into(),
+            result,
+            error_code: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn journal_is_created_at_the_first_record_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
-        let path = default_backup_path(dir.path(), "2026-11-22T10:00:09Z".parse().unwrap());
-        assert!(path.ends_with("ecr-fleet-backup-20261122T100009Z.json"));
-        let backup = Backup {
-            backup_version: BACKUP_VERSION,
-            created_at: "2026-11-22T10:00:09Z".into(),
-            entries: vec![BackupEntry {
-                account_id: "111111111111".into(),
-                region: "us-east-1".into(),
-                repository: "team/api".into(),
-                template: "standard".into(),
-                previous_policy: None,
-                written_policy: "{}".into(),
-            }],
-        };
-        write_backup(&path, &backup).unwrap();
-        assert_eq!(read_backup(&path).unwrap(), backup);
+        let path = default_journal_path(dir.path(), "2026-11-22T10:00:09Z".parse().unwrap());
+        assert!(path.ends_with("ecr-fleet-journal-20261122T100009Z.jsonl"));
+        let journal = Journal::new(path.clone(), header());
+        assert!(journal.created().is_none());
+        assert!(!path.exists(), "nothing recorded, no file");
+        journal.append(intent("written"), true).await.unwrap();
+        journal
+            .append(outcome("written", WriteResult::Written), false)
+            .await
+            .unwrap();
+        journal.append(intent("failed"), true).await.unwrap();
+        journal
+            .append(outcome("failed", WriteResult::Failed), false)
+            .await
+            .unwrap();
+        journal.append(intent("killed"), true).await.unwrap();
+        assert_eq!(journal.created(), Some(path.as_path()));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 6);
+        assert!(text.lines().next().unwrap().contains(r#""record":"run""#));
+
+        let read = read_backup(&path).unwrap();
+        assert_eq!(read.version, JOURNAL_VERSION);
+        let recorded: Vec<(&str, Recorded)> = read
+            .entries
+            .iter()
+            .map(|e| (e.entry.repository.as_str(), e.recorded))
+            .collect();
+        assert_eq!(
+            recorded,
+            [
+                ("written", Recorded::Written),
+                ("failed", Recorded::NotWritten),
+                ("killed", Recorded::Unknown)
+            ]
+        );
+        // Never written over: a second journal at the same path fails at its first record.
+        let again = Journal::new(path.clone(), header());
         assert!(matches!(
-            write_backup(&path, &backup),
+            again.append(intent("x"), true).await,
             Err(BackupError::Write { .. })
         ));
+    }
+
+    #[test]
+    fn a_cut_last_line_is_ignored_but_a_cut_middle_line_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let full = format!("{}{}", line(&header()), line(&intent("a")));
+        std::fs::write(&path, format!("{full}{{\"record\":\"outc")).unwrap();
+        assert_eq!(read_backup(&path).unwrap().entries.len(), 1);
+        std::fs::write(&path, format!("{full}{{\"record\n{}", line(&intent("b")))).unwrap();
+        let err = read_backup(&path).unwrap_err().to_string();
+        assert!(err.contains("j.jsonl:3:"), "{err}");
+    }
+
+    #[test]
+    fn version_1_backups_are_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.json");
+        std::fs::write(
+            &path,
+            r#"{"backup_version": 1, "created_at": "x", "entries": [{"account_id":"111111111111","region":"us-east-1","repository":"a","template":"t","previous_policy":null,"written_policy":"{}"}]}"#,
+        )
+        .unwrap();
+        let read = read_backup(&path).unwrap();
+        assert_eq!(read.version, BACKUP_VERSION_V1);
+        assert_eq!(read.entries[0].recorded, Recorded::Written);
+        assert_eq!(read.entries[0].entry.repository, "a");
     }
 
     #[test]
@@ -489,5 +795,34 @@ mod tests {
             let err = read_backup(&path).unwrap_err().to_string();
             assert!(err.contains(want), "{err}");
         }
+        // Journals: errors name the line.
+        std::fs::write(
+            &path,
+            format!(
+                "{}{}",
+                line(&header()),
+                line(&outcome("a", WriteResult::Written))
+            ),
+        )
+        .unwrap();
+        let err = read_backup(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("line 2.repository: an outcome without an intent"),
+            "{err}"
+        );
+        std::fs::write(&path, line(&intent("a"))).unwrap();
+        let err = read_backup(&path).unwrap_err().to_string();
+        assert!(err.contains("b.json:1:1"), "{err}");
+        std::fs::write(
+            &path,
+            format!(
+                "{}{}",
+                line(&header()),
+                line(&intent("a")).replace("111111111111", "12")
+            ),
+        )
+        .unwrap();
+        let err = read_backup(&path).unwrap_err().to_string();
+        assert!(err.contains("line 2.account_id"), "{err}");
     }
 }

@@ -314,7 +314,11 @@ impl MatchRule {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryMode {
+    /// The SDK's adaptive mode: retries and a client-side rate limiter inside each call.
     Adaptive,
+    /// ecr-fleet's own: full-jitter exponential backoff that holds no permit while it waits,
+    /// and a per-account-region rate controller that tells quota throttling from other
+    /// clients' traffic (see `aws::rate`).
     Standard,
 }
 
@@ -332,9 +336,9 @@ impl Default for ExecutionConfig {
     fn default() -> Self {
         ExecutionConfig {
             concurrency: 32,
-            per_region_concurrency: 4,
-            max_attempts: 8,
-            retry_mode: RetryMode::Adaptive,
+            per_region_concurrency: 8,
+            max_attempts: 10,
+            retry_mode: RetryMode::Standard,
         }
     }
 }

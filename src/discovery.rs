@@ -8,7 +8,7 @@ use aws_sdk_ecr::config::{Credentials, SharedCredentialsProvider};
 use aws_sdk_organizations::types::{AccountState, AccountStatus};
 use futures::StreamExt;
 
-use crate::aws::{describe_error, Aws};
+use crate::aws::{Aws, AwsError};
 use crate::config::{AccountSource, AccountsConfig};
 use crate::report::Skipped;
 
@@ -39,12 +39,12 @@ pub struct Discovery {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
-    #[error("cannot identify the caller (sts:GetCallerIdentity): {0}")]
-    Caller(String),
-    #[error("cannot list the organization's accounts ({operation}): {message}")]
+    #[error("cannot identify the caller: {0}")]
+    Caller(AwsError),
+    #[error("cannot list the organization's accounts: {error}{}", parent.as_deref().map(|p| format!(" (parent {p})")).unwrap_or_default())]
     Organization {
-        operation: &'static str,
-        message: String,
+        error: AwsError,
+        parent: Option<String>,
     },
 }
 
@@ -54,7 +54,13 @@ pub async fn caller(aws: &Aws, sts_region: Option<&str>) -> Result<Caller, Disco
         .get_caller_identity()
         .send()
         .await
-        .map_err(|e| DiscoveryError::Caller(describe_error(&e)))?;
+        .map_err(|e| {
+            DiscoveryError::Caller(AwsError::from_sdk(
+                "sts:GetCallerIdentity",
+                &e,
+                &aws.endpoint("sts", sts_region.unwrap_or("us-east-1")),
+            ))
+        })?;
     let arn = out.arn().unwrap_or_default().to_string();
     let account_id = out.account().unwrap_or_default().to_string();
     let partition = arn
@@ -83,17 +89,24 @@ pub fn role_arn(partition: &str, account_id: &str, role_name: &str) -> String {
     format!("arn:{partition}:iam::{account_id}:role/{role_name}")
 }
 
-/// Resolve the account list, then enter every account.
-/// `only` narrows the run to these account ids (from `--accounts`).
-pub async fn discover(
+/// The accounts a run visits, before any of them is entered.
+#[derive(Debug, Default)]
+pub struct AccountSelection {
+    pub ids: Vec<String>,
+    /// Organization members that are not ACTIVE (suspended, pending closure...): left out.
+    pub inactive_accounts: usize,
+    /// `--accounts` ids the run will not visit.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Resolve the account list. `only` narrows the run to these account ids (`--accounts`).
+pub async fn select_accounts(
     aws: &Aws,
     caller: &Caller,
     cfg: &AccountsConfig,
     only: Option<&[String]>,
-    sts_region: Option<&str>,
-    concurrency: usize,
-) -> Result<Discovery, DiscoveryError> {
-    let mut discovery = Discovery::default();
+) -> Result<AccountSelection, DiscoveryError> {
+    let mut selection = AccountSelection::default();
     let (mut ids, mut inactive): (Vec<String>, Vec<String>) = match &cfg.source {
         AccountSource::Current => (vec![caller.account_id.clone()], Vec::new()),
         AccountSource::List(ids) => (ids.clone(), Vec::new()),
@@ -116,7 +129,7 @@ pub async fn discover(
             } else {
                 "not among the accounts of the configured source (organization, OUs or ids)"
             };
-            discovery.skipped.push(Skipped {
+            selection.skipped.push(Skipped {
                 account_id: wanted.clone(),
                 region: None,
                 error: format!("--accounts names an account that is not part of this run: {why}"),
@@ -130,22 +143,47 @@ pub async fn discover(
     ids.sort();
     inactive.sort();
     inactive.dedup();
-    discovery.inactive_accounts = inactive.len();
+    selection.inactive_accounts = inactive.len();
+    selection.ids = ids;
+    Ok(selection)
+}
 
-    let sts = aws.sts(sts_region);
-    let results: Vec<Result<AccountAccess, Skipped>> = futures::stream::iter(ids)
-        .map(|id| {
-            let sts = sts.clone();
-            async move {
-                if id == caller.account_id {
-                    return Ok(AccountAccess {
-                        account_id: id,
-                        credentials: None,
-                    });
-                }
-                enter_account(&sts, caller, cfg, &id).await
-            }
-        })
+/// Enter one account: the caller's own credentials for its own account, the spoke role
+/// otherwise. An account that cannot be entered is a skipped target.
+pub async fn enter(
+    aws: &Aws,
+    caller: &Caller,
+    cfg: &AccountsConfig,
+    sts_region: Option<&str>,
+    account_id: &str,
+) -> Result<AccountAccess, Skipped> {
+    if account_id == caller.account_id {
+        return Ok(AccountAccess {
+            account_id: account_id.to_string(),
+            credentials: None,
+        });
+    }
+    let endpoint = aws.endpoint("sts", sts_region.unwrap_or("us-east-1"));
+    enter_account(&aws.sts(sts_region), &endpoint, caller, cfg, account_id).await
+}
+
+/// Resolve the account list, then enter every account (restore, which has no streaming).
+pub async fn discover(
+    aws: &Aws,
+    caller: &Caller,
+    cfg: &AccountsConfig,
+    only: Option<&[String]>,
+    sts_region: Option<&str>,
+    concurrency: usize,
+) -> Result<Discovery, DiscoveryError> {
+    let selection = select_accounts(aws, caller, cfg, only).await?;
+    let mut discovery = Discovery {
+        inactive_accounts: selection.inactive_accounts,
+        skipped: selection.skipped,
+        ..Discovery::default()
+    };
+    let results: Vec<Result<AccountAccess, Skipped>> = futures::stream::iter(selection.ids)
+        .map(|id| async move { enter(aws, caller, cfg, sts_region, &id).await })
         .buffered(concurrency.max(1))
         .collect()
         .await;
@@ -164,6 +202,7 @@ pub async fn discover(
 #[derive(Debug)]
 struct SpokeRole {
     sts: aws_sdk_sts::Client,
+    endpoint: String,
     role_arn: String,
     session_name: String,
     external_id: Option<String>,
@@ -182,7 +221,13 @@ impl SpokeRole {
             .set_duration_seconds(self.duration_seconds)
             .send()
             .await
-            .map_err(|e| format!("cannot assume {}: {}", self.role_arn, describe_error(&e)))?;
+            .map_err(|e| {
+                format!(
+                    "{} (role {})",
+                    AwsError::from_sdk("sts:AssumeRole", &e, &self.endpoint),
+                    self.role_arn
+                )
+            })?;
         let c = out.credentials().ok_or_else(|| {
             format!(
                 "cannot assume {}: no credentials in the response",
@@ -224,12 +269,14 @@ impl ProvideCredentials for SpokeRole {
 
 async fn enter_account(
     sts: &aws_sdk_sts::Client,
+    sts_endpoint: &str,
     caller: &Caller,
     cfg: &AccountsConfig,
     account_id: &str,
 ) -> Result<AccountAccess, Skipped> {
     let role = SpokeRole {
         sts: sts.clone(),
+        endpoint: sts_endpoint.to_string(),
         role_arn: role_arn(&caller.partition, account_id, &cfg.role_name),
         session_name: cfg.session_name.clone(),
         external_id: cfg.external_id.clone(),
@@ -265,6 +312,7 @@ async fn organization_accounts(
     organizational_units: &[String],
 ) -> Result<(Vec<String>, Vec<String>), DiscoveryError> {
     let org = aws.organizations(organizations_region(&caller.partition));
+    let endpoint = aws.endpoint("organizations", organizations_region(&caller.partition));
     let mut active = Vec::new();
     let mut inactive = Vec::new();
     let mut note = |account: &aws_sdk_organizations::types::Account| {
@@ -281,8 +329,8 @@ async fn organization_accounts(
         let mut pages = org.list_accounts().into_paginator().send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| DiscoveryError::Organization {
-                operation: "organizations:ListAccounts",
-                message: describe_error(&e),
+                error: AwsError::from_sdk("organizations:ListAccounts", &e, &endpoint),
+                parent: None,
             })?;
             page.accounts().iter().for_each(&mut note);
         }
@@ -302,8 +350,8 @@ async fn organization_accounts(
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| DiscoveryError::Organization {
-                operation: "organizations:ListAccountsForParent",
-                message: format!("{parent}: {}", describe_error(&e)),
+                error: AwsError::from_sdk("organizations:ListAccountsForParent", &e, &endpoint),
+                parent: Some(parent.clone()),
             })?;
             page.accounts().iter().for_each(&mut note);
         }
@@ -314,8 +362,12 @@ async fn organization_accounts(
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| DiscoveryError::Organization {
-                operation: "organizations:ListOrganizationalUnitsForParent",
-                message: format!("{parent}: {}", describe_error(&e)),
+                error: AwsError::from_sdk(
+                    "organizations:ListOrganizationalUnitsForParent",
+                    &e,
+                    &endpoint,
+                ),
+                parent: Some(parent.clone()),
             })?;
             queue.extend(
                 page.organizational_units()

@@ -17,9 +17,8 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::aws::describe_error;
+use crate::aws::AwsError;
 use crate::config::InUseSource;
-use crate::inventory::Limiter;
 
 /// What an image reference names inside a repository.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -148,13 +147,39 @@ struct RepoUses {
     by_tag: BTreeMap<String, BTreeSet<Consumer>>,
 }
 
+/// Where the index has a hole: a source that could not be read in an account-region, or an
+/// account that could not be entered at all (`source` and `region` `None`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SourceFailure {
+    pub source: Option<InUseSource>,
+    pub account_id: String,
+    pub region: Option<String>,
+    pub error: String,
+}
+
+impl fmt::Display for SourceFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.source, &self.region) {
+            (Some(s), Some(r)) => write!(
+                f,
+                "{} {} {}: {}",
+                s.as_str(),
+                self.account_id,
+                r,
+                self.error
+            ),
+            _ => write!(f, "account {}: {}", self.account_id, self.error),
+        }
+    }
+}
+
 /// Consumers per image, over every visited account-region.
 #[derive(Debug, Clone, Default)]
 pub struct InUseIndex {
     repos: BTreeMap<RepoKey, RepoUses>,
-    /// Account-regions whose consumers could not be read (`source account region: error`).
-    /// While any is listed, nothing the index does not show can be called unused.
-    pub incomplete: Vec<String>,
+    /// What could not be read. While anything is listed, nothing the index does not show can
+    /// be called unused.
+    pub incomplete: Vec<SourceFailure>,
 }
 
 impl InUseIndex {
@@ -272,44 +297,50 @@ pub fn inspector_in_use(
 // ---------------------------------------------------------------------------------------------
 // Collection (AWS)
 
-/// The clients of one account-region; a source not asked for has no client.
+/// The clients of one account-region, each with the endpoint its errors name; a source not
+/// asked for has no client. They keep the SDK's standard retries: a run makes a handful of
+/// these calls per account-region.
 pub struct TargetClients {
     pub account_id: String,
     pub region: String,
-    pub ecs: Option<aws_sdk_ecs::Client>,
-    pub lambda: Option<aws_sdk_lambda::Client>,
-    pub inspector: Option<aws_sdk_inspector2::Client>,
+    pub ecs: Option<(aws_sdk_ecs::Client, String)>,
+    pub lambda: Option<(aws_sdk_lambda::Client, String)>,
+    pub inspector: Option<(aws_sdk_inspector2::Client, String)>,
 }
 
-/// Collect the consumers of one account-region. A source that cannot be read is recorded in
-/// `incomplete` (with the others still read), never silently dropped.
+/// Collect the consumers of one account-region, with at most `in_flight` calls at once. A
+/// source that cannot be read is recorded in `incomplete` (the others are still read), never
+/// silently dropped.
 pub async fn collect_target(
     clients: &TargetClients,
-    limiter: &Limiter,
+    in_flight: usize,
     now: Timestamp,
 ) -> InUseIndex {
     let mut index = InUseIndex::default();
     let (account, region) = (clients.account_id.as_str(), clients.region.as_str());
-    let mut fail = |source: InUseSource, e: String| {
-        index
-            .incomplete
-            .push(format!("{} {account} {region}: {e}", source.as_str()));
+    let mut fail = |source: InUseSource, e: AwsError| {
+        index.incomplete.push(SourceFailure {
+            source: Some(source),
+            account_id: account.to_string(),
+            region: Some(region.to_string()),
+            error: e.to_string(),
+        });
     };
     let mut found: Vec<(ImageRef, Consumer)> = Vec::new();
-    if let Some(ecs) = &clients.ecs {
-        match collect_ecs(ecs, account, region, limiter).await {
+    if let Some((ecs, endpoint)) = &clients.ecs {
+        match collect_ecs(ecs, endpoint, account, region).await {
             Ok(uses) => found.extend(uses),
             Err(e) => fail(InUseSource::Ecs, e),
         }
     }
-    if let Some(lambda) = &clients.lambda {
-        match collect_lambda(lambda, account, region, limiter).await {
+    if let Some((lambda, endpoint)) = &clients.lambda {
+        match collect_lambda(lambda, endpoint, account, region, in_flight).await {
             Ok(uses) => found.extend(uses),
             Err(e) => fail(InUseSource::Lambda, e),
         }
     }
-    if let Some(inspector) = &clients.inspector {
-        match collect_inspector(inspector, account, region, limiter, now).await {
+    if let Some((inspector, endpoint)) = &clients.inspector {
+        match collect_inspector(inspector, endpoint, account, region, now).await {
             Ok(uses) => found.extend(uses),
             Err(e) => fail(InUseSource::Inspector, e),
         }
@@ -340,22 +371,20 @@ const DESCRIBE_TASKS_MAX: usize = 100;
 
 async fn collect_ecs(
     ecs: &aws_sdk_ecs::Client,
+    endpoint: &str,
     account: &str,
     region: &str,
-    limiter: &Limiter,
-) -> Result<Vec<(ImageRef, Consumer)>, String> {
+) -> Result<Vec<(ImageRef, Consumer)>, AwsError> {
     let mut clusters = Vec::new();
     let mut token = None;
     loop {
-        let page = limiter
-            .run(
-                ecs.list_clusters()
-                    .max_results(100)
-                    .set_next_token(token)
-                    .send(),
-            )
-            .await
-            .map_err(|e| format!("ecs:ListClusters: {}", describe_error(&e)))?;
+        let page = (ecs
+            .list_clusters()
+            .max_results(100)
+            .set_next_token(token)
+            .send())
+        .await
+        .map_err(|e| AwsError::from_sdk("ecs:ListClusters", &e, endpoint))?;
         clusters.extend(page.cluster_arns().iter().cloned());
         token = page.next_token().map(str::to_string);
         if token.is_none() {
@@ -370,16 +399,14 @@ async fn collect_ecs(
         let mut services = Vec::new();
         let mut token = None;
         loop {
-            let page = limiter
-                .run(
-                    ecs.list_services()
-                        .cluster(cluster)
-                        .max_results(100)
-                        .set_next_token(token)
-                        .send(),
-                )
-                .await
-                .map_err(|e| format!("ecs:ListServices: {}", describe_error(&e)))?;
+            let page = (ecs
+                .list_services()
+                .cluster(cluster)
+                .max_results(100)
+                .set_next_token(token)
+                .send())
+            .await
+            .map_err(|e| AwsError::from_sdk("ecs:ListServices", &e, endpoint))?;
             services.extend(page.service_arns().iter().cloned());
             token = page.next_token().map(str::to_string);
             if token.is_none() {
@@ -387,15 +414,13 @@ async fn collect_ecs(
             }
         }
         for chunk in services.chunks(DESCRIBE_SERVICES_MAX) {
-            let page = limiter
-                .run(
-                    ecs.describe_services()
-                        .cluster(cluster)
-                        .set_services(Some(chunk.to_vec()))
-                        .send(),
-                )
-                .await
-                .map_err(|e| format!("ecs:DescribeServices: {}", describe_error(&e)))?;
+            let page = (ecs
+                .describe_services()
+                .cluster(cluster)
+                .set_services(Some(chunk.to_vec()))
+                .send())
+            .await
+            .map_err(|e| AwsError::from_sdk("ecs:DescribeServices", &e, endpoint))?;
             for s in page.services() {
                 if s.status() != Some("ACTIVE") {
                     continue;
@@ -417,17 +442,15 @@ async fn collect_ecs(
         let mut tasks = Vec::new();
         let mut token = None;
         loop {
-            let page = limiter
-                .run(
-                    ecs.list_tasks()
-                        .cluster(cluster)
-                        .desired_status(aws_sdk_ecs::types::DesiredStatus::Running)
-                        .max_results(100)
-                        .set_next_token(token)
-                        .send(),
-                )
-                .await
-                .map_err(|e| format!("ecs:ListTasks: {}", describe_error(&e)))?;
+            let page = (ecs
+                .list_tasks()
+                .cluster(cluster)
+                .desired_status(aws_sdk_ecs::types::DesiredStatus::Running)
+                .max_results(100)
+                .set_next_token(token)
+                .send())
+            .await
+            .map_err(|e| AwsError::from_sdk("ecs:ListTasks", &e, endpoint))?;
             tasks.extend(page.task_arns().iter().cloned());
             token = page.next_token().map(str::to_string);
             if token.is_none() {
@@ -435,15 +458,13 @@ async fn collect_ecs(
             }
         }
         for chunk in tasks.chunks(DESCRIBE_TASKS_MAX) {
-            let page = limiter
-                .run(
-                    ecs.describe_tasks()
-                        .cluster(cluster)
-                        .set_tasks(Some(chunk.to_vec()))
-                        .send(),
-                )
-                .await
-                .map_err(|e| format!("ecs:DescribeTasks: {}", describe_error(&e)))?;
+            let page = (ecs
+                .describe_tasks()
+                .cluster(cluster)
+                .set_tasks(Some(chunk.to_vec()))
+                .send())
+            .await
+            .map_err(|e| AwsError::from_sdk("ecs:DescribeTasks", &e, endpoint))?;
             for task in page.tasks() {
                 let name = format!(
                     "{cluster_name}/task/{}",
@@ -479,10 +500,9 @@ async fn collect_ecs(
         }
     }
     for (def, users) in task_definitions {
-        let answer = limiter
-            .run(ecs.describe_task_definition().task_definition(&def).send())
+        let answer = (ecs.describe_task_definition().task_definition(&def).send())
             .await
-            .map_err(|e| format!("ecs:DescribeTaskDefinition: {}", describe_error(&e)))?;
+            .map_err(|e| AwsError::from_sdk("ecs:DescribeTaskDefinition", &e, endpoint))?;
         let images: Vec<ImageRef> = answer
             .task_definition()
             .map(|t| {
@@ -506,23 +526,21 @@ async fn collect_ecs(
 
 async fn collect_lambda(
     lambda: &aws_sdk_lambda::Client,
+    endpoint: &str,
     account: &str,
     region: &str,
-    limiter: &Limiter,
-) -> Result<Vec<(ImageRef, Consumer)>, String> {
+    in_flight: usize,
+) -> Result<Vec<(ImageRef, Consumer)>, AwsError> {
     let mut names = Vec::new();
     let mut marker = None;
     loop {
-        let page = limiter
-            .run(
-                lambda
-                    .list_functions()
-                    .max_items(50)
-                    .set_marker(marker)
-                    .send(),
-            )
-            .await
-            .map_err(|e| format!("lambda:ListFunctions: {}", describe_error(&e)))?;
+        let page = (lambda
+            .list_functions()
+            .max_items(50)
+            .set_marker(marker)
+            .send())
+        .await
+        .map_err(|e| AwsError::from_sdk("lambda:ListFunctions", &e, endpoint))?;
         for f in page.functions() {
             if f.package_type() == Some(&aws_sdk_lambda::types::PackageType::Image) {
                 if let Some(name) = f.function_name() {
@@ -537,13 +555,12 @@ async fn collect_lambda(
     }
     let answers = futures::stream::iter(names)
         .map(|name| async move {
-            let answer = limiter
-                .run(lambda.get_function().function_name(&name).send())
+            let answer = (lambda.get_function().function_name(&name).send())
                 .await
-                .map_err(|e| format!("lambda:GetFunction {name}: {}", describe_error(&e)))?;
-            Ok::<_, String>((name, answer))
+                .map_err(|e| AwsError::from_sdk("lambda:GetFunction", &e, endpoint))?;
+            Ok::<_, AwsError>((name, answer))
         })
-        .buffer_unordered(8)
+        .buffer_unordered(in_flight.max(1))
         .collect::<Vec<_>>()
         .await;
     let mut out = Vec::new();
@@ -565,11 +582,11 @@ async fn collect_lambda(
 
 async fn collect_inspector(
     inspector: &aws_sdk_inspector2::Client,
+    endpoint: &str,
     account: &str,
     region: &str,
-    limiter: &Limiter,
     now: Timestamp,
-) -> Result<Vec<(ImageRef, Consumer)>, String> {
+) -> Result<Vec<(ImageRef, Consumer)>, AwsError> {
     use aws_sdk_inspector2::types::{
         CoverageFilterCriteria, CoverageStringComparison, CoverageStringFilter,
     };
@@ -579,23 +596,20 @@ async fn collect_inspector(
                 .comparison(CoverageStringComparison::Equals)
                 .value("AWS_ECR_CONTAINER_IMAGE")
                 .build()
-                .map_err(|e| e.to_string())?,
+                .expect("comparison and value are set"),
         )
         .build();
     let mut out = Vec::new();
     let mut token = None;
     loop {
-        let page = limiter
-            .run(
-                inspector
-                    .list_coverage()
-                    .filter_criteria(filter.clone())
-                    .max_results(200)
-                    .set_next_token(token)
-                    .send(),
-            )
-            .await
-            .map_err(|e| format!("inspector2:ListCoverage: {}", describe_error(&e)))?;
+        let page = (inspector
+            .list_coverage()
+            .filter_criteria(filter.clone())
+            .max_results(200)
+            .set_next_token(token)
+            .send())
+        .await
+        .map_err(|e| AwsError::from_sdk("inspector2:ListCoverage", &e, endpoint))?;
         for r in page.covered_resources() {
             let Some(meta) = r.resource_metadata().and_then(|m| m.ecr_image()) else {
                 continue;
@@ -780,10 +794,18 @@ mod tests {
             parse_image_uri("111111111111.dkr.ecr.us-east-1.amazonaws.com/api:v1").unwrap(),
             svc("222222222222", "prod/web"),
         );
-        b.incomplete
-            .push("lambda 222222222222 us-east-1: AccessDenied".into());
+        b.incomplete.push(SourceFailure {
+            source: Some(InUseSource::Lambda),
+            account_id: "222222222222".into(),
+            region: Some("us-east-1".into()),
+            error: "lambda:ListFunctions: AccessDeniedException".into(),
+        });
         a.merge(b);
         assert_eq!(a.references(), 1);
         assert!(!a.is_complete());
+        assert_eq!(
+            a.incomplete[0].to_string(),
+            "lambda 222222222222 us-east-1: lambda:ListFunctions: AccessDeniedException"
+        );
     }
 }

@@ -1,55 +1,16 @@
-//! Inventory of one account-region: repositories, their tags, and (only for repositories a
-//! template manages) their current lifecycle policy and, when asked, their images.
+//! Inventory of one account-region: repositories, their tags (in bulk from the Resource Groups
+//! Tagging API, or one repository at a time when that API is unavailable), and, only for
+//! repositories a template manages, their current lifecycle policy and, when asked, their images.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_ecr::primitives::DateTime;
 use aws_sdk_ecr::types::{DescribeImagesFilter, ImageDetail, ImageIdentifier, ImageStatusFilter};
 use ecr_lifecycle::{Image, ImageStatus};
-use futures::StreamExt;
-use tokio::sync::Semaphore;
 
-use crate::aws::{describe_error, error_code};
+use crate::aws::{AwsError, CallClass, ErrorKind, Target};
 use crate::config::{Config, NameGlob};
 use crate::plan::{classify, Disposition, RepoFacts};
-
-/// Bounds API calls: a global cap for the run and a smaller one per account-region, because
-/// ECR throttles per account and region.
-#[derive(Debug, Clone)]
-pub struct Limiter {
-    global: Arc<Semaphore>,
-    local: Arc<Semaphore>,
-}
-
-impl Limiter {
-    pub fn global(max_in_flight: usize) -> Arc<Semaphore> {
-        Arc::new(Semaphore::new(max_in_flight.max(1)))
-    }
-
-    pub fn for_target(global: &Arc<Semaphore>, per_target: usize) -> Limiter {
-        Limiter {
-            global: global.clone(),
-            local: Arc::new(Semaphore::new(per_target.max(1))),
-        }
-    }
-
-    /// Run one API call under both caps. The local permit is taken first so a target that is
-    /// already at its own cap does not hold a global permit while it waits.
-    pub async fn run<F: std::future::Future>(&self, call: F) -> F::Output {
-        let _local = self
-            .local
-            .acquire()
-            .await
-            .expect("limiter semaphore never closes");
-        let _global = self
-            .global
-            .acquire()
-            .await
-            .expect("limiter semaphore never closes");
-        call.await
-    }
-}
 
 /// Which repositories get their images described.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,69 +35,45 @@ pub struct InventoryOptions {
 
 /// A repository as DescribeRepositories lists it.
 #[derive(Debug, Clone)]
-struct Listed {
-    name: String,
-    arn: String,
+pub struct Listed {
+    pub name: String,
+    pub arn: String,
 }
 
-/// Inventory one account-region. `Err` means the region could not be listed at all.
-pub async fn inventory_target(
-    ecr: &aws_sdk_ecr::Client,
-    account_id: &str,
-    region: &str,
-    config: &Config,
+/// Tags per repository ARN, as the tagging API returns them.
+pub type TagIndex = HashMap<String, BTreeMap<String, String>>;
+
+/// Every repository of the account-region (narrowed by `--repositories`).
+pub async fn list_repositories(
+    target: &Target,
     options: &InventoryOptions,
-    limiter: &Limiter,
-    on_repository: &(dyn Fn() + Send + Sync),
-) -> Result<Vec<RepoFacts>, String> {
-    let listed = list_repositories(ecr, options.page_size, limiter).await?;
-    let listed: Vec<Listed> = listed
-        .into_iter()
-        .filter(|r| {
-            options
-                .repositories
-                .as_ref()
-                .is_none_or(|g| g.is_match(&r.name))
-        })
-        .collect();
-    tracing::debug!(account = %account_id, region = %region, repositories = listed.len(), "listed");
-    let facts = futures::stream::iter(listed)
-        .map(|repo| async move {
-            let f =
-                inspect_repository(ecr, account_id, region, repo, config, options, limiter).await;
-            on_repository();
-            f
-        })
-        // The limiter bounds the calls; this only bounds how many repositories are in progress.
-        .buffer_unordered(64)
-        .collect::<Vec<_>>()
-        .await;
-    Ok(facts)
-}
-
-async fn list_repositories(
-    ecr: &aws_sdk_ecr::Client,
-    page_size: i32,
-    limiter: &Limiter,
-) -> Result<Vec<Listed>, String> {
+) -> Result<Vec<Listed>, AwsError> {
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let page = limiter
-            .run(
-                ecr.describe_repositories()
-                    .max_results(page_size)
+        let page = target
+            .calls
+            .call(CallClass::Read, "ecr:DescribeRepositories", || {
+                target
+                    .ecr
+                    .describe_repositories()
+                    .max_results(options.page_size)
                     .set_next_token(token.clone())
-                    .send(),
-            )
-            .await
-            .map_err(|e| format!("ecr:DescribeRepositories: {}", describe_error(&e)))?;
+                    .send()
+            })
+            .await?;
         for r in page.repositories() {
             if let (Some(name), Some(arn)) = (r.repository_name(), r.repository_arn()) {
-                out.push(Listed {
-                    name: name.to_string(),
-                    arn: arn.to_string(),
-                });
+                if options
+                    .repositories
+                    .as_ref()
+                    .is_none_or(|g| g.is_match(name))
+                {
+                    out.push(Listed {
+                        name: name.to_string(),
+                        arn: arn.to_string(),
+                    });
+                }
             }
         }
         token = page.next_token().map(str::to_string);
@@ -147,47 +84,93 @@ async fn list_repositories(
     Ok(out)
 }
 
-async fn inspect_repository(
-    ecr: &aws_sdk_ecr::Client,
-    account_id: &str,
-    region: &str,
-    repo: Listed,
+/// Tags of every tagged repository of the account-region in pages of 100 (GetResources). A
+/// repository absent from the answer has no tags.
+pub async fn bulk_tags(target: &Target) -> Result<TagIndex, AwsError> {
+    let mut index = TagIndex::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = target
+            .calls
+            .call(CallClass::TagPage, "tagging:GetResources", || {
+                target
+                    .tagging
+                    .get_resources()
+                    .resource_type_filters("ecr:repository")
+                    .resources_per_page(100)
+                    .set_pagination_token(token.clone())
+                    .send()
+            })
+            .await?;
+        for mapping in page.resource_tag_mapping_list() {
+            if let Some(arn) = mapping.resource_arn() {
+                index.insert(
+                    arn.to_string(),
+                    mapping
+                        .tags()
+                        .iter()
+                        .map(|t| (t.key().to_string(), t.value().to_string()))
+                        .collect(),
+                );
+            }
+        }
+        // The tagging API ends with an empty token rather than none.
+        token = page
+            .pagination_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    Ok(index)
+}
+
+/// Inventory one repository and decide what it needs. `tags` comes from the bulk read; `None`
+/// means read them here. Images, when read, are handed to the planner and dropped.
+pub async fn inspect_repository(
+    target: &Target,
+    repo: &Listed,
+    tags: Option<BTreeMap<String, String>>,
     config: &Config,
     options: &InventoryOptions,
-    limiter: &Limiter,
 ) -> RepoFacts {
     let mut facts = RepoFacts {
-        account_id: account_id.to_string(),
-        region: region.to_string(),
+        account_id: target.account_id.clone(),
+        region: target.region.clone(),
         name: repo.name.clone(),
         disposition: None,
         current_policy: None,
         images: None,
         error: None,
+        gone: false,
     };
-    let tags = match read_tags(ecr, &repo.arn, limiter).await {
-        Ok(t) => t,
-        Err(e) => {
-            facts.error = Some(e);
-            return facts;
-        }
+    let tags = match tags {
+        Some(t) => t,
+        None => match read_tags(target, &repo.arn).await {
+            Ok(t) => t,
+            Err(e) => {
+                facts.fail(e);
+                return facts;
+            }
+        },
     };
     let disposition = classify(config, &repo.name, &tags);
     let template = match &disposition {
         Disposition::Managed { template } => template.clone(),
         Disposition::Unmatched if options.read_unmatched => {
             facts.disposition = Some(disposition);
-            match read_policy(ecr, &repo.name, limiter).await {
+            match read_policy(target, &repo.name).await {
                 Ok(p) => facts.current_policy = Some(p),
                 Err(e) => {
-                    facts.error = Some(e);
+                    facts.fail(e);
                     return facts;
                 }
             }
             if options.images == ImagesMode::AllManaged {
-                match describe_images(ecr, &repo.name, limiter).await {
+                match describe_images(target, &repo.name).await {
                     Ok(images) => facts.images = Some(images),
-                    Err(e) => facts.error = Some(e),
+                    Err(e) => facts.fail(e),
                 }
             }
             return facts;
@@ -198,10 +181,10 @@ async fn inspect_repository(
         }
     };
     facts.disposition = Some(disposition);
-    let current = match read_policy(ecr, &repo.name, limiter).await {
+    let current = match read_policy(target, &repo.name).await {
         Ok(p) => p,
         Err(e) => {
-            facts.error = Some(e);
+            facts.fail(e);
             return facts;
         }
     };
@@ -216,24 +199,22 @@ async fn inspect_repository(
     };
     facts.current_policy = Some(current);
     if wants_images {
-        match describe_images(ecr, &repo.name, limiter).await {
+        match describe_images(target, &repo.name).await {
             Ok(images) => facts.images = Some(images),
-            Err(e) => facts.error = Some(e),
+            Err(e) => facts.fail(e),
         }
     }
     facts
 }
 
-/// Tags of a repository (DescribeRepositories does not return them).
-pub async fn read_tags(
-    ecr: &aws_sdk_ecr::Client,
-    arn: &str,
-    limiter: &Limiter,
-) -> Result<BTreeMap<String, String>, String> {
-    let out = limiter
-        .run(ecr.list_tags_for_resource().resource_arn(arn).send())
-        .await
-        .map_err(|e| format!("ecr:ListTagsForResource: {}", describe_error(&e)))?;
+/// Tags of one repository (DescribeRepositories does not return them).
+pub async fn read_tags(target: &Target, arn: &str) -> Result<BTreeMap<String, String>, AwsError> {
+    let out = target
+        .calls
+        .call(CallClass::Read, "ecr:ListTagsForResource", || {
+            target.ecr.list_tags_for_resource().resource_arn(arn).send()
+        })
+        .await?;
     Ok(out
         .tags()
         .iter()
@@ -242,38 +223,36 @@ pub async fn read_tags(
 }
 
 /// The current policy text; `None` when the repository has none.
-pub async fn read_policy(
-    ecr: &aws_sdk_ecr::Client,
-    repository: &str,
-    limiter: &Limiter,
-) -> Result<Option<String>, String> {
-    match limiter
-        .run(
-            ecr.get_lifecycle_policy()
+pub async fn read_policy(target: &Target, repository: &str) -> Result<Option<String>, AwsError> {
+    match target
+        .calls
+        .call(CallClass::Read, "ecr:GetLifecyclePolicy", || {
+            target
+                .ecr
+                .get_lifecycle_policy()
                 .repository_name(repository)
-                .send(),
-        )
+                .send()
+        })
         .await
     {
         Ok(out) => Ok(out.lifecycle_policy_text().map(str::to_string)),
-        Err(e) if error_code(&e).as_deref() == Some("LifecyclePolicyNotFoundException") => Ok(None),
-        Err(e) => Err(format!("ecr:GetLifecyclePolicy: {}", describe_error(&e))),
+        Err(e) if e.kind == ErrorKind::PolicyNotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
 /// Every image of a repository, whatever its storage status (archived images included, since
 /// archive-class rules act on them).
-async fn describe_images(
-    ecr: &aws_sdk_ecr::Client,
-    repository: &str,
-    limiter: &Limiter,
-) -> Result<Vec<Image>, String> {
+async fn describe_images(target: &Target, repository: &str) -> Result<Vec<Image>, AwsError> {
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let page = limiter
-            .run(
-                ecr.describe_images()
+        let page = target
+            .calls
+            .call(CallClass::Read, "ecr:DescribeImages", || {
+                target
+                    .ecr
+                    .describe_images()
                     .repository_name(repository)
                     .filter(
                         DescribeImagesFilter::builder()
@@ -282,10 +261,9 @@ async fn describe_images(
                     )
                     .max_results(1000)
                     .set_next_token(token.clone())
-                    .send(),
-            )
-            .await
-            .map_err(|e| format!("ecr:DescribeImages: {}", describe_error(&e)))?;
+                    .send()
+            })
+            .await?;
         for detail in page.image_details() {
             match image_from_detail(detail) {
                 Some(image) => out.push(image),
@@ -302,7 +280,7 @@ async fn describe_images(
             break;
         }
     }
-    link_manifest_lists(ecr, repository, &mut out, limiter).await?;
+    link_manifest_lists(target, repository, &mut out).await?;
     Ok(out)
 }
 
@@ -320,11 +298,10 @@ const BATCH_GET_IMAGE_MAX: usize = 100;
 /// BatchGetImage per 100 of them, none in a repository without indexes) and record, on each
 /// child, the indexes that list it, so the evaluator protects children as ECR does.
 async fn link_manifest_lists(
-    ecr: &aws_sdk_ecr::Client,
+    target: &Target,
     repository: &str,
     images: &mut [Image],
-    limiter: &Limiter,
-) -> Result<(), String> {
+) -> Result<(), AwsError> {
     let indexes: Vec<String> = images
         .iter()
         .filter(|i| {
@@ -347,18 +324,20 @@ async fn link_manifest_lists(
             .iter()
             .map(|d| ImageIdentifier::builder().image_digest(d).build())
             .collect::<Vec<_>>();
-        let out = limiter
-            .run(
-                ecr.batch_get_image()
+        let out = target
+            .calls
+            .call(CallClass::Read, "ecr:BatchGetImage", || {
+                target
+                    .ecr
+                    .batch_get_image()
                     .repository_name(repository)
-                    .set_image_ids(Some(ids))
+                    .set_image_ids(Some(ids.clone()))
                     .set_accepted_media_types(Some(
                         MANIFEST_LIST_TYPES.iter().map(|t| t.to_string()).collect(),
                     ))
-                    .send(),
-            )
-            .await
-            .map_err(|e| format!("ecr:BatchGetImage: {}", describe_error(&e)))?;
+                    .send()
+            })
+            .await?;
         for image in out.images() {
             let (Some(index), Some(manifest)) = (
                 image.image_id().and_then(|id| id.image_digest()),

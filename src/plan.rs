@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::config::{Config, SafetyConfig};
-use crate::inuse::{Consumer, InUseIndex};
+use crate::inuse::{Consumer, InUseIndex, SourceFailure};
 use crate::unused::{unused_images, Unused};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -21,10 +21,12 @@ pub enum Outcome {
     Unmatched,
     Blocked,
     Error,
+    /// The repository was deleted during the run.
+    Gone,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::Create,
         Outcome::Update,
         Outcome::Unchanged,
@@ -32,6 +34,7 @@ impl Outcome {
         Outcome::Unmatched,
         Outcome::Blocked,
         Outcome::Error,
+        Outcome::Gone,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +46,7 @@ impl Outcome {
             Outcome::Unmatched => "unmatched",
             Outcome::Blocked => "blocked",
             Outcome::Error => "error",
+            Outcome::Gone => "gone",
         }
     }
 
@@ -100,6 +104,19 @@ pub struct RepoFacts {
     pub current_policy: Option<Option<String>>,
     pub images: Option<Vec<Image>>,
     pub error: Option<String>,
+    /// The repository disappeared while it was being read (RepositoryNotFoundException).
+    pub gone: bool,
+}
+
+impl RepoFacts {
+    /// Record a failed read: a repository that went away is `gone`, anything else an error.
+    pub fn fail(&mut self, error: crate::aws::AwsError) {
+        if error.kind == crate::aws::ErrorKind::RepositoryNotFound {
+            self.gone = true;
+        } else {
+            self.error = Some(error.to_string());
+        }
+    }
 }
 
 /// An image the `[safety]` settings protect that a template would expire or archive.
@@ -243,6 +260,10 @@ pub fn plan_one(facts: RepoFacts, config: &Config, options: PlanOptions) -> Repo
         .and_then(|d| d.template().map(str::to_string));
     let mut result = RepoResult::new(&facts.account_id, &facts.region, &facts.name, template);
     result.current_policy = facts.current_policy.clone().flatten();
+    if facts.gone {
+        result.outcome = Outcome::Gone;
+        return result;
+    }
     if let Some(err) = facts.error {
         result.error = Some(err);
         return result;
@@ -454,7 +475,7 @@ pub fn protected_images(
     actions: &[ImageAction],
     now: Timestamp,
     consumers: &[Vec<Consumer>],
-    unknown_in_use: &[String],
+    unknown_in_use: &[SourceFailure],
 ) -> Vec<ProtectedImage> {
     if !safety.is_enabled() {
         return Vec::new();
@@ -477,7 +498,11 @@ pub fn protected_images(
         } else if !safety.in_use.is_empty() && !unknown_in_use.is_empty() {
             Some(format!(
                 "may be in use: consumers of {} could not be read",
-                unknown_in_use.join("; ")
+                unknown_in_use
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ))
         } else {
             None
@@ -637,6 +662,7 @@ tags = { team = ["*"] }
             current_policy: current.map(|c| c.map(str::to_string)),
             images: None,
             error: None,
+            gone: false,
         }
     }
 
@@ -830,9 +856,12 @@ tags = { team = ["*"] }
         assert_eq!(r.outcome, Outcome::Create);
         // An index that could not be completed protects whatever would be removed.
         let mut partial = InUseIndex::default();
-        partial
-            .incomplete
-            .push("ecs 333333333333 us-east-1: AccessDeniedException".into());
+        partial.incomplete.push(SourceFailure {
+            source: Some(crate::config::InUseSource::Ecs),
+            account_id: "333333333333".into(),
+            region: Some("us-east-1".into()),
+            error: "ecs:ListClusters: AccessDeniedException".into(),
+        });
         let r = plan_one(
             f,
             &c,

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use aws_sdk_account::types::RegionOptStatus;
 use serde::Serialize;
 
-use crate::aws::describe_error;
+use crate::aws::AwsError;
 
 /// Regions that every account has and cannot disable (launched before March 2019). Every
 /// newer region is opt-in, so this list never needs to grow.
@@ -59,7 +59,10 @@ pub fn split_listed(listed: &[String], enabled: &BTreeSet<String>) -> (Vec<Strin
 }
 
 /// The regions enabled for the account behind `client` (ENABLED or ENABLED_BY_DEFAULT), sorted.
-pub async fn enabled_regions(client: &aws_sdk_account::Client) -> Result<BTreeSet<String>, String> {
+pub async fn enabled_regions(
+    client: &aws_sdk_account::Client,
+    endpoint: &str,
+) -> Result<BTreeSet<String>, String> {
     let mut out = BTreeSet::new();
     let mut token = None;
     loop {
@@ -71,7 +74,7 @@ pub async fn enabled_regions(client: &aws_sdk_account::Client) -> Result<BTreeSe
             .set_next_token(token)
             .send()
             .await
-            .map_err(|e| format!("account:ListRegions: {}", describe_error(&e)))?;
+            .map_err(|e| AwsError::from_sdk("account:ListRegions", &e, endpoint).to_string())?;
         for r in page.regions() {
             let usable = matches!(
                 r.region_opt_status(),

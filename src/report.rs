@@ -22,6 +22,14 @@ pub struct Skipped {
     pub error: String,
 }
 
+/// Something the run worked around in one account-region, that a reader should know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notice {
+    pub account_id: String,
+    pub region: String,
+    pub message: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct OutcomeCounts {
     pub create: u64,
@@ -31,6 +39,7 @@ pub struct OutcomeCounts {
     pub unmatched: u64,
     pub blocked: u64,
     pub error: u64,
+    pub gone: u64,
 }
 
 impl OutcomeCounts {
@@ -43,6 +52,7 @@ impl OutcomeCounts {
             Outcome::Unmatched => self.unmatched,
             Outcome::Blocked => self.blocked,
             Outcome::Error => self.error,
+            Outcome::Gone => self.gone,
         }
     }
 
@@ -55,6 +65,7 @@ impl OutcomeCounts {
             Outcome::Unmatched => &mut self.unmatched,
             Outcome::Blocked => &mut self.blocked,
             Outcome::Error => &mut self.error,
+            Outcome::Gone => &mut self.gone,
         };
         *slot += 1;
     }
@@ -130,6 +141,8 @@ pub struct Report {
     /// Regions named explicitly that an account has not enabled: not visited, not failures.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub disabled_regions: Vec<DisabledRegion>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<Notice>,
     /// Where `apply` recorded the policies it replaced.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup_file: Option<String>,
@@ -205,6 +218,16 @@ impl Report {
             .iter()
             .flat_map(|r| &r.findings)
             .any(|f| *f != Finding::Exempt)
+    }
+
+    /// The chosen view of this report.
+    pub fn render(&self, output: crate::cli::OutputFormat, show_all: bool) -> String {
+        use crate::cli::OutputFormat;
+        match output {
+            OutputFormat::Table => render_table(self, show_all),
+            OutputFormat::Json => self.to_json(),
+            OutputFormat::Markdown => render_markdown(self),
+        }
     }
 
     pub fn to_json(&self) -> String {
@@ -313,7 +336,7 @@ fn listed_rows(report: &Report, all: bool) -> impl Iterator<Item = &RepoResult> 
 fn summary_line(report: &Report) -> String {
     let o = &report.summary.outcomes;
     let mut s = format!(
-        "{} repositories in {} account(s) x {} region(s): {} create, {} update, {} unchanged, {} excluded, {} unmatched, {} blocked, {} error",
+        "{} repositories in {} account(s) x {} region(s): {} create, {} update, {} unchanged, {} excluded, {} unmatched, {} blocked, {} error, {} gone",
         report.summary.repositories,
         report.summary.accounts,
         report.summary.regions,
@@ -323,7 +346,8 @@ fn summary_line(report: &Report) -> String {
         o.excluded,
         o.unmatched,
         o.blocked,
-        o.error
+        o.error,
+        o.gone
     );
     if report.summary.applied > 0 || report.command == "apply" || report.command == "restore" {
         let _ = write!(s, "; {} applied", report.summary.applied);
@@ -492,6 +516,12 @@ pub fn render_table(report: &Report, show_all: bool) -> String {
             );
         }
     }
+    if !report.notices.is_empty() {
+        let _ = writeln!(out, "\nnotices:");
+        for n in &report.notices {
+            let _ = writeln!(out, "  {} {}: {}", n.account_id, n.region, n.message);
+        }
+    }
     if let Some(i) = &report.summary.impact {
         let _ = writeln!(
             out,
@@ -552,7 +582,7 @@ pub fn render_table(report: &Report, show_all: bool) -> String {
     }
     let _ = writeln!(out, "{}", api_line(report));
     if let Some(b) = &report.backup_file {
-        let _ = writeln!(out, "backup of replaced policies: {b}");
+        let _ = writeln!(out, "journal of this run's writes: {b}");
         if report.command == "apply" && report.summary.applied > 0 {
             // ECR acts on a new policy within about a day: the window in which undoing helps.
             let _ = writeln!(
@@ -718,9 +748,25 @@ pub fn render_markdown(report: &Report) -> String {
         }
         let _ = writeln!(out);
     }
+    if !report.notices.is_empty() {
+        let _ = writeln!(
+            out,
+            "## Notices\n\n| account | region | notice |\n|---|---|---|"
+        );
+        for n in &report.notices {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                n.account_id,
+                n.region,
+                md_escape(&n.message)
+            );
+        }
+        let _ = writeln!(out);
+    }
     let _ = writeln!(out, "{}", api_line(report));
     if let Some(b) = &report.backup_file {
-        let _ = writeln!(out, "\nBackup of replaced policies: `{b}`");
+        let _ = writeln!(out, "\nJournal of this run's writes: `{b}`");
     }
     out
 }
@@ -772,6 +818,7 @@ mod tests {
                 error: "cannot assume role: AccessDenied".into(),
             }],
             disabled_regions: Vec::new(),
+            notices: Vec::new(),
             backup_file: None,
         };
         r.summary

@@ -1,32 +1,31 @@
 //! The commands: wiring config, discovery, inventory, planner, writer and views together.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, IsTerminal, Write as _};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
 use futures::StreamExt;
 use jiff::{Timestamp, Unit};
 
-use crate::apply::{self, Backup, Clients, TargetClient, BACKUP_VERSION};
-use crate::aws::Aws;
+use crate::apply::{self, Journal, JournalRecord, JOURNAL_VERSION};
+use crate::aws::{Aws, RunLimits, Stop};
 use crate::cli::{
     ApplyArgs, Cli, Command, GlobalArgs, OutputFormat, PreviewArgs, PreviewFormat, RestoreArgs,
     RunArgs, ValidateArgs,
 };
 use crate::config::{
-    check_account_id, check_region, Config, InUseSource, NameGlob, RegionSelection,
-    DEFAULT_CONFIG_FILE, REGIONS_ENABLED,
+    check_account_id, check_region, Config, NameGlob, RegionSelection, DEFAULT_CONFIG_FILE,
+    REGIONS_ENABLED,
 };
-use crate::discovery::{self, AccountAccess};
-use crate::inuse::{self, InUseIndex};
-use crate::inventory::{inventory_target, ImagesMode, InventoryOptions, Limiter};
-use crate::plan::{self, Outcome, PlanOptions, RepoFacts};
+use crate::discovery;
+use crate::inventory::{ImagesMode, InventoryOptions};
+use crate::pipeline::{self, FleetRun, StreamingWrites};
+use crate::plan::{self, PlanOptions};
+use crate::prepass::{self, Prepass, PrepassInput};
 use crate::progress::{Progress, ProgressMode};
-use crate::regions::{self, DisabledRegion};
-use crate::report::{Report, Skipped, Summary, SCHEMA_VERSION};
+use crate::report::{Report, Summary, SCHEMA_VERSION};
 use crate::templates::load_template_file;
 
 /// How a command ended; maps one-to-one to the process exit code.
@@ -207,18 +206,10 @@ fn confirm(prompt: &str) -> bool {
     std::io::stdin().lock().read_line(&mut line).is_ok() && line.trim() == "yes"
 }
 
-fn render(report: &Report, output: OutputFormat, show_all: bool) -> String {
-    match output {
-        OutputFormat::Table => crate::report::render_table(report, show_all),
-        OutputFormat::Json => report.to_json(),
-        OutputFormat::Markdown => crate::report::render_markdown(report),
-    }
-}
-
 /// Print the view, then write `--report`. Returns false when the report file could not be
 /// written: the run's result is still on stdout, and the caller exits 1.
 fn emit(report: &Report, output: OutputFormat, show_all: bool, report_file: Option<&Path>) -> bool {
-    let text = render(report, output, show_all);
+    let text = report.render(output, show_all);
     {
         let mut out = std::io::stdout().lock();
         // A closed pipe (`| head`) is not an error worth a non-zero exit.
@@ -258,88 +249,61 @@ fn check_output_paths(report: Option<&Path>, backup: Option<&Path>) -> Result<()
     Ok(())
 }
 
-struct Inventory {
-    facts: Vec<RepoFacts>,
-    skipped: Vec<Skipped>,
-    clients: Clients,
+/// Ctrl-C or SIGTERM (what CodeBuild sends on stop or timeout): no new call starts, calls in
+/// flight finish (writes are journaled), the report is printed. A second signal quits at once.
+fn watch_signals(stop: Stop) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut received = 0;
+        #[cfg(unix)]
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        loop {
+            #[cfg(unix)]
+            let got = match term.as_mut() {
+                Some(term) => tokio::select! {
+                    r = tokio::signal::ctrl_c() => r.is_ok(),
+                    r = term.recv() => r.is_some(),
+                },
+                None => tokio::signal::ctrl_c().await.is_ok(),
+            };
+            #[cfg(not(unix))]
+            let got = tokio::signal::ctrl_c().await.is_ok();
+            if !got {
+                return;
+            }
+            received += 1;
+            if received > 1 {
+                std::process::exit(130);
+            }
+            stop.set();
+            eprintln!(
+                "ecr-fleet: interrupted: finishing the calls in flight, starting no new one \
+                 (signal again to quit at once; every write started is in the journal)"
+            );
+        }
+    })
 }
 
-/// Every account-region a run visits, after region discovery.
-type Targets<'a> = Vec<(&'a AccountAccess, String)>;
+/// Stops the signal watcher when the command ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
-async fn inventory_fleet(
-    aws: &Aws,
-    config: &Config,
-    targets: &Targets<'_>,
-    partition: &str,
-    options: &InventoryOptions,
-    mode: ProgressMode,
-) -> Inventory {
-    let global = Limiter::global(config.execution.concurrency);
-    let targets: Vec<(&AccountAccess, &String)> = targets.iter().map(|(a, r)| (*a, r)).collect();
-    let progress = Progress::new(mode, "inventory", "account-regions", targets.len() as u64);
-    let on_repo = || progress.item();
-    let results: Vec<_> = futures::stream::iter(targets)
-        .map(|(account, region)| {
-            let global = &global;
-            let progress = &progress;
-            let on_repo = &on_repo;
-            async move {
-                let client = aws.ecr(&account.account_id, region, account.credentials.as_ref());
-                let limiter = Limiter::for_target(global, config.execution.per_region_concurrency);
-                let result = inventory_target(
-                    &client,
-                    &account.account_id,
-                    region,
-                    config,
-                    options,
-                    &limiter,
-                    on_repo,
-                )
-                .await;
-                progress.step();
-                (
-                    account.account_id.clone(),
-                    region.clone(),
-                    client,
-                    limiter,
-                    result,
-                )
-            }
-        })
-        // Targets run side by side; the limiter caps the calls actually in flight.
-        .buffer_unordered(config.execution.concurrency.max(1))
-        .collect()
-        .await;
-    progress.finish();
-    let mut inv = Inventory {
-        facts: Vec::new(),
-        skipped: Vec::new(),
-        clients: Clients::new(),
-    };
-    for (account_id, region, client, limiter, result) in results {
-        match result {
-            Ok(facts) => {
-                inv.facts.extend(facts);
-                inv.clients.insert(
-                    (account_id, region),
-                    TargetClient {
-                        client,
-                        limiter,
-                        partition: partition.to_string(),
-                    },
-                );
-            }
-            Err(error) => inv.skipped.push(Skipped {
-                account_id,
-                region: Some(region),
-                error,
-            }),
-        }
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
-    inv.skipped
-        .sort_by(|a, b| (&a.account_id, &a.region).cmp(&(&b.account_id, &b.region)));
-    inv
+}
+
+/// The journal's first line: this run and the access settings restore needs (never secrets).
+fn journal_header(config: &Config, started: Timestamp) -> JournalRecord {
+    JournalRecord::Run {
+        backup_version: JOURNAL_VERSION,
+        ecr_fleet_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: started.to_string(),
+        command_line: std::env::args().collect(),
+        role_name: config.accounts.role_name.clone(),
+        session_name: config.accounts.session_name.clone(),
+        external_id_used: config.accounts.external_id.is_some(),
+    }
 }
 
 async fn fleet(
@@ -372,41 +336,56 @@ async fn fleet(
         )));
     }
     let mode = ProgressMode::detect(g.quiet, g.no_progress);
+    let stop = Stop::default();
+    let _signals = AbortOnDrop(watch_signals(stop.clone()));
 
     let aws = Aws::load(&config.execution).await;
-    let selection = region_selection(&narrow, &config, &aws)?;
-    // STS, Organizations and the Account API are answered from one region: the first listed,
-    // else the SDK's.
-    let home = match &selection {
-        RegionSelection::Listed(r) => r.first().cloned(),
-        RegionSelection::Enabled => aws.default_region(),
+    let region_selection = region_selection(&narrow, &config, &aws)?;
+    let (regions, default_region) = match &region_selection {
+        RegionSelection::Listed(r) => (r.clone(), None),
+        RegionSelection::Enabled => (Vec::new(), aws.default_region()),
     };
-    let caller = discovery::caller(&aws, home.as_deref())
+    let sts_region = regions
+        .first()
+        .map(String::as_str)
+        .or(default_region.as_deref());
+    let caller = discovery::caller(&aws, sts_region)
         .await
         .map_err(|e| Fatal::Run(e.into()))?;
     tracing::info!(account = %caller.account_id, arn = %caller.arn, "caller");
-    let discovered = discovery::discover(
-        &aws,
-        &caller,
-        &config.accounts,
-        narrow.accounts.as_deref(),
-        home.as_deref(),
-        config.execution.concurrency,
-    )
-    .await
-    .map_err(|e| Fatal::Run(e.into()))?;
-    let home = home.unwrap_or_else(|| discovery_home_region(&caller.partition).to_string());
-    let visit = visit_regions(&aws, &config, &discovered.accounts, &selection, &home).await;
-    let regions: BTreeSet<&str> = visit.targets.iter().map(|(_, r)| r.as_str()).collect();
-    let regions_count = regions.len();
+    let selection =
+        discovery::select_accounts(&aws, &caller, &config.accounts, narrow.accounts.as_deref())
+            .await
+            .map_err(|e| Fatal::Run(e.into()))?;
 
-    // The in-use index is complete before any repository is decided: a consumer in the last
-    // account-region may protect an image of the first, and apply writes a repository as soon
-    // as its decision is known.
-    let in_use = if config.safety.in_use.is_empty() {
-        None
+    // Region discovery and the in-use index come first, over every account: no repository is
+    // decided (or written) before the index is complete.
+    let prepass = if Prepass::needed(&config, &region_selection) {
+        let home = sts_region.unwrap_or(prepass::home_region(&caller.partition));
+        let progress = Progress::new(
+            mode,
+            "accounts and in use",
+            "account-regions",
+            selection.ids.len() as u64,
+        );
+        let pass = prepass::run(
+            &PrepassInput {
+                aws: &aws,
+                config: &config,
+                caller: &caller,
+                sts_region,
+                selection: &region_selection,
+                home,
+                now: started,
+            },
+            &selection.ids,
+            &progress,
+        )
+        .await;
+        progress.finish();
+        Some(pass)
     } else {
-        Some(collect_in_use(&aws, &config, &visit.targets, started, mode).await)
+        None
     };
 
     let images = if args.images {
@@ -416,38 +395,62 @@ async fn fleet(
     } else {
         ImagesMode::None
     };
-    let options = InventoryOptions {
-        repositories: narrow.repositories.clone(),
-        images,
-        page_size: 1000,
-        // A whole-organization audit: unmatched repositories are read too (plan and apply
-        // leave them alone and unread).
-        read_unmatched: command == FleetCommand::Audit,
-    };
-    let mut inv = inventory_fleet(
-        &aws,
-        &config,
-        &visit.targets,
-        &caller.partition,
-        &options,
-        mode,
-    )
-    .await;
-    let rows = plan::plan(
-        std::mem::take(&mut inv.facts),
-        &config,
-        PlanOptions {
+    let journal = apply_args.map(|a| {
+        let path = a
+            .backup
+            .clone()
+            .unwrap_or_else(|| apply::default_journal_path(&config.backup_dir, started));
+        Journal::new(path, journal_header(&config, started))
+    });
+    // `apply --yes` writes while it reads; interactive apply plans, asks, then writes.
+    let streaming = apply_args.filter(|a| a.yes).map(|a| StreamingWrites {
+        journal: journal.clone().expect("apply has a journal"),
+        allow_unsafe: a.allow_unsafe,
+    });
+    let run = FleetRun {
+        aws: &aws,
+        config: &config,
+        caller: &caller,
+        sts_region,
+        regions: &regions,
+        inventory: InventoryOptions {
+            repositories: narrow.repositories.clone(),
+            images,
+            page_size: 1000,
+            // A whole-organization audit: unmatched repositories are read too (plan and apply
+            // leave them alone and unread).
+            read_unmatched: command == FleetCommand::Audit,
+        },
+        plan: PlanOptions {
             now: started,
             findings: command == FleetCommand::Audit,
-            in_use: in_use.as_ref(),
+            in_use: prepass.as_ref().and_then(|p| p.in_use.as_ref()),
         },
-    );
-    let mut skipped = discovered.skipped.clone();
-    skipped.extend(visit.skipped);
-    if let Some(index) = &in_use {
-        skipped.extend(in_use_failures(index));
+        limits: RunLimits::new(&config.execution, aws.stats.clone(), stop.clone()),
+        writes: streaming,
+        prepass: prepass.as_ref(),
+    };
+    let accounts_in_scope = selection.ids.len() as u64;
+    let target_count = match &prepass {
+        Some(p) => p.targets(&selection.ids, &regions),
+        None => accounts_in_scope * regions.len() as u64,
+    };
+    // Regions actually visited (with region discovery, they differ per account).
+    let regions_visited = match prepass.as_ref().and_then(|p| p.regions.as_ref()) {
+        Some(map) => map.values().flatten().collect::<BTreeSet<_>>().len(),
+        None => regions.len(),
+    };
+    let progress = Progress::new(mode, command.name(), "account-regions", target_count);
+    let output = run.run(selection.ids, &progress).await;
+    progress.finish();
+    let named_but_absent = selection.skipped.len() as u64;
+    let mut skipped = selection.skipped;
+    skipped.extend(output.skipped);
+    let mut disabled_regions = Vec::new();
+    if let Some(p) = prepass {
+        skipped.extend(p.skipped);
+        disabled_regions = p.disabled;
     }
-    skipped.append(&mut inv.skipped);
     skipped.sort_by(|a, b| (&a.account_id, &a.region).cmp(&(&b.account_id, &b.region)));
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
@@ -455,34 +458,38 @@ async fn fleet(
         started_at: started.to_string(),
         finished_at: String::new(),
         summary: Summary {
-            accounts: (discovered.accounts.len() + discovered.skipped.len()) as u64,
-            inactive_accounts: discovered.inactive_accounts as u64,
-            regions: regions_count as u64,
+            // Accounts that could not be entered count; so do mistyped `--accounts` ids.
+            accounts: accounts_in_scope + named_but_absent,
+            inactive_accounts: selection.inactive_accounts as u64,
+            regions: regions_visited as u64,
             price_per_gb_month: config.price_per_gb_month,
             unused_after_days: config.unused_after_days,
             ..Summary::default()
         },
-        repositories: rows,
+        repositories: output.rows,
         skipped,
-        disabled_regions: visit.disabled,
+        disabled_regions,
+        notices: output.notices,
         backup_file: None,
     };
 
-    if let Some(a) = apply_args {
+    if let (Some(a), Some(journal), false) = (apply_args, &journal, yes) {
         // The confirmation shows the plan with what it cost so far.
         report.summary.api_calls = aws.stats.calls();
         report.summary.api_retries = aws.stats.retries();
-        apply_phase(
+        confirm_and_write(
             &mut report,
             &config,
-            &inv.clients,
+            &output.targets,
+            journal,
             a,
             args,
-            interactive,
             mode,
-            started,
         )
         .await?;
+    }
+    if let Some(path) = journal.as_ref().and_then(|j| j.created()) {
+        report.backup_file = Some(path.display().to_string());
     }
 
     report.finished_at = now().to_string();
@@ -492,7 +499,7 @@ async fn fleet(
     let reported = emit(&report, args.output, args.all, args.report.as_deref());
 
     Ok(match command {
-        _ if report.has_failures() || !reported => ExitStatus::Failure,
+        _ if report.has_failures() || !reported || stop.is_set() => ExitStatus::Failure,
         FleetCommand::Apply if report.has_pending() => ExitStatus::Failure,
         FleetCommand::Apply => ExitStatus::Success,
         FleetCommand::Audit if report.has_pending() || report.has_findings() => ExitStatus::Pending,
@@ -501,244 +508,39 @@ async fn fleet(
     })
 }
 
-/// Where region discovery asks the Account API when no region is configured or set.
-fn discovery_home_region(partition: &str) -> &'static str {
-    match partition {
-        "aws-cn" => "cn-northwest-1",
-        "aws-us-gov" => "us-gov-west-1",
-        _ => "us-east-1",
-    }
-}
-
-/// The account-regions to visit, the listed regions some account has not enabled, and the
-/// accounts whose enabled regions could not be listed.
-struct Visit<'a> {
-    targets: Targets<'a>,
-    disabled: Vec<DisabledRegion>,
-    skipped: Vec<Skipped>,
-}
-
-async fn visit_regions<'a>(
-    aws: &Aws,
-    config: &Config,
-    accounts: &'a [AccountAccess],
-    selection: &RegionSelection,
-    home: &str,
-) -> Visit<'a> {
-    let listed = match selection {
-        RegionSelection::Listed(r) => Some(r.as_slice()),
-        RegionSelection::Enabled => None,
-    };
-    // Only an opt-in region can be disabled: a run over default regions asks nothing more.
-    let ask = listed.is_none_or(|l| l.iter().any(|r| regions::may_be_disabled(r)));
-    // Per account: its enabled regions, or why they could not be listed; `None`: not asked.
-    type Answer<'b> = (&'b AccountAccess, Option<Result<BTreeSet<String>, String>>);
-    let answers: Vec<Answer> = futures::stream::iter(accounts)
-        .map(|account| async move {
-            if !ask {
-                return (account, None);
-            }
-            let client = aws.account(home, account.credentials.as_ref());
-            (account, Some(regions::enabled_regions(&client).await))
-        })
-        .buffered(config.execution.concurrency.max(1))
-        .collect()
-        .await;
-    let mut visit = Visit {
-        targets: Vec::new(),
-        disabled: Vec::new(),
-        skipped: Vec::new(),
-    };
-    for (account, answer) in answers {
-        match (listed, answer) {
-            (Some(listed), None) => {
-                visit
-                    .targets
-                    .extend(listed.iter().map(|r| (account, r.clone())));
-            }
-            (Some(listed), Some(Ok(enabled))) => {
-                let (regions, disabled) = regions::split_listed(listed, &enabled);
-                visit
-                    .targets
-                    .extend(regions.into_iter().map(|r| (account, r)));
-                visit
-                    .disabled
-                    .extend(disabled.into_iter().map(|region| DisabledRegion {
-                        account_id: account.account_id.clone(),
-                        region,
-                    }));
-            }
-            (Some(listed), Some(Err(e))) => {
-                // Not knowing the opt-in status is no reason to skip: visit, and let a region
-                // that really is disabled fail as it did before.
-                tracing::warn!(account = %account.account_id, "cannot list enabled regions, visiting every listed region: {e}");
-                visit
-                    .targets
-                    .extend(listed.iter().map(|r| (account, r.clone())));
-            }
-            (None, Some(Ok(enabled))) => {
-                visit
-                    .targets
-                    .extend(enabled.into_iter().map(|r| (account, r)));
-            }
-            (None, Some(Err(error))) => visit.skipped.push(Skipped {
-                account_id: account.account_id.clone(),
-                region: None,
-                error,
-            }),
-            (None, None) => unreachable!("enabled regions are always asked for"),
-        }
-    }
-    visit.disabled.sort();
-    visit
-}
-
-/// First pass of a run with `[safety] in_use`: the consumers of every visited account-region.
-async fn collect_in_use(
-    aws: &Aws,
-    config: &Config,
-    targets: &Targets<'_>,
-    now: Timestamp,
-    mode: ProgressMode,
-) -> InUseIndex {
-    let global = Limiter::global(config.execution.concurrency);
-    let progress = Progress::new(mode, "in use", "account-regions", targets.len() as u64);
-    let sources = &config.safety.in_use;
-    let parts: Vec<InUseIndex> = futures::stream::iter(targets)
-        .map(|(account, region)| {
-            let global = &global;
-            let progress = &progress;
-            async move {
-                let creds = account.credentials.as_ref();
-                let id = &account.account_id;
-                let clients = inuse::TargetClients {
-                    account_id: id.clone(),
-                    region: region.clone(),
-                    ecs: sources
-                        .contains(&InUseSource::Ecs)
-                        .then(|| aws.ecs(id, region, creds)),
-                    lambda: sources
-                        .contains(&InUseSource::Lambda)
-                        .then(|| aws.lambda(id, region, creds)),
-                    inspector: sources
-                        .contains(&InUseSource::Inspector)
-                        .then(|| aws.inspector2(id, region, creds)),
-                };
-                let limiter = Limiter::for_target(global, config.execution.per_region_concurrency);
-                let part = inuse::collect_target(&clients, &limiter, now).await;
-                progress.step();
-                part
-            }
-        })
-        .buffer_unordered(config.execution.concurrency.max(1))
-        .collect()
-        .await;
-    progress.finish();
-    let mut index = InUseIndex::default();
-    for part in parts {
-        index.merge(part);
-    }
-    index.incomplete.sort();
-    tracing::info!(
-        references = index.references(),
-        incomplete = index.incomplete.len(),
-        "in-use index"
-    );
-    index
-}
-
-/// Account-regions whose consumers could not be read: reported as skipped (the run failed in
-/// part), while the repositories they might protect are blocked.
-fn in_use_failures(index: &InUseIndex) -> Vec<Skipped> {
-    index
-        .incomplete
-        .iter()
-        .map(|line| {
-            // `source account region: error`
-            let mut parts = line.splitn(3, ' ');
-            let (source, account, rest) = (
-                parts.next().unwrap_or_default(),
-                parts.next().unwrap_or_default(),
-                parts.next().unwrap_or_default(),
-            );
-            let (region, error) = rest.split_once(": ").unwrap_or((rest, ""));
-            Skipped {
-                account_id: account.to_string(),
-                region: Some(region.to_string()),
-                error: format!("in-use index ({source}): {error}"),
-            }
-        })
-        .collect()
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn apply_phase(
+/// Interactive apply: show the plan, ask, then write (re-reading tags and policy first).
+async fn confirm_and_write(
     report: &mut Report,
     config: &Config,
-    clients: &Clients,
+    targets: &HashMap<(String, String), crate::aws::Target>,
+    journal: &Arc<Journal>,
     a: &ApplyArgs,
     args: &RunArgs,
-    interactive: bool,
     mode: ProgressMode,
-    started: Timestamp,
 ) -> Result<(), Fatal> {
     report.tally();
-    let writes: Vec<&plan::RepoResult> = report
+    let writes = report
         .repositories
         .iter()
-        .filter(|r| r.outcome.is_write() || (a.allow_unsafe && r.outcome == Outcome::Blocked))
-        .collect();
-    if writes.is_empty() {
+        .filter(|r| pipeline::wants_write(r, a.allow_unsafe))
+        .count();
+    if writes == 0 {
         return Ok(());
     }
-    let entries = apply::backup_entries(config, &writes);
-    if !a.yes && interactive {
-        eprintln!("{}", crate::report::render_table(report, args.all));
-        if !confirm(&format!("Write {} lifecycle polic(ies)?", entries.len())) {
-            return Err(input(anyhow!("apply cancelled; nothing was written")));
-        }
+    eprintln!("{}", crate::report::render_table(report, args.all));
+    if !confirm(&format!("Write {writes} lifecycle polic(ies)?")) {
+        return Err(input(anyhow!("apply cancelled; nothing was written")));
     }
-    let path = a
-        .backup
-        .clone()
-        .unwrap_or_else(|| apply::default_backup_path(&config.backup_dir, started));
-    let backup = Backup {
-        backup_version: BACKUP_VERSION,
-        created_at: started.to_string(),
-        entries,
-    };
-    apply::write_backup(&path, &backup)
-        .map_err(|e| Fatal::Run(anyhow!("{e}; nothing was written")))?;
-    tracing::info!(path = %path.display(), entries = backup.entries.len(), "backup written");
-    report.backup_file = Some(path.display().to_string());
-    let progress = Progress::new(mode, "apply", "writes", backup.entries.len() as u64);
-    // Ctrl-C from here on: finish the writes in flight, start no new one, print the report.
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                stop.store(true, Ordering::SeqCst);
-                eprintln!(
-                    "ecr-fleet: interrupted: finishing the writes in flight, starting no new one \
-                     (Ctrl-C again to quit at once; the backup is already written)"
-                );
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
-                }
-            }
-        }
-    });
-    apply::apply_rows(
+    let progress = Progress::new(mode, "apply", "writes", writes as u64);
+    pipeline::write_planned(
         &mut report.repositories,
         config,
-        clients,
+        targets,
+        journal,
         a.allow_unsafe,
         &progress,
-        &stop,
     )
     .await;
-    watcher.abort();
     progress.finish();
     Ok(())
 }
@@ -872,15 +674,17 @@ async fn restore(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
     {
         return Err(input(anyhow!("restore cancelled; nothing was written")));
     }
+    let stop = Stop::default();
+    let _signals = AbortOnDrop(watch_signals(stop.clone()));
     let aws = Aws::load(&config.execution).await;
-    let first_region = backup.entries.first().map(|e| e.region.as_str());
+    let first_region = backup.entries.first().map(|e| e.entry.region.as_str());
     let caller = discovery::caller(&aws, first_region)
         .await
         .map_err(|e| Fatal::Run(e.into()))?;
     let accounts: Vec<String> = backup
         .entries
         .iter()
-        .map(|e| e.account_id.clone())
+        .map(|e| e.entry.account_id.clone())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -897,46 +701,45 @@ async fn restore(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
     )
     .await
     .map_err(|e| Fatal::Run(e.into()))?;
-    let global = Limiter::global(config.execution.concurrency);
-    let mut clients = Clients::new();
+    let limits = RunLimits::new(&config.execution, aws.stats.clone(), stop.clone());
+    let mut targets = HashMap::new();
     for e in &backup.entries {
-        let key = (e.account_id.clone(), e.region.clone());
-        if clients.contains_key(&key) {
+        let key = (e.entry.account_id.clone(), e.entry.region.clone());
+        if targets.contains_key(&key) {
             continue;
         }
         if let Some(account) = discovered
             .accounts
             .iter()
-            .find(|a| a.account_id == e.account_id)
+            .find(|a| a.account_id == e.entry.account_id)
         {
-            clients.insert(
-                key,
-                TargetClient {
-                    client: aws.ecr(&e.account_id, &e.region, account.credentials.as_ref()),
-                    limiter: Limiter::for_target(&global, config.execution.per_region_concurrency),
-                    partition: caller.partition.clone(),
-                },
+            let target = aws.target(
+                &key.0,
+                &key.1,
+                &caller.partition,
+                account.credentials.as_ref(),
+                &limits,
             );
+            targets.insert(key, target);
         }
     }
     let mode = ProgressMode::detect(g.quiet, g.no_progress);
     let progress = Progress::new(mode, "restore", "repositories", backup.entries.len() as u64);
-    let rows: Vec<plan::RepoResult> = futures::stream::iter(&backup.entries)
-        .filter_map(|e| {
-            let target = clients
-                .get(&(e.account_id.clone(), e.region.clone()))
-                .cloned();
+    // Entries run side by side; each account-region's call gate keeps its share.
+    let mut rows: Vec<plan::RepoResult> = futures::stream::iter(&backup.entries)
+        .map(|e| {
+            let target = targets.get(&(e.entry.account_id.clone(), e.entry.region.clone()));
             let progress = &progress;
             async move {
                 let row = match target {
-                    Some(target) => apply::restore_entry(e, &target).await,
+                    Some(target) => apply::restore_entry(e, target).await,
                     // Every entry gets a row: one that could not be tried says so.
                     None => {
                         let mut row = plan::RepoResult::new(
-                            &e.account_id,
-                            &e.region,
-                            &e.repository,
-                            Some(e.template.clone()),
+                            &e.entry.account_id,
+                            &e.entry.region,
+                            &e.entry.repository,
+                            Some(e.entry.template.clone()),
                         );
                         row.error = Some(
                             "not restored: the account could not be entered (see skipped)".into(),
@@ -945,15 +748,19 @@ async fn restore(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
                     }
                 };
                 progress.step();
-                Some(row)
+                row
             }
         })
+        .buffer_unordered(config.execution.concurrency.max(1) * 4)
         .collect()
         .await;
     progress.finish();
-    let mut rows = rows;
     rows.sort_by(|a, b| a.key().cmp(&b.key()));
-    let regions: BTreeSet<&str> = backup.entries.iter().map(|e| e.region.as_str()).collect();
+    let regions: BTreeSet<&str> = backup
+        .entries
+        .iter()
+        .map(|e| e.entry.region.as_str())
+        .collect();
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
         command: "restore".to_string(),
@@ -969,11 +776,12 @@ async fn restore(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
         repositories: rows,
         skipped: discovered.skipped.clone(),
         disabled_regions: Vec::new(),
+        notices: Vec::new(),
         backup_file: Some(args.backup.display().to_string()),
     };
     report.tally();
     let reported = emit(&report, args.output, true, args.report.as_deref());
-    Ok(if report.has_failures() || !reported {
+    Ok(if report.has_failures() || !reported || stop.is_set() {
         ExitStatus::Failure
     } else {
         ExitStatus::Success

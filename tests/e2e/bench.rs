@@ -1,35 +1,63 @@
-//! Fleet benchmark: plan and apply over a seeded organization, timed, with API call counts.
-//!
-//! Ignored by default. Run it with
+//! Fleet benchmarks: ecr-fleet against Cloud Custodian's c7n-org and a plain boto3 loop on
+//! the same seeded moto fleet, under several load scenarios; and ecr-fleet alone on a large
+//! synthetic fleet. Ignored by default. Run them with
 //!
 //! ```text
 //! bash scripts/test.sh --test e2e --run-ignored only fleet_benchmark --no-capture
-//! # or, with moto already installed in .venv:
-//! cargo nextest run --test e2e --run-ignored only fleet_benchmark --no-capture
-//! cargo test --test e2e fleet_benchmark -- --ignored --nocapture
+//! bash scripts/test.sh --test e2e --run-ignored only scale_benchmark --no-capture
 //! ```
 //!
-//! Size: `ECR_FLEET_BENCH_ACCOUNTS` member accounts (default 20) plus
-//! `ECR_FLEET_BENCH_SUSPENDED` closed ones (default 1), x 2 regions (us-east-1, eu-west-1)
-//! x `ECR_FLEET_BENCH_REPOS` repositories (default 50), mixed as `support::aws::RepoKind`
-//! documents. The tool talks to moto through a fault-free `FaultProxy`, whose request
-//! counts are shown beside the report's own `summary.api_calls`.
+//! `fleet_benchmark` seeds moto with `ECR_FLEET_BENCH_ACCOUNTS` member accounts (default
+//! 20) plus `ECR_FLEET_BENCH_SUSPENDED` closed ones (default 1) x 2 regions x
+//! `ECR_FLEET_BENCH_REPOS` repositories (default 50), mixed as `support::aws::RepoKind`
+//! documents. Every tool talks to moto through one `FaultProxy`, which counts the requests
+//! per operation, injects the scenario's faults and records the writes per repository.
+//! Scenarios (`ECR_FLEET_BENCH_SCENARIOS`, comma-separated, default all):
 //!
-//! It checks correctness (exit codes, outcomes, nothing written by the second apply) and
-//! prints timings, but never asserts on time: moto is the bottleneck and its speed varies
-//! from run to run and machine to machine. Compare timings only within one run or on one
-//! machine.
+//! | name       | faults                                                                      |
+//! |------------|-----------------------------------------------------------------------------|
+//! | `plain`    | none                                                                        |
+//! | `latency`  | `ECR_FLEET_BENCH_LATENCY_MS` (20) added to every call                       |
+//! | `throttle` | `ECR_FLEET_BENCH_THROTTLE_PERCENT` (30) % of ECR and tagging calls throttled |
+//! | `quotas`   | token buckets per account-region: reads 20/s, puts 5/s, tag pages 5/s       |
+//!
+//! Tools (`ECR_FLEET_BENCH_TOOLS`, default `ecr-fleet,c7n-org,boto3`): ecr-fleet runs
+//! `plan`, `apply --yes` and a converged re-run (`apply --yes` again); c7n-org runs a
+//! policy that puts the same template on the same repositories (name glob, exemption tag
+//! absent; c7n's `set-lifecycle` writes without comparing); `scripts/bench/boto3_loop.py`
+//! reads and puts where different. c7n-org and boto3 come from `.venv-bench`, made by
+//! `scripts/bench-setup.sh` (run here unless `ECR_FLEET_BENCH_VENV` names a ready one).
+//! Between tools the fleet is put back as seeded.
+//!
+//! Per scenario it prints wall time, the ratio to c7n-org's, requests per operation as the
+//! proxy saw them, throttled answers, writes, redundant writes and wrong policies (read back
+//! from moto after each apply), and the API-call targets of ecr-fleet's apply and converged
+//! re-run computed from the fleet. It never asserts on time: moto is the bottleneck and its
+//! speed varies from run to run; compare timings only within one run.
+//!
+//! `scale_benchmark` runs ecr-fleet alone against `support::synth` with
+//! `ECR_FLEET_BENCH_SYNTH_ACCOUNTS` (20) x 2 regions x `ECR_FLEET_BENCH_SYNTH_REPOS` (500)
+//! repositories, under `ECR_FLEET_BENCH_SYNTH_SCENARIOS` (default `plain`), and reports
+//! repositories per second and the peak resident memory of the ecr-fleet process too.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use crate::support::aws::{self, FleetSpec, RepoKind, OUTCOMES};
-use crate::support::cli::{ecr_fleet, CliOutput};
-use crate::support::fixtures::{write_fleet_workspace, CI_BUILDS_POLICY, FLEET_REGIONS};
+use crate::support::aws::{self, Fleet, FleetSpec, RepoKind, Verification, OUTCOMES};
+use crate::support::cli::{Cli, CliOutput};
+use crate::support::faults::{LoadRules, Quotas};
+use crate::support::fixtures::{
+    write_fleet_workspace, CI_BUILDS_POLICY, CI_BUILDS_TEMPLATE, EXEMPT_TAG, FLEET_REGIONS,
+    MANAGEMENT_ACCOUNT_ID, MATCHED_NAMES_GLOB, SPOKE_ROLE_NAME,
+};
 use crate::support::moto::Moto;
-use crate::support::proxy::{FaultProxy, FaultRules};
+use crate::support::proxy::{FaultProxy, FaultRules, RepoKey};
+use crate::support::synth::{SynthFleet, SynthSpec};
 
 fn env_usize(name: &str, default: usize) -> usize {
     match std::env::var(name) {
@@ -40,145 +68,543 @@ fn env_usize(name: &str, default: usize) -> usize {
     }
 }
 
-/// One timed run of the tool.
-struct Step {
-    name: &'static str,
-    output: CliOutput,
-    report: Value,
-    proxy_counts: BTreeMap<String, u64>,
-}
-
-impl Step {
-    fn summary_u64(&self, path: &[&str]) -> Option<u64> {
-        let mut value = &self.report["summary"];
-        for key in path {
-            value = value.get(key)?;
-        }
-        value.as_u64()
-    }
-
-    fn outcome(&self, outcome: &str) -> u64 {
-        self.summary_u64(&["outcomes", outcome]).unwrap_or(0)
-    }
-
-    fn api_calls(&self) -> BTreeMap<String, u64> {
-        self.report["summary"]["api_calls"]
-            .as_object()
-            .map(|calls| {
-                calls
-                    .iter()
-                    .map(|(op, n)| (op.clone(), n.as_u64().unwrap_or(0)))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    fn applied(&self) -> usize {
-        self.report["repositories"]
-            .as_array()
-            .map(|repos| {
-                repos
-                    .iter()
-                    .filter(|r| r["applied"] == Value::Bool(true))
-                    .count()
-            })
-            .unwrap_or(0)
-    }
-}
-
-fn run_step(name: &'static str, args: &[&str], proxy: &FaultProxy, cwd: &std::path::Path) -> Step {
-    proxy.reset_counts();
-    let output = ecr_fleet(args, &proxy.url(), cwd);
-    let report = output.json();
-    Step {
-        name,
-        output,
-        report,
-        proxy_counts: proxy.counts(),
-    }
+fn env_list(name: &str, default: &str) -> Vec<String> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.to_string())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 fn secs(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64())
 }
 
-fn print_tables(steps: &[Step]) {
-    println!();
-    print!(
-        "{:<12} {:>4} {:>8} {:>6}",
-        "step", "exit", "wall s", "repos"
-    );
-    for outcome in OUTCOMES {
-        print!(" {:>9}", outcome);
+// ---------------------------------------------------------------------------------------
+// Scenarios and targets.
+
+struct Scenario {
+    name: String,
+    load: LoadRules,
+}
+
+fn scenario(name: &str) -> Scenario {
+    let seed = env_usize("ECR_FLEET_BENCH_SEED", 1) as u64;
+    let load = match name {
+        "plain" => LoadRules::default(),
+        "latency" => LoadRules::latency(Duration::from_millis(env_usize(
+            "ECR_FLEET_BENCH_LATENCY_MS",
+            20,
+        ) as u64)),
+        "throttle" => LoadRules::random_throttle(
+            env_usize("ECR_FLEET_BENCH_THROTTLE_PERCENT", 30) as f64,
+            seed,
+        ),
+        "quotas" => LoadRules::quotas(Quotas::default()),
+        other => panic!("unknown benchmark scenario {other:?}: plain, latency, throttle, quotas"),
+    };
+    Scenario {
+        name: name.to_string(),
+        load,
     }
-    println!(" {:>8} {:>8}", "applied", "skipped");
-    for step in steps {
-        print!(
-            "{:<12} {:>4} {:>8} {:>6}",
-            step.name,
-            step.output.code,
-            secs(step.output.elapsed),
-            step.summary_u64(&["repositories"])
-                .map_or("-".into(), |n| n.to_string())
-        );
-        for outcome in OUTCOMES {
-            print!(" {:>9}", step.outcome(outcome));
+}
+
+/// The issue's API-call targets for apply and for a converged re-run on `fleet`:
+/// 1.05 x (listing pages + tag pages + one GetLifecyclePolicy per managed repository +
+/// two calls per write + one AssumeRole per member account + 2), the re-run without the
+/// writes. Every active account-region is visited, the management account's too.
+fn api_targets(fleet: &Fleet) -> (u64, u64) {
+    let mut per_target: BTreeMap<(&str, &str), (u64, u64)> = BTreeMap::new();
+    for account in fleet
+        .members
+        .iter()
+        .map(String::as_str)
+        .chain([MANAGEMENT_ACCOUNT_ID])
+    {
+        for region in &fleet.regions {
+            per_target.insert((account, region), (0, 0));
         }
-        println!(
-            " {:>8} {:>8}",
-            step.applied(),
-            step.summary_u64(&["skipped"])
-                .map_or("-".into(), |n| n.to_string())
-        );
+    }
+    let (mut managed, mut writes) = (0u64, 0u64);
+    for repo in fleet.active_repos() {
+        let entry = per_target
+            .entry((&repo.account_id, &repo.region))
+            .or_default();
+        entry.0 += 1;
+        entry.1 += 1; // every seeded repository carries a tag
+        match repo.kind {
+            RepoKind::Missing | RepoKind::Outdated => {
+                managed += 1;
+                writes += 1;
+            }
+            RepoKind::Current => managed += 1,
+            RepoKind::Exempt | RepoKind::Unmatched => {}
+        }
+    }
+    let pages = |n: u64, size: u64| n.div_ceil(size).max(1);
+    let listing: u64 = per_target.values().map(|(n, _)| pages(*n, 1000)).sum();
+    let tag_pages: u64 = per_target.values().map(|(_, t)| pages(*t, 100)).sum();
+    let base = listing + tag_pages + managed + fleet.members.len() as u64 + 2;
+    let target = |calls: u64| (calls as f64 * 1.05).round() as u64;
+    (target(base + 2 * writes), target(base))
+}
+
+// ---------------------------------------------------------------------------------------
+// One measured step.
+
+struct Row {
+    tool: &'static str,
+    step: &'static str,
+    output: CliOutput,
+    counts: BTreeMap<String, u64>,
+    throttled: BTreeMap<String, u64>,
+    check: Option<Verification>,
+    /// API-call target of this step, when the issue sets one.
+    target: Option<u64>,
+    /// Total of the report's `summary.api_calls` (ecr-fleet only).
+    reported_calls: Option<u64>,
+    peak_rss_kib: Option<u64>,
+}
+
+impl Row {
+    fn total(&self) -> u64 {
+        self.counts.values().sum()
     }
 
-    println!("\nAPI calls: report summary.api_calls / requests seen by the proxy");
-    let ops: BTreeSet<String> = steps
-        .iter()
-        .flat_map(|s| {
-            s.api_calls()
-                .into_keys()
-                .chain(s.proxy_counts.keys().cloned())
+    fn throttled_total(&self) -> u64 {
+        self.throttled.values().sum()
+    }
+}
+
+/// The counters a step reads from the server it ran against.
+trait Counters {
+    fn reset(&self);
+    fn counts(&self) -> BTreeMap<String, u64>;
+    fn throttled(&self) -> BTreeMap<String, u64>;
+    fn writes(&self) -> BTreeMap<RepoKey, u32>;
+}
+
+impl Counters for FaultProxy {
+    fn reset(&self) {
+        self.reset_counts();
+    }
+    fn counts(&self) -> BTreeMap<String, u64> {
+        FaultProxy::counts(self)
+    }
+    fn throttled(&self) -> BTreeMap<String, u64> {
+        FaultProxy::throttled(self)
+    }
+    fn writes(&self) -> BTreeMap<RepoKey, u32> {
+        FaultProxy::writes(self)
+    }
+}
+
+/// Writes per repository of the synthetic fleet since the last reset.
+struct SynthCounters<'a> {
+    synth: &'a SynthFleet,
+    before: std::cell::RefCell<BTreeMap<RepoKey, u32>>,
+}
+
+impl Counters for SynthCounters<'_> {
+    fn reset(&self) {
+        self.synth.reset_counts();
+        *self.before.borrow_mut() = self.synth.writes();
+    }
+    fn counts(&self) -> BTreeMap<String, u64> {
+        self.synth.counts()
+    }
+    fn throttled(&self) -> BTreeMap<String, u64> {
+        self.synth.throttled()
+    }
+    fn writes(&self) -> BTreeMap<RepoKey, u32> {
+        let before = self.before.borrow();
+        self.synth
+            .writes()
+            .into_iter()
+            .filter_map(|(k, n)| {
+                let n = n - before.get(&k).copied().unwrap_or(0);
+                (n > 0).then_some((k, n))
+            })
+            .collect()
+    }
+}
+
+/// Runs `command`, sampling its peak resident memory (VmHWM) while it runs.
+fn run_measured(mut child: std::process::Child, began: Instant) -> (CliOutput, Option<u64>) {
+    let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak = None;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+                    break;
+                };
+                let hwm = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+                if hwm.is_some() {
+                    peak = peak.max(hwm);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak
         })
-        .collect();
-    print!("{:<40}", "operation");
-    for step in steps {
-        print!(" {:>15}", step.name);
+    };
+    // Drain the pipes while it runs (a large report does not fit in a pipe).
+    let _ = child.stdin.take();
+    let output = Cli::wait(child, began);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    (output, sampler.join().unwrap_or(None))
+}
+
+// ---------------------------------------------------------------------------------------
+// The tools.
+
+struct Workspace {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    venv: Option<PathBuf>,
+}
+
+impl Workspace {
+    fn new(fleet: &Fleet, python_tools: bool) -> Workspace {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_fleet_workspace(dir.path(), &FLEET_REGIONS);
+        let venv = python_tools.then(bench_venv);
+        let ws = Workspace { dir, config, venv };
+        if python_tools {
+            ws.write_c7n_files(fleet);
+        }
+        ws
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The c7n-org accounts file (every active account, management included, as
+    /// ecr-fleet's `source = "organization"` visits them) and the policy.
+    fn write_c7n_files(&self, fleet: &Fleet) {
+        let accounts: Vec<Value> = fleet
+            .members
+            .iter()
+            .map(String::as_str)
+            .chain([MANAGEMENT_ACCOUNT_ID])
+            .map(|id| {
+                json!({
+                    "account_id": id,
+                    "name": format!("account-{id}"),
+                    "role": format!("arn:aws:iam::{id}:role/{SPOKE_ROLE_NAME}"),
+                    "regions": FLEET_REGIONS,
+                })
+            })
+            .collect();
+        // JSON is YAML: c7n reads both files with a YAML loader.
+        std::fs::write(
+            self.path().join("accounts.yml"),
+            serde_json::to_string_pretty(&json!({ "accounts": accounts })).unwrap(),
+        )
+        .unwrap();
+        let template: Value = serde_json::from_str(CI_BUILDS_POLICY).unwrap();
+        let policy = json!({"policies": [{
+            "name": "ecr-lifecycle",
+            "resource": "aws.ecr",
+            "filters": [
+                {"type": "value", "key": "repositoryName", "op": "glob", "value": MATCHED_NAMES_GLOB},
+                {format!("tag:{EXEMPT_TAG}"): "absent"},
+            ],
+            "actions": [{"type": "set-lifecycle", "rules": template["rules"]}],
+        }]});
+        std::fs::write(
+            self.path().join("c7n-policy.yml"),
+            serde_json::to_string_pretty(&policy).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            self.path().join(format!("{CI_BUILDS_TEMPLATE}.json")),
+            CI_BUILDS_POLICY,
+        )
+        .unwrap();
+    }
+
+    fn ecr_fleet(&self, endpoint: &str, args: &[&str]) -> (CliOutput, Option<u64>) {
+        let config = self.config.to_str().unwrap();
+        let mut all = vec![args[0], "--config", config];
+        all.extend(&args[1..]);
+        all.extend(["--output", "json", "--no-progress"]);
+        let began = Instant::now();
+        let child = Cli::new(endpoint, self.path()).spawn(&all);
+        run_measured(child, began)
+    }
+
+    fn python_tool(&self, endpoint: &str, program: &Path, args: &[OsString]) -> CliOutput {
+        let missing = self.path().join(".no-aws-config-here");
+        let mut command = Command::new(program);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("AWS_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .args(args)
+            .current_dir(self.path())
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", &missing)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &missing)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let began = Instant::now();
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+        Cli::wait(child, began)
+    }
+
+    fn c7n_org(&self, endpoint: &str) -> CliOutput {
+        let venv = self.venv.as_ref().expect("benchmark virtualenv");
+        let out = self.path().join("c7n-out");
+        let _ = std::fs::remove_dir_all(&out);
+        let mut args: Vec<OsString> = ["run", "-c", "accounts.yml", "-u", "c7n-policy.yml"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        args.extend(["-s".into(), out.into_os_string()]);
+        // No resource cache: every run must read what the fleet holds now.
+        args.extend(["--cache-period".into(), "0".into()]);
+        for region in FLEET_REGIONS {
+            args.extend(["-r".into(), region.into()]);
+        }
+        self.python_tool(endpoint, &venv.join("bin/c7n-org"), &args)
+    }
+
+    fn boto3_loop(&self, endpoint: &str) -> CliOutput {
+        let venv = self.venv.as_ref().expect("benchmark virtualenv");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench/boto3_loop.py");
+        let mut args: Vec<OsString> = vec![
+            script.into_os_string(),
+            "--template".into(),
+            format!("{CI_BUILDS_TEMPLATE}.json").into(),
+            "--names".into(),
+            MATCHED_NAMES_GLOB.into(),
+            "--role-name".into(),
+            SPOKE_ROLE_NAME.into(),
+            "--exempt-tag".into(),
+            EXEMPT_TAG.into(),
+        ];
+        for region in FLEET_REGIONS {
+            args.extend(["--regions".into(), region.into()]);
+        }
+        self.python_tool(endpoint, &venv.join("bin/python"), &args)
+    }
+}
+
+/// The benchmark's virtualenv: `ECR_FLEET_BENCH_VENV`, else what `scripts/bench-setup.sh`
+/// prepares (and prints).
+fn bench_venv() -> PathBuf {
+    if let Some(venv) = std::env::var_os("ECR_FLEET_BENCH_VENV").filter(|v| !v.is_empty()) {
+        let venv = PathBuf::from(venv);
+        if venv.join("bin/c7n-org").is_file() {
+            return venv;
+        }
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench-setup.sh");
+    let output = Command::new("bash")
+        .arg(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(
+        output.status.success(),
+        "{} failed ({}); run it by hand, or leave c7n-org and boto3 out with \
+         ECR_FLEET_BENCH_TOOLS=ecr-fleet",
+        script.display(),
+        output.status
+    );
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+}
+
+fn reported_calls(output: &CliOutput) -> Option<u64> {
+    let report: Value = serde_json::from_str(&output.stdout).ok()?;
+    report["summary"]["api_calls"]
+        .as_object()
+        .map(|calls| calls.values().filter_map(Value::as_u64).sum())
+}
+
+/// Runs the three ecr-fleet steps of a scenario, verifying after each apply.
+fn ecr_fleet_steps(
+    ws: &Workspace,
+    endpoint: &str,
+    counters: &dyn Counters,
+    targets: (u64, u64),
+    read_back: &mut dyn FnMut() -> BTreeMap<RepoKey, Option<String>>,
+    fleet: &Fleet,
+) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (step, args, target) in [
+        ("plan", &["plan"][..], None),
+        ("apply", &["apply", "--yes"][..], Some(targets.0)),
+        ("re-run", &["apply", "--yes"][..], Some(targets.1)),
+    ] {
+        counters.reset();
+        let (output, peak) = ws.ecr_fleet(endpoint, args);
+        let writes = counters.writes();
+        let check = (step != "plan").then(|| fleet.verify(&read_back(), &writes));
+        eprintln!(
+            "  ecr-fleet {step}: exit {} in {} s",
+            output.code,
+            secs(output.elapsed)
+        );
+        rows.push(Row {
+            tool: "ecr-fleet",
+            step,
+            reported_calls: reported_calls(&output),
+            counts: counters.counts(),
+            throttled: counters.throttled(),
+            check: check.or_else(|| {
+                // plan writes nothing; record that as its check.
+                Some(Verification {
+                    writes: writes.values().map(|n| u64::from(*n)).sum(),
+                    ..Verification::default()
+                })
+            }),
+            target,
+            peak_rss_kib: peak,
+            output,
+        });
+    }
+    rows
+}
+
+// ---------------------------------------------------------------------------------------
+// Printing.
+
+fn print_scenario(title: &str, rows: &[Row], targets: (u64, u64)) {
+    let c7n = rows
+        .iter()
+        .find(|r| r.tool == "c7n-org")
+        .map(|r| r.output.elapsed.as_secs_f64());
+    println!("\n=== {title}");
+    println!(
+        "{:<10} {:<7} {:>4} {:>8} {:>7} {:>7} {:>7} {:>9} {:>6} {:>9} {:>6} {:>7} {:>8}",
+        "tool",
+        "step",
+        "exit",
+        "wall s",
+        "vs c7n",
+        "calls",
+        "target",
+        "throttled",
+        "writes",
+        "redundant",
+        "wrong",
+        "touched",
+        "rss MiB"
+    );
+    for row in rows {
+        let ratio = c7n.map_or("-".into(), |c| {
+            format!("{:.2}x", row.output.elapsed.as_secs_f64() / c)
+        });
+        let (writes, redundant, wrong, touched) = match &row.check {
+            Some(c) => (
+                c.writes.to_string(),
+                c.redundant_writes.to_string(),
+                c.wrong.len().to_string(),
+                c.touched.len().to_string(),
+            ),
+            None => ("-".into(), "-".into(), "-".into(), "-".into()),
+        };
+        println!(
+            "{:<10} {:<7} {:>4} {:>8} {:>7} {:>7} {:>7} {:>9} {:>6} {:>9} {:>6} {:>7} {:>8}",
+            row.tool,
+            row.step,
+            row.output.code,
+            secs(row.output.elapsed),
+            ratio,
+            row.total(),
+            row.target.map_or("-".into(), |t| t.to_string()),
+            row.throttled_total(),
+            writes,
+            redundant,
+            wrong,
+            touched,
+            row.peak_rss_kib
+                .map_or("-".into(), |k| format!("{:.0}", k as f64 / 1024.0)),
+        );
+    }
+    println!(
+        "targets: apply <= {} calls, converged re-run <= {} calls and 0 writes",
+        targets.0, targets.1
+    );
+
+    let ops: BTreeSet<&String> = rows.iter().flat_map(|r| r.counts.keys()).collect();
+    print!("\n{:<40}", "requests per operation (throttled)");
+    for row in rows {
+        print!(" {:>17}", format!("{} {}", row.tool, row.step));
     }
     println!();
-    let cell = |tool: Option<u64>, proxy: Option<u64>| {
-        format!(
-            "{}/{}",
-            tool.map_or("-".into(), |n| n.to_string()),
-            proxy.map_or("-".into(), |n| n.to_string())
-        )
-    };
-    for op in &ops {
+    for op in ops {
         print!("{op:<40}");
-        for step in steps {
-            let tool = step.api_calls().get(op).copied();
-            let proxy = step.proxy_counts.get(op).copied();
-            print!(" {:>15}", cell(tool, proxy));
+        for row in rows {
+            let n = row.counts.get(op).copied().unwrap_or(0);
+            let t = row.throttled.get(op).copied().unwrap_or(0);
+            let cell = if t > 0 {
+                format!("{n} ({t})")
+            } else {
+                n.to_string()
+            };
+            print!(" {cell:>17}");
         }
         println!();
     }
-    print!("{:<40}", "total");
-    for step in steps {
-        let tool: u64 = step.api_calls().values().sum();
-        let proxy: u64 = step.proxy_counts.values().sum();
-        print!(" {:>15}", cell(Some(tool), Some(proxy)));
-    }
-    println!();
-    print!("{:<40}", "requests per second (proxy)");
-    for step in steps {
-        let proxy: u64 = step.proxy_counts.values().sum();
+    print!("{:<40}", "ecr-fleet's own summary.api_calls");
+    for row in rows {
         print!(
-            " {:>15.0}",
-            proxy as f64 / step.output.elapsed.as_secs_f64()
+            " {:>17}",
+            row.reported_calls.map_or("-".into(), |n| n.to_string())
         );
     }
-    println!("\n");
+    println!();
+    for row in rows {
+        if row.output.code != 0 && row.output.code != 3 {
+            let tail: String = row
+                .output
+                .stderr
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n    ");
+            println!(
+                "note: {} {} exited {}; stderr ends:\n    {tail}",
+                row.tool, row.step, row.output.code
+            );
+        }
+        if let Some(check) = &row.check {
+            for what in check.wrong.iter().take(3) {
+                println!("note: {} {}: wrong policy on {what}", row.tool, row.step);
+            }
+            for what in check.touched.iter().take(3) {
+                println!("note: {} {}: touched {what}", row.tool, row.step);
+            }
+        }
+    }
 }
+
+// ---------------------------------------------------------------------------------------
+// The benchmarks.
 
 #[test]
 #[ignore = "benchmark; run: bash scripts/test.sh --test e2e --run-ignored only fleet_benchmark --no-capture"]
@@ -186,6 +612,18 @@ fn fleet_benchmark() {
     let members = env_usize("ECR_FLEET_BENCH_ACCOUNTS", 20);
     let suspended = env_usize("ECR_FLEET_BENCH_SUSPENDED", 1);
     let repos = env_usize("ECR_FLEET_BENCH_REPOS", 50);
+    let scenarios: Vec<Scenario> =
+        env_list("ECR_FLEET_BENCH_SCENARIOS", "plain,latency,throttle,quotas")
+            .iter()
+            .map(|s| scenario(s))
+            .collect();
+    let tools = env_list("ECR_FLEET_BENCH_TOOLS", "ecr-fleet,c7n-org,boto3");
+    for tool in &tools {
+        assert!(
+            ["ecr-fleet", "c7n-org", "boto3"].contains(&tool.as_str()),
+            "unknown tool {tool:?} in ECR_FLEET_BENCH_TOOLS: ecr-fleet, c7n-org, boto3"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -197,11 +635,12 @@ fn fleet_benchmark() {
     spec.suspended_members = suspended;
     let fleet = runtime.block_on(aws::seed_fleet(&moto.url(), &spec));
     let expected = fleet.expected_outcomes();
-    let active_repos = fleet.active_repos().count() as u64;
+    let targets = api_targets(&fleet);
     println!(
-        "\necr-fleet benchmark: {members} member accounts (+{suspended} suspended) x {} regions x {repos} \
-         repositories = {active_repos} active repositories",
-        FLEET_REGIONS.len()
+        "\nfleet benchmark: {members} member accounts (+{suspended} suspended) x {} regions x \
+         {repos} repositories = {} active repositories; plan must find {expected:?}",
+        FLEET_REGIONS.len(),
+        fleet.active_repos().count()
     );
     println!(
         "moto start {} s; seeding {} s ({} requests, {:.0} per second)",
@@ -211,121 +650,256 @@ fn fleet_benchmark() {
         fleet.api_calls as f64 / fleet.elapsed.as_secs_f64()
     );
 
-    let workdir = tempfile::tempdir().unwrap();
-    let config = write_fleet_workspace(workdir.path(), &FLEET_REGIONS);
-    let config = config.to_str().unwrap();
-    let proxy = FaultProxy::start(&moto.url(), FaultRules::default());
-    let plan = [
-        "plan",
-        "--config",
-        config,
-        "--output",
-        "json",
-        "--no-progress",
-    ];
-    let apply = [
-        "apply",
-        "--config",
-        config,
-        "--yes",
-        "--output",
-        "json",
-        "--no-progress",
-    ];
-
-    let began = Instant::now();
-    let mut steps = Vec::new();
-    for (name, args) in [
-        ("plan", &plan[..]),
-        ("apply", &apply[..]),
-        ("plan again", &plan[..]),
-        ("apply again", &apply[..]),
-    ] {
-        let step = run_step(name, args, &proxy, workdir.path());
-        eprintln!(
-            "{name}: exit {} in {} s",
-            step.output.code,
-            secs(step.output.elapsed)
-        );
-        steps.push(step);
-    }
-    println!("four runs: {} s", secs(began.elapsed()));
-    print_tables(&steps);
-
-    // Correctness, never timing.
-    let [plan1, apply1, plan2, apply2] = &steps[..] else {
-        unreachable!()
-    };
-    let pending = expected["create"] + expected["update"];
-    plan1.output.assert_code(3);
-    for outcome in OUTCOMES {
-        assert_eq!(
-            plan1.outcome(outcome),
-            expected[outcome],
-            "first plan: {outcome}"
-        );
-    }
-    assert_eq!(plan1.summary_u64(&["repositories"]), Some(active_repos));
-    assert_eq!(
-        plan1.summary_u64(&["inactive_accounts"]),
-        Some(suspended as u64),
-        "inactive_accounts"
+    let python_tools = tools.iter().any(|t| t != "ecr-fleet");
+    let ws = Workspace::new(&fleet, python_tools);
+    // Tags never change here, so the GetResources emulation may keep its snapshots; taking
+    // them all now keeps their upstream reads out of every measured run.
+    let proxy = FaultProxy::start(
+        &moto.url(),
+        FaultRules {
+            cache_tag_snapshots: true,
+            ..FaultRules::default()
+        },
     );
+    let endpoint = proxy.url();
+    let tagged = runtime.block_on(aws::get_resources_everywhere(&endpoint, &fleet));
     assert_eq!(
-        plan1.proxy_counts.get("ecr:PutLifecyclePolicy"),
-        None,
-        "plan wrote"
+        tagged,
+        fleet.active_repos().count(),
+        "every seeded repository is tagged: GetResources must list each"
     );
+    let moto_url = moto.url();
+    let mut read_back = || runtime.block_on(aws::read_policies(&moto_url, &fleet));
 
-    apply1.output.assert_code(0);
-    assert_eq!(apply1.applied() as u64, pending, "first apply: applied");
-    assert_eq!(
-        apply1.proxy_counts.get("ecr:PutLifecyclePolicy").copied(),
-        Some(pending),
-        "first apply: PutLifecyclePolicy requests"
-    );
-
-    plan2.output.assert_code(0);
-    assert_eq!(
-        plan2.outcome("create") + plan2.outcome("update"),
-        0,
-        "second plan: pending"
-    );
-    assert_eq!(plan2.outcome("unchanged"), expected["unchanged"] + pending);
-    assert_eq!(plan2.outcome("excluded"), expected["excluded"]);
-    assert_eq!(plan2.outcome("unmatched"), expected["unmatched"]);
-
-    apply2.output.assert_code(0);
-    assert_eq!(apply2.applied(), 0, "second apply: applied");
-    assert_eq!(
-        apply2
-            .proxy_counts
-            .get("ecr:PutLifecyclePolicy")
-            .copied()
-            .unwrap_or(0),
-        0,
-        "second apply wrote"
-    );
-
-    // What moto holds now, for one account and region: the template where a change was due,
-    // the seeded text everywhere else.
-    let template: Value = serde_json::from_str(CI_BUILDS_POLICY).unwrap();
-    let account = &fleet.members[0];
-    runtime.block_on(async {
-        let cfg = aws::member_config(&moto.url(), "us-east-1", account).await;
-        for repo in fleet
-            .active_repos()
-            .filter(|r| &r.account_id == account && r.region == "us-east-1")
-        {
-            let now = aws::get_policy(&cfg, &repo.name).await;
-            match repo.kind {
-                RepoKind::Missing | RepoKind::Outdated => {
-                    let now: Value = serde_json::from_str(&now.expect("no policy after apply"))
-                        .expect("policy written is JSON");
-                    assert_eq!(now, template, "{}", repo.name);
+    let mut problems = Vec::new();
+    for scenario in &scenarios {
+        eprintln!("scenario {}: {}", scenario.name, scenario.load.describe());
+        proxy.set_rules(FaultRules {
+            load: scenario.load.clone(),
+            cache_tag_snapshots: true,
+            ..FaultRules::default()
+        });
+        let mut rows = Vec::new();
+        for tool in &tools {
+            let tool_rows = match tool.as_str() {
+                "ecr-fleet" => {
+                    ecr_fleet_steps(&ws, &endpoint, &proxy, targets, &mut read_back, &fleet)
                 }
-                _ => assert_eq!(now, repo.policy, "{} was touched", repo.name),
-            }
+                other => {
+                    proxy.reset_counts();
+                    let (name, output) = if other == "c7n-org" {
+                        ("c7n-org", ws.c7n_org(&endpoint))
+                    } else {
+                        ("boto3", ws.boto3_loop(&endpoint))
+                    };
+                    eprintln!(
+                        "  {name}: exit {} in {} s",
+                        output.code,
+                        secs(output.elapsed)
+                    );
+                    let writes = proxy.writes();
+                    vec![Row {
+                        tool: name,
+                        step: "apply",
+                        reported_calls: None,
+                        counts: proxy.counts(),
+                        throttled: proxy.throttled(),
+                        check: Some(fleet.verify(&read_back(), &writes)),
+                        target: None,
+                        peak_rss_kib: None,
+                        output,
+                    }]
+                }
+            };
+            // Back to the seeded fleet for the next tool.
+            let now = read_back();
+            runtime.block_on(aws::restore_seeded_policies(&moto.url(), &fleet, &now));
+            rows.extend(tool_rows);
         }
-    });
+        print_scenario(
+            &format!("{} ({})", scenario.name, scenario.load.describe()),
+            &rows,
+            targets,
+        );
+        problems.extend(ecr_fleet_problems(&scenario.name, &rows, &expected));
+    }
+    assert!(
+        problems.is_empty(),
+        "ecr-fleet did not converge the fleet:\n{}",
+        problems.join("\n")
+    );
+}
+
+/// What is wrong with ecr-fleet's rows of a scenario: outcomes of the plan, policies
+/// after apply, writes of the re-run. Correctness only, never time.
+fn ecr_fleet_problems(
+    scenario: &str,
+    rows: &[Row],
+    expected: &BTreeMap<String, u64>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for row in rows.iter().filter(|r| r.tool == "ecr-fleet") {
+        let at = format!("{scenario}: ecr-fleet {}", row.step);
+        let want_code = if row.step == "plan" { 3 } else { 0 };
+        if row.output.code != want_code {
+            problems.push(format!(
+                "{at}: exit {} (expected {want_code})",
+                row.output.code
+            ));
+        }
+        let check = row.check.as_ref().expect("ecr-fleet rows are checked");
+        if row.step == "plan" {
+            if let Ok(report) = serde_json::from_str::<Value>(&row.output.stdout) {
+                for outcome in OUTCOMES {
+                    let got = report["summary"]["outcomes"][outcome].as_u64().unwrap_or(0);
+                    if got != expected[outcome] {
+                        problems.push(format!(
+                            "{at}: {got} {outcome} (expected {})",
+                            expected[outcome]
+                        ));
+                    }
+                }
+            }
+            if check.writes > 0 {
+                problems.push(format!("{at}: {} writes", check.writes));
+            }
+            continue;
+        }
+        if !check.correct() {
+            problems.push(format!(
+                "{at}: {} wrong policies, {} touched",
+                check.wrong.len(),
+                check.touched.len()
+            ));
+        }
+        if check.redundant_writes > 0 {
+            problems.push(format!("{at}: {} redundant writes", check.redundant_writes));
+        }
+        if row.step == "re-run" && check.writes > 0 {
+            problems.push(format!("{at}: {} writes", check.writes));
+        }
+    }
+    problems
+}
+
+#[test]
+#[ignore = "benchmark; run: bash scripts/test.sh --test e2e --run-ignored only scale_benchmark --no-capture"]
+fn scale_benchmark() {
+    let members = env_usize("ECR_FLEET_BENCH_SYNTH_ACCOUNTS", 20);
+    let repos = env_usize("ECR_FLEET_BENCH_SYNTH_REPOS", 500);
+    let scenarios: Vec<Scenario> = env_list("ECR_FLEET_BENCH_SYNTH_SCENARIOS", "plain")
+        .iter()
+        .map(|s| scenario(s))
+        .collect();
+    let mut spec = SynthSpec::new(members, &FLEET_REGIONS, repos);
+    spec.suspended_members = 1;
+    spec.seed = env_usize("ECR_FLEET_BENCH_SEED", 1) as u64;
+
+    if cfg!(debug_assertions) {
+        println!(
+            "\nnote: a debug build; for the throughput and memory of a release, add --release \
+             (bash scripts/test.sh --release --test e2e --run-ignored only scale_benchmark --no-capture)"
+        );
+    }
+    let mut problems = Vec::new();
+    for scenario in &scenarios {
+        // A fresh fleet per scenario: the apply of one must not converge the next.
+        spec.load = scenario.load.clone();
+        let synth = SynthFleet::start(&spec);
+        let fleet = synth.fleet().clone();
+        let expected = fleet.expected_outcomes();
+        let targets = api_targets(&fleet);
+        let active = fleet.active_repos().count();
+        println!(
+            "\nsynthetic fleet benchmark: {members} member accounts (+1 suspended) x {} regions \
+             x {repos} repositories = {active} active repositories (generated in {} s); plan \
+             must find {expected:?}",
+            FLEET_REGIONS.len(),
+            secs(fleet.elapsed)
+        );
+        eprintln!("scenario {}: {}", scenario.name, scenario.load.describe());
+        let ws = Workspace::new(&fleet, false);
+        let counters = SynthCounters {
+            synth: &synth,
+            before: Default::default(),
+        };
+        let mut read_back = || synth.policies();
+        let cpu_before = synth.cpu_time();
+        let rows = ecr_fleet_steps(
+            &ws,
+            &synth.url(),
+            &counters,
+            targets,
+            &mut read_back,
+            &fleet,
+        );
+        let served: u64 = rows.iter().map(Row::total).sum();
+        if let (Some(before), Some(after)) = (cpu_before, synth.cpu_time()) {
+            let cpu = after.saturating_sub(before);
+            println!(
+                "synthetic server: {served} requests in {} s of its own CPU ({:.0} us per request)",
+                secs(cpu),
+                cpu.as_secs_f64() * 1e6 / served.max(1) as f64
+            );
+        }
+        print_scenario(
+            &format!("synthetic {} ({})", scenario.name, scenario.load.describe()),
+            &rows,
+            targets,
+        );
+        for row in &rows {
+            println!(
+                "{} {}: {:.0} repositories per second, {:.0} requests per second, peak RSS {}",
+                row.tool,
+                row.step,
+                active as f64 / row.output.elapsed.as_secs_f64(),
+                row.total() as f64 / row.output.elapsed.as_secs_f64(),
+                row.peak_rss_kib
+                    .map_or("-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+            );
+        }
+        problems.extend(ecr_fleet_problems(
+            &format!("synthetic {}", scenario.name),
+            &rows,
+            &expected,
+        ));
+    }
+    assert!(
+        problems.is_empty(),
+        "ecr-fleet did not converge the fleet:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn api_targets_match_the_issue() {
+    // The issue's fleet: 20 members x 2 regions, 845 writes, 506 right, 150 exempt,
+    // 499 unmatched: 3,304 and 1,530 calls.
+    let mut repos = Vec::new();
+    let kinds = [
+        (RepoKind::Missing, 845),
+        (RepoKind::Current, 506),
+        (RepoKind::Exempt, 150),
+        (RepoKind::Unmatched, 499),
+    ];
+    let members: Vec<String> = (0..20).map(crate::support::synth::member_id).collect();
+    let mut i = 0;
+    for (kind, n) in kinds {
+        for _ in 0..n {
+            let account = &members[i % 20];
+            let region = FLEET_REGIONS[(i / 20) % 2];
+            let (repo, _) = aws::repo_of_kind(account, region, i, kind);
+            repos.push(repo);
+            i += 1;
+        }
+    }
+    let fleet = Fleet {
+        members,
+        suspended: Vec::new(),
+        regions: FLEET_REGIONS.iter().map(|r| r.to_string()).collect(),
+        repos,
+        api_calls: 0,
+        elapsed: Duration::ZERO,
+    };
+    assert_eq!(api_targets(&fleet), (3304, 1530));
 }

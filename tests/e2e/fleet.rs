@@ -50,6 +50,15 @@ fn team_one_workspace() -> tempfile::TempDir {
     dir
 }
 
+/// The records of a write-ahead journal (JSON Lines).
+fn read_journal(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
 fn semantically_same(a: &str, b: &str) -> bool {
     ecr_lifecycle::semantically_equal(a, b)
 }
@@ -129,10 +138,33 @@ async fn plan_apply_and_converge_across_accounts_and_regions() {
         .as_str()
         .expect("backup file named")
         .to_string();
-    let backup: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join(&backup_file)).unwrap())
-            .unwrap();
-    assert_eq!(backup["entries"].as_array().unwrap().len(), 3 * 2 * 5);
+    assert!(backup_file.ends_with(".jsonl"), "{backup_file}");
+    let journal = read_journal(&dir.path().join(&backup_file));
+    assert_eq!(journal[0]["record"], "run");
+    assert_eq!(journal[0]["backup_version"], 2);
+    assert_eq!(journal[0]["role_name"], "EcrFleetSpoke");
+    assert_eq!(journal[0]["external_id_used"], false);
+    let intents: Vec<&Value> = journal.iter().filter(|r| r["record"] == "intent").collect();
+    assert_eq!(intents.len(), 3 * 2 * 5);
+    // Every intent has a "written" outcome after it.
+    for intent in &intents {
+        let at = journal.iter().position(|r| r == *intent).unwrap();
+        let outcome = journal[at..]
+            .iter()
+            .find(|r| {
+                r["record"] == "outcome"
+                    && r["repository"] == intent["repository"]
+                    && r["account_id"] == intent["account_id"]
+                    && r["region"] == intent["region"]
+            })
+            .expect("an outcome after the intent");
+        assert_eq!(outcome["result"], "written", "{outcome}");
+    }
+    // The streaming apply reads each policy once and re-reads only the exception tag before
+    // a write: tag pages + one GetLifecyclePolicy per managed repository + two calls a write.
+    assert_eq!(api_calls(&report, "ecr:GetLifecyclePolicy"), 3 * 2 * 8);
+    assert_eq!(api_calls(&report, "ecr:ListTagsForResource"), 3 * 2 * 5);
+    assert_eq!(api_calls(&report, "tagging:GetResources"), 3 * 2);
 
     // Read every policy back from moto.
     for repo in fleet.active_repos() {
@@ -148,8 +180,8 @@ async fn plan_apply_and_converge_across_accounts_and_regions() {
             }
         }
     }
-    // The backup holds what was there before.
-    for e in backup["entries"].as_array().unwrap() {
+    // The journal holds what was there before.
+    for e in &intents {
         let seeded = fleet
             .active_repos()
             .find(|r| {
@@ -159,7 +191,7 @@ async fn plan_apply_and_converge_across_accounts_and_regions() {
             })
             .expect("backup entry for a seeded repository");
         assert_eq!(e["previous_policy"].as_str(), seeded.policy.as_deref());
-        assert_eq!(e["written_policy"].as_str(), Some(CI_BUILDS_POLICY));
+        assert_eq!(e["new_policy"].as_str(), Some(CI_BUILDS_POLICY));
     }
 
     // Converged: a second apply writes nothing and a plan finds nothing pending.
@@ -329,9 +361,9 @@ async fn denied_assume_role_skips_that_account_only() {
     let table = ecr_fleet(&["plan", "--no-progress"], &proxy.url(), dir.path());
     table.assert_code(1);
     assert!(
-        table
-            .stdout
-            .contains(&format!("{denied} (all regions): cannot assume")),
+        table.stdout.contains(&format!(
+            "{denied} (all regions): sts:AssumeRole: AccessDenied: "
+        )),
         "{}",
         table.stdout
     );
@@ -601,23 +633,23 @@ fn exempt_tag_on_a_repository_is_never_written() {
 /// The exception tag is read again just before each write: a tag added between the plan and
 /// the write wins, and the repository is left alone.
 #[tokio::test]
-async fn exception_tag_added_after_the_plan_stops_the_write() {
+async fn exception_tag_the_tagging_api_does_not_show_yet_stops_the_write() {
     let moto = Moto::start();
     let mgmt = aws::sdk_config(&moto.url(), "us-east-1").await;
     aws::create_repo(&mgmt, "team-1/service-1", &[]).await;
     aws::create_repo(&mgmt, "team-1/service-2", &[]).await;
+    // The tagging API is eventually consistent: it keeps answering with what it saw first.
     let proxy = FaultProxy::start(
         &moto.url(),
         FaultRules {
-            tag_after_first_read: [(
-                "team-1/service-1".to_string(),
-                (EXEMPT_TAG.to_string(), "true".to_string()),
-            )]
-            .into(),
+            cache_tag_snapshots: true,
             ..FaultRules::default()
         },
     );
     let dir = team_one_workspace();
+    ecr_fleet(&["plan", "--output", "json"], &proxy.url(), dir.path()).assert_code(3);
+    // An owner opts service-1 out; GetResources does not show it yet.
+    aws::tag_repo(&mgmt, "team-1/service-1", &[(EXEMPT_TAG, "true")]).await;
     let apply = ecr_fleet(
         &["apply", "--yes", "--output", "json"],
         &proxy.url(),
@@ -703,13 +735,20 @@ async fn a_policy_changed_after_the_plan_is_a_conflict_not_overwritten() {
         },
     );
     let dir = team_one_workspace();
-    let apply = ecr_fleet(
-        &["apply", "--yes", "--output", "json"],
-        &proxy.url(),
-        dir.path(),
+    // Interactive apply: plan, confirm at the prompt, then re-read and write.
+    let apply = Cli::new(&proxy.url(), dir.path()).run_on_terminal(
+        &["apply", "--no-progress", "--report", "report.json"],
+        "yes\n",
     );
-    apply.assert_code(1);
-    let report = apply.json();
+    assert_eq!(apply.code, 1, "{}", apply.stdout);
+    assert!(
+        apply.stdout.contains("Write 2 lifecycle polic"),
+        "{}",
+        apply.stdout
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
     let conflict = row(&report, "team-1/service-1");
     assert_eq!(conflict["outcome"], "error");
     assert_eq!(conflict["applied"], false);

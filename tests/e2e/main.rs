@@ -10,3 +10,4 @@ mod inuse;
 mod offline;
 mod safety;
 mod schema;
+mod support_checks;

@@ -20,7 +20,7 @@ fn minimal_report() -> Value {
             "repositories": 1,
             "outcomes": {
                 "create": 0, "update": 0, "unchanged": 0, "excluded": 0,
-                "unmatched": 1, "blocked": 0, "error": 0
+                "unmatched": 1, "blocked": 0, "error": 0, "gone": 0
             },
             "skipped": 0,
             "api_calls": {"ecr:DescribeRepositories": 1}

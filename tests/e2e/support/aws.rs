@@ -234,6 +234,32 @@ async fn create_repo_with(ecr: &aws_sdk_ecr::Client, name: &str, tags: &[(&str, 
         .unwrap_or_else(|e| fail(&format!("CreateRepository {name}"), e));
 }
 
+/// Adds `tags` to an existing repository.
+pub async fn tag_repo(cfg: &SdkConfig, name: &str, tags: &[(&str, &str)]) {
+    let ecr = aws_sdk_ecr::Client::new(cfg);
+    let arn = ecr
+        .describe_repositories()
+        .repository_names(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| fail(&format!("DescribeRepositories {name}"), e))
+        .repositories()
+        .first()
+        .and_then(|r| r.repository_arn())
+        .expect("repository arn")
+        .to_string();
+    let tags = tags
+        .iter()
+        .map(|(key, value)| Tag::builder().key(*key).value(*value).build().expect("tag"))
+        .collect::<Vec<_>>();
+    ecr.tag_resource()
+        .resource_arn(arn)
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .unwrap_or_else(|e| fail(&format!("TagResource {name}"), e));
+}
+
 /// Tags of a repository, sorted by key.
 pub async fn repo_tags(cfg: &SdkConfig, name: &str) -> BTreeMap<String, String> {
     let ecr = aws_sdk_ecr::Client::new(cfg);
@@ -520,7 +546,17 @@ impl Fleet {
 type Tags = Vec<(String, String)>;
 
 fn seeded_repo(account_id: &str, region: &str, i: usize) -> (SeededRepo, Tags) {
-    let kind = RepoKind::for_index(i);
+    repo_of_kind(account_id, region, i, RepoKind::for_index(i))
+}
+
+/// The `i`-th repository of an account and region, of the given kind (named, tagged and
+/// holding a policy as the table of [`RepoKind`] says for that kind and `i`).
+pub fn repo_of_kind(
+    account_id: &str,
+    region: &str,
+    i: usize,
+    kind: RepoKind,
+) -> (SeededRepo, Vec<(String, String)>) {
     let even_decade = (i / 10).is_multiple_of(2);
     let name = match kind {
         RepoKind::Unmatched => format!("scratch/experiment-{i}"),
@@ -624,4 +660,220 @@ pub async fn seed_fleet(endpoint: &str, spec: &FleetSpec) -> Fleet {
         api_calls: calls.into_inner(),
         elapsed: began.elapsed(),
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Checking a fleet after a run, and putting it back as seeded.
+
+/// A repository, as `(account id, region, repository name)`.
+pub use super::proxy::RepoKey;
+
+/// What a fleet holds after an apply, checked against what was seeded and against the
+/// writes a server saw.
+#[derive(Clone, Debug, Default)]
+pub struct Verification {
+    /// Managed repositories (`Missing`, `Outdated`, `Current`) whose policy is not
+    /// semantically the template (or that could not be read).
+    pub wrong: Vec<String>,
+    /// `Exempt` or `Unmatched` repositories that were written or whose policy changed.
+    pub touched: Vec<String>,
+    /// Successful writes, all repositories together.
+    pub writes: u64,
+    /// Writes beyond one per repository that needed one (`Missing`, `Outdated`).
+    pub redundant_writes: u64,
+}
+
+impl Verification {
+    /// Every managed policy right, nothing else touched.
+    pub fn correct(&self) -> bool {
+        self.wrong.is_empty() && self.touched.is_empty()
+    }
+}
+
+impl Fleet {
+    /// Checks the policies now held (`current`, every active repository) and the writes
+    /// seen per repository against the seeded fleet and the fixture template.
+    pub fn verify(
+        &self,
+        current: &BTreeMap<RepoKey, Option<String>>,
+        writes: &BTreeMap<RepoKey, u32>,
+    ) -> Verification {
+        let template: serde_json::Value =
+            serde_json::from_str(CI_BUILDS_POLICY).expect("template is JSON");
+        let mut check = Verification {
+            writes: writes.values().map(|n| u64::from(*n)).sum(),
+            ..Verification::default()
+        };
+        for repo in self.active_repos() {
+            let key = (
+                repo.account_id.clone(),
+                repo.region.clone(),
+                repo.name.clone(),
+            );
+            let label = format!("{}/{}/{}", repo.account_id, repo.region, repo.name);
+            let written = u64::from(writes.get(&key).copied().unwrap_or(0));
+            let now = current.get(&key);
+            match repo.kind {
+                RepoKind::Missing | RepoKind::Outdated | RepoKind::Current => {
+                    let right = now
+                        .and_then(|text| text.as_deref())
+                        .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+                        .is_some_and(|policy| policy == template);
+                    if !right {
+                        check.wrong.push(label);
+                    }
+                    let needed = u64::from(repo.kind != RepoKind::Current);
+                    check.redundant_writes += written.saturating_sub(needed);
+                }
+                RepoKind::Exempt | RepoKind::Unmatched => {
+                    if written > 0 || now != Some(&repo.policy) {
+                        check.touched.push(label);
+                    }
+                    check.redundant_writes += written;
+                }
+            }
+        }
+        check
+    }
+}
+
+/// Member configs per (account, region) of the active accounts.
+async fn member_configs(endpoint: &str, fleet: &Fleet) -> BTreeMap<(String, String), SdkConfig> {
+    let targets: Vec<(String, String)> = fleet
+        .members
+        .iter()
+        .flat_map(|a| fleet.regions.iter().map(move |r| (a.clone(), r.clone())))
+        .collect();
+    futures::stream::iter(targets)
+        .map(|(account, region)| async move {
+            let cfg = member_config(endpoint, &region, &account).await;
+            ((account, region), cfg)
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await
+}
+
+/// The policy text every active repository holds now (straight from `endpoint`).
+pub async fn read_policies(endpoint: &str, fleet: &Fleet) -> BTreeMap<RepoKey, Option<String>> {
+    let configs = member_configs(endpoint, fleet).await;
+    let clients: BTreeMap<(String, String), aws_sdk_ecr::Client> = configs
+        .iter()
+        .map(|(k, cfg)| (k.clone(), aws_sdk_ecr::Client::new(cfg)))
+        .collect();
+    let clients = &clients;
+    futures::stream::iter(fleet.active_repos())
+        .map(|repo| async move {
+            let ecr = &clients[&(repo.account_id.clone(), repo.region.clone())];
+            let text = match ecr
+                .get_lifecycle_policy()
+                .repository_name(&repo.name)
+                .send()
+                .await
+            {
+                Ok(answer) => answer.lifecycle_policy_text().map(str::to_string),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_lifecycle_policy_not_found_exception()) =>
+                {
+                    None
+                }
+                Err(e) => fail(&format!("GetLifecyclePolicy {}", repo.name), e),
+            };
+            (
+                (
+                    repo.account_id.clone(),
+                    repo.region.clone(),
+                    repo.name.clone(),
+                ),
+                text,
+            )
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await
+}
+
+/// Puts back the seeded policy (or none) on every active repository whose policy in
+/// `current` differs from it; returns how many it changed.
+pub async fn restore_seeded_policies(
+    endpoint: &str,
+    fleet: &Fleet,
+    current: &BTreeMap<RepoKey, Option<String>>,
+) -> usize {
+    let configs = member_configs(endpoint, fleet).await;
+    let clients: BTreeMap<(String, String), aws_sdk_ecr::Client> = configs
+        .iter()
+        .map(|(k, cfg)| (k.clone(), aws_sdk_ecr::Client::new(cfg)))
+        .collect();
+    let clients = &clients;
+    let changed: Vec<&SeededRepo> = fleet
+        .active_repos()
+        .filter(|repo| {
+            let key = (
+                repo.account_id.clone(),
+                repo.region.clone(),
+                repo.name.clone(),
+            );
+            current.get(&key) != Some(&repo.policy)
+        })
+        .collect();
+    let count = changed.len();
+    futures::stream::iter(changed)
+        .map(|repo| async move {
+            let ecr = &clients[&(repo.account_id.clone(), repo.region.clone())];
+            match &repo.policy {
+                Some(text) => put_policy_with(ecr, &repo.name, text).await,
+                None => {
+                    if let Err(e) = ecr
+                        .delete_lifecycle_policy()
+                        .repository_name(&repo.name)
+                        .send()
+                        .await
+                    {
+                        if !e
+                            .as_service_error()
+                            .is_some_and(|e| e.is_lifecycle_policy_not_found_exception())
+                        {
+                            fail(&format!("DeleteLifecyclePolicy {}", repo.name), e);
+                        }
+                    }
+                }
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+    count
+}
+
+/// Reads the tags of every active account-region of `fleet` (the management account's too)
+/// with the tagging API's GetResources for `ecr:repository`, all pages; returns the number
+/// of tagged repositories found.
+pub async fn get_resources_everywhere(endpoint: &str, fleet: &Fleet) -> usize {
+    let mut found = 0;
+    for account in fleet
+        .members
+        .iter()
+        .map(String::as_str)
+        .chain([MANAGEMENT_ACCOUNT_ID])
+    {
+        for region in &fleet.regions {
+            let cfg = if account == MANAGEMENT_ACCOUNT_ID {
+                sdk_config(endpoint, region).await
+            } else {
+                member_config(endpoint, region, account).await
+            };
+            let mut pages = aws_sdk_resourcegroupstagging::Client::new(&cfg)
+                .get_resources()
+                .resource_type_filters("ecr:repository")
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.unwrap_or_else(|e| fail("GetResources", e));
+                found += page.resource_tag_mapping_list().len();
+            }
+        }
+    }
+    found
 }

@@ -140,10 +140,51 @@ impl Cli {
         }
     }
 
+    /// Run on a pseudo-terminal (util-linux `script`), typing `input` at the prompt: the
+    /// interactive paths (confirmation) of apply and restore. stdout and stderr both arrive
+    /// in `stdout`, as on a terminal.
+    pub fn run_on_terminal(&self, args: &[&str], input: &str) -> CliOutput {
+        use std::io::Write as _;
+        let began = Instant::now();
+        let line = std::iter::once(binary().display().to_string())
+            .chain(args.iter().map(|a| a.to_string()))
+            .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut command = self.command_for("script");
+        command.args(["-qefc", &line, "/dev/null"]);
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("util-linux script runs");
+        {
+            let mut stdin = child.stdin.take().expect("stdin piped");
+            // The prompt comes after the plan: give the run time to reach it.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            stdin
+                .write_all(input.as_bytes())
+                .expect("type at the prompt");
+            // Keep stdin open until the run ends, or `script` hangs up the terminal.
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_secs(120));
+                drop(stdin);
+            });
+        }
+        Cli::wait(child, began)
+    }
+
     fn command(&self, args: &[&str]) -> Command {
+        let mut command = self.command_for(&binary().display().to_string());
+        command.args(args);
+        command
+    }
+
+    fn command_for(&self, program: &str) -> Command {
         let missing = self.cwd.join(".no-aws-config-here");
-        let mut command = Command::new(binary());
-        command.args(args).current_dir(&self.cwd);
+        let mut command = Command::new(program);
+        command.current_dir(&self.cwd);
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("AWS_") {
                 command.env_remove(name);

@@ -7,6 +7,9 @@
 
 pub mod aws;
 pub mod cli;
+pub mod faults;
 pub mod fixtures;
 pub mod moto;
 pub mod proxy;
+pub mod synth;
+pub mod tagging;

@@ -11,6 +11,13 @@
 //! `Action` form field (awsQuery services: STS). Rules and [`FaultProxy::count`] accept
 //! either that full name or just the operation (`PutLifecyclePolicy`).
 //!
+//! It also answers what moto lacks: `tagging:GetResources` for ECR repositories (see
+//! [`super::tagging`]), and load faults shared with the synthetic fleet server (see
+//! [`super::faults`]): latency, random throttling and token-bucket quotas per account and
+//! region. The account of a request comes from its access key: keys issued by AssumeRole
+//! are learnt from the answers passing through, others are asked of upstream STS
+//! GetCallerIdentity once. Requests the proxy makes upstream on its own are not counted.
+//!
 //! Requests go upstream one per connection with `Connection: close`, and the answer is
 //! read to its end, so the proxy never has to track upstream keep-alive; towards the client
 //! connections are kept alive.
@@ -29,6 +36,8 @@ use tokio::sync::oneshot;
 // APIs and fields moto lacks (ListRegions, Inspector coverage, Lambda digests, image times).
 #[path = "emulate.rs"]
 pub mod emulate;
+use super::faults::{LoadRules, LoadState};
+use super::tagging;
 
 /// Faults to inject. The default injects nothing: a plain counting proxy.
 #[derive(Clone, Debug, Default)]
@@ -58,6 +67,15 @@ pub struct FaultRules {
     pub delay: HashMap<String, std::time::Duration>,
     /// APIs and fields moto lacks, answered or rewritten here (see [`emulate`]).
     pub emulation: emulate::Emulation,
+    /// Latency, random throttling and quotas (answered as the service's throttling error).
+    pub load: LoadRules,
+    /// Account ids whose `tagging:GetResources` answers HTTP 400 `AccessDeniedException`.
+    pub deny_get_resources: HashSet<String>,
+    /// Keep the tag snapshot of each account-region that the `GetResources` emulation
+    /// takes, and answer later requests from it: only for runs whose tags never change
+    /// (a benchmark), where the snapshot's upstream reads would otherwise load moto with
+    /// the per-repository reads that bulk tag reads save.
+    pub cache_tag_snapshots: bool,
 }
 
 /// A running proxy on 127.0.0.1; stops when dropped.
@@ -71,7 +89,11 @@ pub struct FaultProxy {
 struct Shared {
     upstream: String,
     state: Mutex<State>,
+    tagging: tagging::Emulation,
 }
+
+/// A repository, as `(account id, region, repository name)`.
+pub type RepoKey = (String, String, String);
 
 #[derive(Default)]
 struct State {
@@ -86,6 +108,12 @@ struct State {
     policy_reads: HashMap<String, u32>,
     /// What the emulation learned from traffic (the accounts behind access keys).
     learned: emulate::Learned,
+    /// Generator, buckets and throttle counts of `rules.load` (and of `rules.throttle`).
+    load: LoadState,
+    /// Account id per access key.
+    accounts: HashMap<String, String>,
+    /// Successful `ecr:PutLifecyclePolicy` requests per repository.
+    writes: BTreeMap<RepoKey, u32>,
 }
 
 impl FaultProxy {
@@ -107,6 +135,7 @@ impl FaultProxy {
                 rules,
                 ..State::default()
             }),
+            tagging: tagging::Emulation::default(),
         });
         let (shutdown, stop) = oneshot::channel();
         let serving = shared.clone();
@@ -161,11 +190,24 @@ impl FaultProxy {
         self.state().counts.values().sum()
     }
 
-    /// Starts counting from zero again (the rules and remaining throttles are kept).
+    /// Throttled answers the proxy gave, per `service:Operation` (injected ones only).
+    pub fn throttled(&self) -> BTreeMap<String, u64> {
+        self.state().load.throttled().clone()
+    }
+
+    /// Successful `ecr:PutLifecyclePolicy` requests per repository.
+    pub fn writes(&self) -> BTreeMap<RepoKey, u32> {
+        self.state().writes.clone()
+    }
+
+    /// Starts counting from zero again (the rules and remaining throttles are kept; the
+    /// quota buckets are refilled).
     pub fn reset_counts(&self) {
         let mut state = self.state();
         state.counts.clear();
         state.failures.clear();
+        state.writes.clear();
+        state.load.reset();
     }
 
     /// Replaces the rules, for a test that changes faults between two runs.
@@ -238,25 +280,57 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
 /// Decides, forwards when needed, and counts one request.
 async fn handle(request: Request, shared: &Shared) -> Response {
     let op = Operation::of(&request);
-    let delay = {
+    let key = op.key();
+    let (delay, load, needs_account, cache_tags) = {
         let state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        let key = op.key();
-        state
+        let delay = state
             .rules
             .delay
             .iter()
             .find(|(name, _)| op_matches(name, &key))
-            .map(|(_, d)| *d)
+            .map(|(_, d)| *d);
+        let tagging = key == "tagging:GetResources";
+        let needs_account = state.rules.load.needs_account(&key)
+            || (tagging && !state.rules.deny_get_resources.is_empty())
+            || (tagging && state.rules.cache_tag_snapshots);
+        let cache = tagging && state.rules.cache_tag_snapshots;
+        (delay, state.rules.load.clone(), needs_account, cache)
     };
+    if let Some(latency) = load.latency {
+        tokio::time::sleep(latency).await;
+    }
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
     let seen = emulate::Seen::of(&request, &op);
-    let mut response = match decide(&request, &op, shared) {
-        Decision::Answer(response) => response,
-        Decision::Forward => forward(&request, &shared.upstream).await,
-        Decision::Page { offset, limit } => {
-            page_repositories(request, &shared.upstream, offset, limit).await
+    let scope = Scope::of(&request);
+    let account = match (&scope, needs_account) {
+        (Some(scope), true) => caller_account(&request, scope, shared).await,
+        _ => None,
+    };
+    let region = scope.as_ref().map_or("", |s| s.region.as_str());
+    let admitted = shared
+        .state
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .load
+        .admit(&load, &key, account.as_deref(), region);
+    let mut response = if !admitted {
+        throttling_error(&op)
+    } else {
+        match decide(&request, &op, account.as_deref(), shared) {
+            Decision::Answer(response) => response,
+            Decision::Forward => forward(&request, &shared.upstream).await,
+            Decision::Page { offset, limit } => {
+                page_repositories(request.clone(), &shared.upstream, offset, limit).await
+            }
+            Decision::Tagging => {
+                let cache_key = account
+                    .clone()
+                    .filter(|_| cache_tags)
+                    .map(|account| (account, region.to_string()));
+                tagging::get_resources(&request, &shared.upstream, &shared.tagging, cache_key).await
+            }
         }
     };
     let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -267,21 +341,135 @@ async fn handle(request: Request, shared: &Shared) -> Response {
         &emulation_state.rules.emulation,
         &mut emulation_state.learned,
     );
-    *state.counts.entry(op.key()).or_default() += 1;
+    *state.counts.entry(key.clone()).or_default() += 1;
     if response.status >= 400 {
-        *state.failures.entry(op.key()).or_default() += 1;
+        *state.failures.entry(key.clone()).or_default() += 1;
+    } else if response.status == 200 {
+        observe_success(&mut state, &request, &key, scope.as_ref(), &response);
     }
     response
+}
+
+/// Learns from a successful answer: the account of credentials AssumeRole issued, and the
+/// repositories written.
+fn observe_success(
+    state: &mut State,
+    request: &Request,
+    key: &str,
+    scope: Option<&Scope>,
+    response: &Response,
+) {
+    match key {
+        "sts:AssumeRole" => {
+            let role_arn = form_field(&request.body, "RoleArn").unwrap_or_default();
+            let account = role_arn.split(':').nth(4).unwrap_or_default().to_string();
+            let body = String::from_utf8_lossy(&response.body);
+            if let Some(access_key) = xml_text(&body, "AccessKeyId") {
+                if !account.is_empty() {
+                    state.accounts.insert(access_key, account);
+                }
+            }
+        }
+        "ecr:PutLifecyclePolicy" => {
+            let answer: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+            let account = answer["registryId"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| scope.and_then(|s| state.accounts.get(&s.access_key).cloned()))
+                .unwrap_or_else(|| "?".into());
+            let repo = answer["repositoryName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let region = scope.map_or_else(String::new, |s| s.region.clone());
+            *state.writes.entry((account, region, repo)).or_default() += 1;
+        }
+        _ => {}
+    }
+}
+
+/// The text of the first `<tag>...</tag>` element of an XML document.
+pub fn xml_text(xml: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = start + xml[start..].find(&format!("</{tag}>"))?;
+    Some(xml[start..end].trim().to_string())
+}
+
+/// The account of the request's credentials: learnt from AssumeRole answers, else asked of
+/// upstream STS (GetCallerIdentity, once per access key, not counted).
+async fn caller_account(request: &Request, scope: &Scope, shared: &Shared) -> Option<String> {
+    if let Some(account) = shared
+        .state
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .accounts
+        .get(&scope.access_key)
+    {
+        return Some(account.clone());
+    }
+    let ask = request.derived(
+        "sts",
+        None,
+        "application/x-www-form-urlencoded; charset=utf-8",
+        b"Action=GetCallerIdentity&Version=2011-06-15".to_vec(),
+    );
+    let answer = forward(&ask, &shared.upstream).await;
+    if answer.status != 200 {
+        return None;
+    }
+    let account = xml_text(&String::from_utf8_lossy(&answer.body), "Account")?;
+    shared
+        .state
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .accounts
+        .insert(scope.access_key.clone(), account.clone());
+    Some(account)
+}
+
+/// The SigV4 credential scope of a request: `KEY/date/region/service/aws4_request`.
+pub struct Scope {
+    pub access_key: String,
+    pub region: String,
+    pub service: String,
+}
+
+impl Scope {
+    pub fn of(request: &Request) -> Option<Scope> {
+        let credential = request
+            .header("authorization")?
+            .split("Credential=")
+            .nth(1)?
+            .split([',', ' '])
+            .next()?;
+        let mut parts = credential.split('/');
+        let access_key = parts.next()?.to_string();
+        let _date = parts.next()?;
+        let region = parts.next()?.to_string();
+        let service = parts.next()?.to_string();
+        Some(Scope {
+            access_key,
+            region,
+            service,
+        })
+    }
 }
 
 enum Decision {
     Answer(Response),
     Forward,
-    Page { offset: usize, limit: usize },
+    Page {
+        offset: usize,
+        limit: usize,
+    },
+    /// `tagging:GetResources` for ECR repositories, emulated.
+    Tagging,
 }
 
-fn decide(request: &Request, op: &Operation, shared: &Shared) -> Decision {
-    let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+fn decide(request: &Request, op: &Operation, account: Option<&str>, shared: &Shared) -> Decision {
+    let mut guard = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    let state = &mut *guard;
     let rules = &mut state.rules;
     let key = op.key();
 
@@ -293,10 +481,28 @@ fn decide(request: &Request, op: &Operation, shared: &Shared) -> Decision {
         .map(|(_, left)| left)
     {
         *remaining -= 1;
+        state.load.count_throttled(&key);
         return Decision::Answer(throttling_error(op));
     }
 
     match (op.service.as_str(), op.name.as_str()) {
+        ("tagging", "GetResources") => {
+            if account.is_some_and(|a| rules.deny_get_resources.contains(a)) {
+                return Decision::Answer(json_error(
+                    400,
+                    "AccessDeniedException",
+                    &format!(
+                        "User: arn:aws:sts::{}:assumed-role/spoke/session is not authorized to \
+                         perform: tag:GetResources (injected by the test proxy)",
+                        account.unwrap_or_default()
+                    ),
+                ));
+            }
+            if tagging::wants_ecr_repositories(&request.body) {
+                return Decision::Tagging;
+            }
+            Decision::Forward
+        }
         ("sts", "AssumeRole") => {
             let role_arn = form_field(&request.body, "RoleArn").unwrap_or_default();
             let account = role_arn.split(':').nth(4).unwrap_or_default();
@@ -447,7 +653,7 @@ async fn page_repositories(
 }
 
 /// Sends the request upstream on a fresh connection and reads the whole answer.
-async fn forward(request: &Request, upstream: &str) -> Response {
+pub async fn forward(request: &Request, upstream: &str) -> Response {
     match try_forward(request, upstream).await {
         Ok(response) => response,
         Err(e) => Response {
@@ -504,7 +710,7 @@ fn is_hop_by_hop(name: &str) -> bool {
 // ---------------------------------------------------------------------------------------
 // Injected answers, shaped like the real services' errors so the SDK parses them.
 
-fn request_id() -> String {
+pub fn request_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
     format!(
@@ -514,7 +720,7 @@ fn request_id() -> String {
 }
 
 /// A successful awsJson 1.1 answer.
-fn json_ok(body: &Value) -> Response {
+pub fn json_ok(body: &Value) -> Response {
     Response {
         status: 200,
         reason: reason_phrase(200).into(),
@@ -526,7 +732,7 @@ fn json_ok(body: &Value) -> Response {
     }
 }
 
-fn json_error(status: u16, code: &str, message: &str) -> Response {
+pub fn json_error(status: u16, code: &str, message: &str) -> Response {
     Response {
         status,
         reason: reason_phrase(status).into(),
@@ -539,7 +745,7 @@ fn json_error(status: u16, code: &str, message: &str) -> Response {
     }
 }
 
-fn query_error(status: u16, kind: &str, code: &str, message: &str) -> Response {
+pub fn query_error(status: u16, kind: &str, code: &str, message: &str) -> Response {
     let body = format!(
         "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n  <Error>\n    \
          <Type>{kind}</Type>\n    <Code>{code}</Code>\n    <Message>{}</Message>\n  </Error>\n  \
@@ -558,10 +764,12 @@ fn query_error(status: u16, kind: &str, code: &str, message: &str) -> Response {
     }
 }
 
-fn throttling_error(op: &Operation) -> Response {
+pub fn throttling_error(op: &Operation) -> Response {
     match op.service.as_str() {
         "sts" => query_error(400, "Sender", "Throttling", "Rate exceeded"),
         "organizations" => json_error(400, "TooManyRequestsException", "Rate exceeded"),
+        // The tagging API's own name for it.
+        "tagging" => json_error(400, "ThrottledException", "Rate exceeded"),
         _ => json_error(400, "ThrottlingException", "Rate exceeded"),
     }
 }
@@ -578,7 +786,7 @@ fn assume_role_denied(role_arn: &str) -> Response {
     )
 }
 
-fn reason_phrase(status: u16) -> &'static str {
+pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
@@ -589,7 +797,7 @@ fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-fn xml_escape(text: &str) -> String {
+pub fn xml_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -599,13 +807,13 @@ fn xml_escape(text: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // Operation names.
 
-struct Operation {
-    service: String,
-    name: String,
+pub struct Operation {
+    pub service: String,
+    pub name: String,
 }
 
 impl Operation {
-    fn of(request: &Request) -> Operation {
+    pub fn of(request: &Request) -> Operation {
         let target = request.header("x-amz-target");
         let service = request
             .header("authorization")
@@ -643,13 +851,13 @@ impl Operation {
         Operation { service, name }
     }
 
-    fn key(&self) -> String {
+    pub fn key(&self) -> String {
         format!("{}:{}", self.service, self.name)
     }
 }
 
 /// The decoded value of a field of an `application/x-www-form-urlencoded` text.
-fn form_field(body: &[u8], field: &str) -> Option<String> {
+pub fn form_field(body: &[u8], field: &str) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?;
     text.split('&').find_map(|pair| {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -682,34 +890,83 @@ fn percent_decode(text: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // Minimal HTTP/1.1 message handling.
 
-struct Request {
-    method: String,
+#[derive(Clone)]
+pub struct Request {
+    pub method: String,
     /// Request target as sent: path and query.
-    target: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         find_header(&self.headers, name)
     }
 
-    fn header_has_token(&self, name: &str, token: &str) -> bool {
+    /// A request of the same caller to another service (moto reads the caller and region
+    /// from the credential scope and does not check signatures): the Authorization
+    /// header's service replaced, the given target, content type and body.
+    pub fn derived(
+        &self,
+        service: &str,
+        target: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Request {
+        let mut headers: Vec<(String, String)> = self
+            .headers
+            .iter()
+            .filter(|(name, _)| {
+                ![
+                    "x-amz-target",
+                    "content-type",
+                    "content-length",
+                    "content-encoding",
+                ]
+                .iter()
+                .any(|h| name.eq_ignore_ascii_case(h))
+            })
+            .map(|(name, value)| {
+                if name.eq_ignore_ascii_case("authorization") {
+                    let mut parts: Vec<String> = value.split('/').map(str::to_string).collect();
+                    // Credential=KEY/date/region/service/aws4_request
+                    if parts.len() > 3 {
+                        parts[3] = service.to_string();
+                    }
+                    (name.clone(), parts.join("/"))
+                } else {
+                    (name.clone(), value.clone())
+                }
+            })
+            .collect();
+        headers.push(("content-type".into(), content_type.into()));
+        if let Some(target) = target {
+            headers.push(("x-amz-target".into(), target.into()));
+        }
+        Request {
+            method: "POST".into(),
+            target: "/".into(),
+            headers,
+            body,
+        }
+    }
+
+    pub fn header_has_token(&self, name: &str, token: &str) -> bool {
         self.header(name)
             .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
     }
 
-    fn path(&self) -> &str {
+    pub fn path(&self) -> &str {
         self.target.split('?').next().unwrap_or_default()
     }
 }
 
-struct Response {
-    status: u16,
-    reason: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub struct Response {
+    pub status: u16,
+    pub reason: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -722,13 +979,13 @@ fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a st
 const MAX_HEAD: usize = 64 * 1024;
 
 /// A connection with its read buffer.
-struct Conn {
+pub struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
 }
 
 impl Conn {
-    fn new(stream: TcpStream) -> Conn {
+    pub fn new(stream: TcpStream) -> Conn {
         Conn {
             stream,
             buf: Vec::with_capacity(8 * 1024),
@@ -838,7 +1095,7 @@ impl Conn {
         }
     }
 
-    async fn read_request(&mut self) -> io::Result<Option<Request>> {
+    pub async fn read_request(&mut self) -> io::Result<Option<Request>> {
         let Some((start, headers)) = self.read_head().await? else {
             return Ok(None);
         };
@@ -890,7 +1147,11 @@ impl Conn {
         }
     }
 
-    async fn write_response(&mut self, response: &Response, keep_alive: bool) -> io::Result<()> {
+    pub async fn write_response(
+        &mut self,
+        response: &Response,
+        keep_alive: bool,
+    ) -> io::Result<()> {
         let mut head = format!("HTTP/1.1 {} {}\r\n", response.status, response.reason);
         for (name, value) in &response.headers {
             if !is_hop_by_hop(name) {

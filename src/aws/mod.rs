@@ -1,5 +1,13 @@
 //! AWS plumbing: the SDK configuration (standard environment and config files only), retry and
-//! timeout policy, per-operation call accounting, and readable error text.
+//! timeout policy, per-operation call accounting, the call gate of each account-region
+//! ([`call`]: caps, pacing, retries) and typed, readable errors ([`error`]).
+
+pub mod call;
+pub mod error;
+pub mod rate;
+
+pub use call::{CallClass, Calls, Endpoints, RunLimits, Stop};
+pub use error::{AwsError, ErrorKind};
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +19,6 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ecr::config::retry::RetryPartition;
 use aws_sdk_ecr::config::{ConfigBag, Intercept, SharedCredentialsProvider};
-use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
@@ -41,6 +48,15 @@ impl ApiStats {
             .or_default() += 1;
     }
 
+    /// An attempt that [`Calls`] made itself (a new SDK invocation) was a retry of an earlier
+    /// call: move it from the calls to the retries.
+    fn attempt_was_retry(&self, operation: &str) {
+        self.total_calls.fetch_sub(1, Ordering::Relaxed);
+        if let Some(n) = self.calls.lock().expect("stats lock").get_mut(operation) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
     /// Calls per operation, e.g. `ecr:GetLifecyclePolicy`. Retries are not counted here.
     pub fn calls(&self) -> BTreeMap<String, u64> {
         self.calls.lock().expect("stats lock").clone()
@@ -59,6 +75,7 @@ fn service_prefix(service: &str) -> String {
         "ECR" => "ecr".to_string(),
         "STS" => "sts".to_string(),
         "Organizations" => "organizations".to_string(),
+        "Resource Groups Tagging API" => "tagging".to_string(),
         other => other.to_ascii_lowercase(),
     }
 }
@@ -101,21 +118,40 @@ impl Intercept for CallCounter {
 pub struct Aws {
     pub base: SdkConfig,
     pub stats: ApiStats,
+    retry_mode: RetryMode,
+    max_attempts: u32,
+}
+
+/// One account-region: its clients and its call gate.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub account_id: String,
+    pub region: String,
+    pub partition: String,
+    pub ecr: aws_sdk_ecr::Client,
+    pub tagging: aws_sdk_resourcegroupstagging::Client,
+    pub calls: Calls,
+}
+
+impl Target {
+    pub fn repository_arn(&self, name: &str) -> String {
+        format!(
+            "arn:{}:ecr:{}:{}:repository/{name}",
+            self.partition, self.region, self.account_id
+        )
+    }
 }
 
 impl Aws {
     /// Load the SDK's default chain (environment, profile, SSO, IMDS, `AWS_ENDPOINT_URL`...) with
     /// our retry and timeout policy.
     pub async fn load(execution: &ExecutionConfig) -> Aws {
-        let retry = match execution.retry_mode {
-            // Adaptive adds client-side rate limiting on top of jittered exponential backoff; each
-            // account-region gets its own client, so the limiter follows ECR's throttle buckets.
-            RetryMode::Adaptive => RetryConfig::adaptive(),
-            RetryMode::Standard => RetryConfig::standard(),
-        }
-        .with_max_attempts(execution.max_attempts)
-        .with_initial_backoff(Duration::from_millis(200))
-        .with_max_backoff(Duration::from_secs(20));
+        // STS and Organizations (a handful of calls) keep the SDK's standard retries; ECR and
+        // tagging calls get theirs from `Calls` unless the SDK's adaptive mode is asked for.
+        let retry = RetryConfig::standard()
+            .with_max_attempts(execution.max_attempts)
+            .with_initial_backoff(Duration::from_millis(200))
+            .with_max_backoff(Duration::from_secs(20));
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(10))
             .operation_attempt_timeout(Duration::from_secs(60))
@@ -128,6 +164,69 @@ impl Aws {
         Aws {
             base,
             stats: ApiStats::default(),
+            retry_mode: execution.retry_mode,
+            max_attempts: execution.max_attempts,
+        }
+    }
+
+    /// Retries of an account-region's ECR and tagging clients.
+    fn target_retry(&self) -> RetryConfig {
+        match self.retry_mode {
+            RetryMode::Standard => RetryConfig::disabled(),
+            // Client-side rate limiting inside the SDK, per account-region partition.
+            RetryMode::Adaptive => RetryConfig::adaptive()
+                .with_max_attempts(self.max_attempts)
+                .with_initial_backoff(Duration::from_millis(200))
+                .with_max_backoff(Duration::from_secs(20)),
+        }
+    }
+
+    /// Where a service's requests go in a region, for errors that never reach it.
+    pub fn endpoint(&self, host_prefix: &str, region: &str) -> String {
+        if let Some(url) = self.base.endpoint_url() {
+            return url.to_string();
+        }
+        let suffix = if region.starts_with("cn-") {
+            "amazonaws.com.cn"
+        } else {
+            "amazonaws.com"
+        };
+        format!("https://{host_prefix}.{region}.{suffix}")
+    }
+
+    /// The clients and call gate of one account-region; `credentials` is `None` for the
+    /// caller's own account.
+    pub fn target(
+        &self,
+        account_id: &str,
+        region: &str,
+        partition: &str,
+        credentials: Option<&SharedCredentialsProvider>,
+        limits: &RunLimits,
+    ) -> Target {
+        let mut tagging = aws_sdk_resourcegroupstagging::config::Builder::from(&self.base)
+            .region(Region::new(region.to_string()))
+            .retry_config(self.target_retry())
+            .retry_partition(RetryPartition::new(format!(
+                "tagging-{account_id}-{region}"
+            )))
+            .interceptor(CallCounter(self.stats.clone()));
+        if let Some(c) = credentials {
+            tagging = tagging.credentials_provider(c.clone());
+        }
+        Target {
+            account_id: account_id.to_string(),
+            region: region.to_string(),
+            partition: partition.to_string(),
+            ecr: self.ecr(account_id, region, credentials),
+            tagging: aws_sdk_resourcegroupstagging::Client::from_conf(tagging.build()),
+            calls: Calls::new(
+                limits,
+                Endpoints {
+                    ecr: self.endpoint("api.ecr", region),
+                    tagging: self.endpoint("tagging", region),
+                },
+            ),
         }
     }
 
@@ -155,8 +254,7 @@ impl Aws {
         aws_sdk_organizations::Client::from_conf(conf)
     }
 
-    /// An ECR client for one account-region; `credentials` is `None` for the caller's own account.
-    pub fn ecr(
+    fn ecr(
         &self,
         account_id: &str,
         region: &str,
@@ -167,40 +265,13 @@ impl Aws {
             // ECR throttles per account and region: give each its own adaptive rate limiter and
             // retry budget (the SDK's default partition is per region, shared by all accounts).
             .retry_partition(RetryPartition::new(format!("ecr-{account_id}-{region}")))
+            .retry_config(self.target_retry())
             .interceptor(CallCounter(self.stats.clone()));
         if let Some(c) = credentials {
             b = b.credentials_provider(c.clone());
         }
         aws_sdk_ecr::Client::from_conf(b.build())
     }
-}
-
-/// `Code: message` for service errors, the full cause chain for everything else (timeouts,
-/// connection failures, credential problems).
-pub fn describe_error<E, R>(err: &SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    if let Some(service) = err.as_service_error() {
-        let code = service.code().unwrap_or("Error");
-        match service.message() {
-            Some(msg) if !msg.is_empty() => format!("{code}: {msg}"),
-            _ => code.to_string(),
-        }
-    } else {
-        DisplayErrorContext(err).to_string()
-    }
-}
-
-/// The service error code, if the error came from the service.
-pub fn error_code<E, R>(err: &SdkError<E, R>) -> Option<String>
-where
-    E: ProvideErrorMetadata,
-{
-    err.as_service_error()
-        .and_then(|e| e.code())
-        .map(str::to_string)
 }
 
 /// Clients of the in-use sources and of region discovery, one per account-region like ECR's,

@@ -1,0 +1,217 @@
+//! Every ECR and tagging call of an account-region goes through [`Calls::call`]: the stop flag
+//! is checked, the call is paced by the account-region's rate controller, it runs under the
+//! global and per-account-region caps, and it is retried with full-jitter exponential backoff.
+//! A call waiting for its retry holds no permit, so a throttled account-region never starves
+//! the others.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use tokio::sync::Semaphore;
+
+use super::error::AwsError;
+use super::rate::RateController;
+use super::ApiStats;
+use crate::config::{ExecutionConfig, RetryMode};
+
+/// Set once the run is asked to stop (Ctrl-C, SIGTERM): no new call starts.
+#[derive(Debug, Clone, Default)]
+pub struct Stop(Arc<AtomicBool>);
+
+impl Stop {
+    pub fn set(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Quota classes: ECR throttles reads, writes and the tagging API separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallClass {
+    Read,
+    Write,
+    TagPage,
+}
+
+/// What every account-region of a run shares.
+#[derive(Debug, Clone)]
+pub struct RunLimits {
+    global: Arc<Semaphore>,
+    per_target: usize,
+    max_attempts: u32,
+    /// Retries and pacing are ours (`standard`); with `adaptive` the SDK retries inside each
+    /// call, as 0.1 did.
+    own_retries: bool,
+    pub stop: Stop,
+    stats: ApiStats,
+}
+
+impl RunLimits {
+    pub fn new(execution: &ExecutionConfig, stats: ApiStats, stop: Stop) -> RunLimits {
+        RunLimits {
+            global: Arc::new(Semaphore::new(execution.concurrency.max(1))),
+            per_target: execution.per_region_concurrency.max(1),
+            max_attempts: execution.max_attempts.max(1),
+            own_retries: execution.retry_mode == RetryMode::Standard,
+            stop,
+            stats,
+        }
+    }
+}
+
+/// The call gate of one account-region.
+#[derive(Debug, Clone)]
+pub struct Calls {
+    run: RunLimits,
+    local: Arc<Semaphore>,
+    rates: Arc<[Mutex<RateController>; 3]>,
+    /// Where requests go, for errors that never reached the service.
+    endpoints: Arc<Endpoints>,
+}
+
+#[derive(Debug)]
+pub struct Endpoints {
+    pub ecr: String,
+    pub tagging: String,
+}
+
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+const BACKOFF_CAP: Duration = Duration::from_secs(20);
+
+/// Full jitter: uniform in [0, min(cap, base * 2^retry)).
+fn backoff(retry: u32) -> Duration {
+    let ceiling = BACKOFF_BASE
+        .saturating_mul(1u32 << retry.min(16))
+        .min(BACKOFF_CAP);
+    ceiling.mul_f64(fastrand::f64())
+}
+
+impl Calls {
+    pub fn new(run: &RunLimits, endpoints: Endpoints) -> Calls {
+        Calls {
+            run: run.clone(),
+            local: Arc::new(Semaphore::new(run.per_target)),
+            rates: Arc::new(Default::default()),
+            endpoints: Arc::new(endpoints),
+        }
+    }
+
+    pub fn stop(&self) -> &Stop {
+        &self.run.stop
+    }
+
+    fn rate(&self, class: CallClass) -> &Mutex<RateController> {
+        &self.rates[class as usize]
+    }
+
+    /// Make one API call (`make` builds and sends it; it is called again for each attempt).
+    pub async fn call<T, E, F, Fut>(
+        &self,
+        class: CallClass,
+        operation: &'static str,
+        mut make: F,
+    ) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let mut retry = 0u32;
+        loop {
+            if self.run.stop.is_set() {
+                return Err(AwsError::interrupted(operation));
+            }
+            if self.run.own_retries {
+                let wait = self
+                    .rate(class)
+                    .lock()
+                    .expect("rate lock")
+                    .reserve(Instant::now());
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            let result = {
+                // Local first: a target at its own cap holds no global permit while it waits.
+                let _local = self.local.acquire().await.expect("semaphore never closes");
+                let _global = self
+                    .run
+                    .global
+                    .acquire()
+                    .await
+                    .expect("semaphore never closes");
+                // Checked again once the call may go: a call queued when the stop came is
+                // not started.
+                if self.run.stop.is_set() {
+                    return Err(AwsError::interrupted(operation));
+                }
+                make().await
+            };
+            if retry > 0 {
+                // Each attempt of ours is a new SDK invocation; count it as a retry of the
+                // first, not as another call.
+                self.run.stats.attempt_was_retry(operation);
+            }
+            let error = match result {
+                Ok(value) => {
+                    if self.run.own_retries {
+                        self.rate(class)
+                            .lock()
+                            .expect("rate lock")
+                            .record(Instant::now(), false);
+                    }
+                    return Ok(value);
+                }
+                Err(e) => {
+                    let endpoint = if operation.starts_with("tagging:") {
+                        &self.endpoints.tagging
+                    } else {
+                        &self.endpoints.ecr
+                    };
+                    AwsError::from_sdk(operation, &e, endpoint)
+                }
+            };
+            if !self.run.own_retries {
+                return Err(error);
+            }
+            self.rate(class)
+                .lock()
+                .expect("rate lock")
+                .record(Instant::now(), error.is_throttling());
+            retry += 1;
+            if !error.is_retryable() || retry >= self.run.max_attempts {
+                return Err(error);
+            }
+            tracing::debug!(%error, retry, "retrying");
+            tokio::time::sleep(backoff(retry - 1)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_jittered_under_an_exponential_ceiling() {
+        for retry in 0..20 {
+            let ceiling = BACKOFF_BASE
+                .saturating_mul(1 << retry.min(16))
+                .min(BACKOFF_CAP);
+            for _ in 0..50 {
+                assert!(backoff(retry) <= ceiling);
+            }
+        }
+        // Jitter: not all the same.
+        let samples: std::collections::BTreeSet<u128> =
+            (0..20).map(|_| backoff(5).as_micros()).collect();
+        assert!(samples.len() > 10);
+    }
+}

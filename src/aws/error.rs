@@ -1,0 +1,245 @@
+//! One error type for every AWS call: what failed (`service:Operation`), how (a kind the
+//! engine branches on, never a string match at the call site), and a readable text of the form
+//! `<operation>: <code>: <message>`.
+
+use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+/// How a call failed, as far as the engine's decisions go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The service said slow down (any AWS spelling of it).
+    Throttling,
+    /// 5xx, timeouts, broken connections: worth another attempt.
+    Transient,
+    /// The repository does not exist (any more): it went away during the run.
+    RepositoryNotFound,
+    /// The repository exists but has no lifecycle policy.
+    PolicyNotFound,
+    /// The caller may not do this.
+    AccessDenied,
+    /// Any other answer of the service, or a request that could not be built.
+    Other,
+    /// Not attempted: the run is stopping (Ctrl-C, SIGTERM).
+    Interrupted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{operation}: {detail}")]
+pub struct AwsError {
+    /// `service:Operation`, as the report's `api_calls` names it.
+    pub operation: &'static str,
+    pub kind: ErrorKind,
+    /// The service's error code, when the service answered.
+    pub code: Option<String>,
+    /// `Code: message`, or what went wrong on the way to the service.
+    pub detail: String,
+}
+
+const THROTTLING_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "SlowDown",
+    "ProvisionedThroughputExceededException",
+    "BandwidthLimitExceeded",
+];
+
+const TRANSIENT_CODES: &[&str] = &[
+    "ServerException",
+    "InternalServerException",
+    "InternalFailure",
+    "InternalError",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+];
+
+const ACCESS_DENIED_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "UnrecognizedClientException",
+    "ExpiredToken",
+    "ExpiredTokenException",
+];
+
+impl AwsError {
+    /// The error of a call that was not made because the run is stopping.
+    pub fn interrupted(operation: &'static str) -> AwsError {
+        AwsError {
+            operation,
+            kind: ErrorKind::Interrupted,
+            code: None,
+            detail: "not started: interrupted".to_string(),
+        }
+    }
+
+    /// Classify an SDK error. `endpoint` names where the request was going, for errors that
+    /// never reached the service.
+    pub fn from_sdk<E, R>(operation: &'static str, err: &SdkError<E, R>, endpoint: &str) -> AwsError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + HttpStatus,
+    {
+        match err {
+            SdkError::ServiceError(ctx) => {
+                let service = ctx.err();
+                let code = service.code().map(str::to_string);
+                let status = ctx.raw().http_status();
+                let kind = classify(code.as_deref(), status);
+                let detail = match (code.as_deref(), service.message()) {
+                    (Some(c), Some(m)) if !m.is_empty() => format!("{c}: {m}"),
+                    (Some(c), _) => c.to_string(),
+                    (None, Some(m)) if !m.is_empty() => format!("HTTP {status}: {m}"),
+                    (None, _) => format!("HTTP {status}"),
+                };
+                AwsError {
+                    operation,
+                    kind,
+                    code,
+                    detail,
+                }
+            }
+            SdkError::TimeoutError(_) => AwsError {
+                operation,
+                kind: ErrorKind::Transient,
+                code: None,
+                detail: format!("timed out waiting for {endpoint}"),
+            },
+            SdkError::DispatchFailure(_) => AwsError {
+                operation,
+                kind: ErrorKind::Transient,
+                code: None,
+                detail: format!(
+                    "cannot reach {endpoint}: {}",
+                    innermost(&DisplayErrorContext(err).to_string())
+                ),
+            },
+            SdkError::ResponseError(_) => AwsError {
+                operation,
+                kind: ErrorKind::Transient,
+                code: None,
+                detail: format!(
+                    "unreadable answer from {endpoint}: {}",
+                    DisplayErrorContext(err)
+                ),
+            },
+            // Construction failures are usually missing credentials or region: say it plainly.
+            _ => AwsError {
+                operation,
+                kind: ErrorKind::Other,
+                code: None,
+                detail: DisplayErrorContext(err).to_string(),
+            },
+        }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.kind, ErrorKind::Throttling | ErrorKind::Transient)
+    }
+
+    pub fn is_throttling(&self) -> bool {
+        self.kind == ErrorKind::Throttling
+    }
+}
+
+fn classify(code: Option<&str>, status: u16) -> ErrorKind {
+    match code {
+        Some(c) if THROTTLING_CODES.contains(&c) => ErrorKind::Throttling,
+        Some("RepositoryNotFoundException") => ErrorKind::RepositoryNotFound,
+        Some("LifecyclePolicyNotFoundException") => ErrorKind::PolicyNotFound,
+        Some(c) if ACCESS_DENIED_CODES.contains(&c) => ErrorKind::AccessDenied,
+        Some(c) if TRANSIENT_CODES.contains(&c) => ErrorKind::Transient,
+        _ if status == 429 => ErrorKind::Throttling,
+        _ if status >= 500 => ErrorKind::Transient,
+        _ => ErrorKind::Other,
+    }
+}
+
+/// The SDK's context chain repeats itself ("dispatch failure: io error: client error
+/// (Connect): tcp connect error: Connection refused (os error 111)"); the last cause is what a
+/// person needs.
+fn innermost(chain: &str) -> &str {
+    chain
+        .rsplit(": ")
+        .map(str::trim)
+        .find(|part| !part.is_empty())
+        .unwrap_or(chain)
+}
+
+/// The HTTP status of a raw response, for errors without a recognised code.
+pub trait HttpStatus {
+    fn http_status(&self) -> u16;
+}
+
+impl HttpStatus for aws_smithy_runtime_api::client::orchestrator::HttpResponse {
+    fn http_status(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_classified_by_kind() {
+        assert_eq!(
+            classify(Some("ThrottlingException"), 400),
+            ErrorKind::Throttling
+        );
+        assert_eq!(
+            classify(Some("TooManyRequestsException"), 400),
+            ErrorKind::Throttling
+        );
+        assert_eq!(classify(Some("Throttling"), 400), ErrorKind::Throttling);
+        assert_eq!(
+            classify(Some("RepositoryNotFoundException"), 400),
+            ErrorKind::RepositoryNotFound
+        );
+        assert_eq!(
+            classify(Some("LifecyclePolicyNotFoundException"), 400),
+            ErrorKind::PolicyNotFound
+        );
+        assert_eq!(classify(Some("AccessDenied"), 403), ErrorKind::AccessDenied);
+        assert_eq!(classify(Some("ServerException"), 500), ErrorKind::Transient);
+        assert_eq!(classify(None, 503), ErrorKind::Transient);
+        assert_eq!(classify(None, 429), ErrorKind::Throttling);
+        assert_eq!(
+            classify(Some("InvalidParameterException"), 400),
+            ErrorKind::Other
+        );
+    }
+
+    #[test]
+    fn text_reads_operation_code_message() {
+        let e = AwsError {
+            operation: "sts:AssumeRole",
+            kind: ErrorKind::AccessDenied,
+            code: Some("AccessDenied".into()),
+            detail: "AccessDenied: not allowed".into(),
+        };
+        assert_eq!(e.to_string(), "sts:AssumeRole: AccessDenied: not allowed");
+        assert!(!e.is_retryable());
+        assert_eq!(
+            AwsError::interrupted("ecr:PutLifecyclePolicy").to_string(),
+            "ecr:PutLifecyclePolicy: not started: interrupted"
+        );
+    }
+
+    #[test]
+    fn innermost_cause_of_a_chain() {
+        assert_eq!(
+            innermost(
+                "dispatch failure: io error: client error (Connect): tcp connect error: Connection refused (os error 111)"
+            ),
+            "Connection refused (os error 111)"
+        );
+        assert_eq!(innermost("plain"), "plain");
+    }
+}
