@@ -193,6 +193,7 @@ impl Report {
             unused.repositories += 1;
             unused.totals.add(u);
         }
+        unused.totals.price(price);
         self.summary.unused = (unused.repositories > 0).then_some(unused);
     }
 

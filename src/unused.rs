@@ -27,7 +27,9 @@ impl UnusedBucket {
         self.bytes += image.size_bytes;
     }
 
-    fn price(&mut self, price_per_gb_month: f64) {
+    /// Set the monthly cost from the bytes (fleet totals are priced once, not summed from
+    /// rounded per-repository costs).
+    pub fn price(&mut self, price_per_gb_month: f64) {
         self.monthly_cost_usd = round_cents(self.bytes as f64 / BYTES_PER_GB * price_per_gb_month);
     }
 
@@ -61,6 +63,18 @@ impl Unused {
 
     pub fn is_empty(&self) -> bool {
         self.total.images == 0
+    }
+
+    /// Price every bucket from its bytes.
+    pub fn price(&mut self, price_per_gb_month: f64) {
+        for b in [
+            &mut self.never_pulled,
+            &mut self.not_pulled,
+            &mut self.untagged,
+            &mut self.total,
+        ] {
+            b.price(price_per_gb_month);
+        }
     }
 }
 
@@ -105,14 +119,7 @@ pub fn unused_images(
         }
         out.total.push(image);
     }
-    for b in [
-        &mut out.never_pulled,
-        &mut out.not_pulled,
-        &mut out.untagged,
-        &mut out.total,
-    ] {
-        b.price(price_per_gb_month);
-    }
+    out.price(price_per_gb_month);
     out
 }
 

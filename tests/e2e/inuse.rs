@@ -735,3 +735,135 @@ async fn enabled_regions_per_account_and_disabled_listed_regions() {
     bad.assert_code(2);
     assert!(bad.stderr.contains("--regions"), "{}", bad.stderr);
 }
+
+/// The unused-image audit of a seeded fleet: the benchmark's mix of 60 repositories (three
+/// members, two regions, ten each), every one given four images (tagged and never pulled for
+/// 200 days, pulled 100 days ago, untagged for 120 days, fresh), and services in the next
+/// member account running v1 of every fifth repository. Prints the Markdown and the totals:
+/// `bash scripts/test.sh --test e2e --run-ignored only unused_image_audit_of_a_seeded_fleet --no-capture`
+#[tokio::test]
+#[ignore = "example output; run with --run-ignored only and --no-capture"]
+async fn unused_image_audit_of_a_seeded_fleet() {
+    use crate::support::fixtures::{fleet_config, write_fleet_workspace, FLEET_REGIONS};
+    let moto = Moto::start();
+    let spec = aws::FleetSpec::new(3, &FLEET_REGIONS, 10);
+    let fleet = aws::seed_fleet(&moto.url(), &spec).await;
+    let mut times = HashMap::new();
+    let mut in_use = 0;
+    let mut serial = 0;
+    let mut sizes = HashMap::new();
+    for (k, member) in fleet.members.iter().enumerate() {
+        let runner = &fleet.members[(k + 1) % fleet.members.len()];
+        for region in &fleet.regions {
+            let cfg = aws::member_config(&moto.url(), region, member).await;
+            let runner_cfg = aws::member_config(&moto.url(), region, runner).await;
+            let repos: Vec<&aws::SeededRepo> = fleet
+                .repos
+                .iter()
+                .filter(|r| &r.account_id == member && &r.region == region)
+                .collect();
+            for (i, repo) in repos.iter().enumerate() {
+                let name = repo.name.as_str();
+                // push_image derives digests from the first characters of the seed: keep
+                // them unique.
+                serial += 1;
+                let seed = format!("{serial:05}");
+                // Sizes from 200 MiB to 1.4 GiB, so repositories differ in what they cost.
+                let mib = 200 * (1 + (serial % 7) as u64);
+                for (tag, suffix, pushed, pulled, share) in [
+                    (Some("v1"), "a", 200, None, 4),
+                    (Some("v2"), "b", 150, Some(100), 3),
+                    (None, "c", 120, None, 2),
+                    (Some("v3"), "d", 5, Some(1), 4),
+                ] {
+                    let seed = format!("{seed}{suffix}");
+                    let d = push_at(&cfg, &mut times, name, tag, &seed, pushed, pulled).await;
+                    sizes.insert(d, mib * share / 4 * 1024 * 1024);
+                }
+                if i % 5 == 0 && repo.kind != aws::RepoKind::Exempt {
+                    let image = format!("{member}.dkr.ecr.{region}.amazonaws.com/{name}:v1");
+                    let service = format!("svc-{member}-{i}");
+                    ecs_service(&runner_cfg, &format!("prod-{i}"), &service, &image).await;
+                    in_use += 1;
+                }
+            }
+        }
+    }
+    let proxy = FaultProxy::start(
+        &moto.url(),
+        FaultRules {
+            emulation: Emulation {
+                image_times: times,
+                image_sizes: sizes,
+                ..Emulation::default()
+            },
+            ..FaultRules::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_fleet_workspace(dir.path(), &FLEET_REGIONS);
+    std::fs::write(
+        dir.path().join("ecr-fleet.toml"),
+        fleet_config(&FLEET_REGIONS).replace(
+            "[[match]]",
+            "[safety]\nin_use = [\"ecs\"]\n\n[audit]\nunused_after_days = 90\nprice_per_gb_month = 0.10\n\n[[match]]",
+        ),
+    )
+    .unwrap();
+    let audit = ecr_fleet(
+        &["audit", "--images", "--output", "json", "--no-progress"],
+        &proxy.url(),
+        dir.path(),
+    );
+    audit.assert_code(3);
+    let report = audit.json();
+    let examined = fleet
+        .active_repos()
+        .filter(|r| r.kind != aws::RepoKind::Exempt)
+        .count() as u64;
+    let u = &report["summary"]["unused"];
+    assert_eq!(u["repositories"], examined);
+    assert_eq!(u["in_use_excluded"], in_use);
+    assert_eq!(u["total"]["images"], 3 * examined - in_use);
+    assert_eq!(u["never_pulled"]["images"], 2 * examined - in_use);
+    assert_eq!(u["not_pulled"]["images"], examined);
+    assert_eq!(u["untagged"]["images"], examined);
+    let md = ecr_fleet(
+        &["audit", "--images", "--output", "markdown", "--no-progress"],
+        &proxy.url(),
+        dir.path(),
+    );
+    md.assert_code(3);
+    let section = md
+        .stdout
+        .split("## Unused images")
+        .nth(1)
+        .expect("unused section");
+    // One row per repository with unused images, biggest first (by bytes; the size column).
+    let rows: Vec<&str> = section
+        .split("Biggest savings first:")
+        .nth(1)
+        .expect("per-repository table")
+        .lines()
+        .skip_while(|l| !l.starts_with("|---"))
+        .skip(1)
+        .take_while(|l| l.starts_with("| "))
+        .collect();
+    assert_eq!(rows.len() as u64, examined);
+    let unused_in = |row: &str| -> f64 {
+        let cell = row.split(" | ").nth(4).unwrap();
+        let (n, unit) = cell.split_once(' ').unwrap();
+        n.parse::<f64>().unwrap() * if unit == "GiB" { 1024.0 } else { 1.0 }
+    };
+    assert!(
+        rows.windows(2).all(|w| unused_in(w[0]) >= unused_in(w[1])),
+        "{rows:#?}"
+    );
+    let section: String = section.lines().take(20).collect::<Vec<_>>().join("\n");
+    println!("## Unused images{section}\n...\n\nsummary.unused = {u}");
+    println!(
+        "api_calls = {}\nelapsed: {:.1}s",
+        report["summary"]["api_calls"],
+        audit.elapsed.as_secs_f64()
+    );
+}

@@ -4,8 +4,8 @@
 //! - Inspector2 `ListCoverage` of ECR images ([`Emulation::coverage`]);
 //! - Lambda `GetFunction`'s `Code.ResolvedImageUri`, whose digest moto makes up: rewritten to
 //!   the real digest of the image ([`Emulation::lambda_digests`]);
-//! - ECR `DescribeImages` push and pull times, which moto cannot set
-//!   ([`Emulation::image_times`]).
+//! - ECR `DescribeImages` push and pull times and image sizes, which moto cannot set
+//!   ([`Emulation::image_times`], [`Emulation::image_sizes`]).
 //!
 //! The caller's account is known from its access key: the static test key is the management
 //! account, and the proxy records the key of every `sts:AssumeRole` answer it forwards.
@@ -72,6 +72,8 @@ pub struct Emulation {
     pub lambda_digests: HashMap<String, String>,
     /// Image digest → (pushed at, last recorded pull), epoch seconds.
     pub image_times: HashMap<String, (Option<i64>, Option<i64>)>,
+    /// Image digest → `imageSizeInBytes` (moto reports the size of its synthetic manifests).
+    pub image_sizes: HashMap<String, u64>,
 }
 
 /// What the emulation learns from traffic.
@@ -254,7 +256,9 @@ pub(super) fn after(
                 Some(())
             });
         }
-        ("ecr", "DescribeImages") if !emulation.image_times.is_empty() => {
+        ("ecr", "DescribeImages")
+            if !emulation.image_times.is_empty() || !emulation.image_sizes.is_empty() =>
+        {
             rewrite_json(response, |body| {
                 for detail in body.get_mut("imageDetails")?.as_array_mut()? {
                     let digest = detail.get("imageDigest")?.as_str()?.to_string();
@@ -265,6 +269,9 @@ pub(super) fn after(
                         if let Some(p) = pulled {
                             detail["lastRecordedPullTime"] = json!(p);
                         }
+                    }
+                    if let Some(size) = emulation.image_sizes.get(&digest) {
+                        detail["imageSizeInBytes"] = json!(size);
                     }
                 }
                 Some(())
