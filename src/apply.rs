@@ -138,7 +138,12 @@ pub fn default_journal_path(dir: &Path, now: jiff::Timestamp) -> PathBuf {
 pub struct Journal {
     path: PathBuf,
     header: JournalRecord,
-    file: Mutex<Option<std::fs::File>>,
+    /// The file and the number of records written to it.
+    file: Mutex<Option<(std::fs::File, u64)>>,
+    /// A second handle for syncing, and the number of records known to be on disk. Group
+    /// commit: one sync covers every record written before it started, so concurrent intents
+    /// share syncs instead of queueing one disk flush each.
+    synced: Mutex<Option<(std::fs::File, u64)>>,
 }
 
 impl Journal {
@@ -147,6 +152,7 @@ impl Journal {
             path,
             header,
             file: Mutex::new(None),
+            synced: Mutex::new(None),
         })
     }
 
@@ -167,26 +173,46 @@ impl Journal {
     }
 
     fn append_blocking(&self, record: &JournalRecord, sync: bool) -> Result<(), BackupError> {
-        let mut guard = self.file.lock().expect("journal lock");
-        if guard.is_none() {
-            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| self.err(e))?;
+        let mine = {
+            let mut guard = self.file.lock().expect("journal lock");
+            if guard.is_none() {
+                if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| self.err(e))?;
+                }
+                let mut file = std::fs::OpenOptions::new()
+                    .append(true)
+                    .create_new(true)
+                    .open(&self.path)
+                    .map_err(|e| self.err(e))?;
+                file.write_all(line(&self.header).as_bytes())
+                    .map_err(|e| self.err(e))?;
+                let syncer = file.try_clone().map_err(|e| self.err(e))?;
+                *self.synced.lock().expect("journal lock") = Some((syncer, 0));
+                *guard = Some((file, 0));
             }
-            let mut file = std::fs::OpenOptions::new()
-                .append(true)
-                .create_new(true)
-                .open(&self.path)
+            let (file, written) = guard.as_mut().expect("opened above");
+            file.write_all(line(record).as_bytes())
                 .map_err(|e| self.err(e))?;
-            file.write_all(line(&self.header).as_bytes())
-                .map_err(|e| self.err(e))?;
-            *guard = Some(file);
+            *written += 1;
+            *written
+        };
+        if !sync {
+            return Ok(());
         }
-        let file = guard.as_mut().expect("opened above");
-        file.write_all(line(record).as_bytes())
-            .map_err(|e| self.err(e))?;
-        if sync {
-            file.sync_data().map_err(|e| self.err(e))?;
+        let mut synced = self.synced.lock().expect("journal lock");
+        let (syncer, on_disk) = synced.as_mut().expect("opened with the file");
+        if *on_disk >= mine {
+            // A sync that started after this record was written covered it.
+            return Ok(());
         }
+        let upto = self
+            .file
+            .lock()
+            .expect("journal lock")
+            .as_ref()
+            .map_or(mine, |(_, written)| *written);
+        syncer.sync_data().map_err(|e| self.err(e))?;
+        *on_disk = upto;
         Ok(())
     }
 
@@ -718,6 +744,26 @@ mod tests {
             again.append(intent("x"), true).await,
             Err(BackupError::Write { .. })
         ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_intents_share_syncs_and_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let journal = Journal::new(path.clone(), header());
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let journal = journal.clone();
+                tokio::spawn(async move { journal.append(intent(&format!("r{i}")), true).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let read = read_backup(&path).unwrap();
+        assert_eq!(read.entries.len(), 64);
+        let on_disk = journal.synced.lock().unwrap().as_ref().unwrap().1;
+        assert_eq!(on_disk, 64, "the last sync covers every record");
     }
 
     #[test]

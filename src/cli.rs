@@ -4,16 +4,16 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+/// Environment variable read when `--config` is not given.
+pub const CONFIG_ENV: &str = "ECR_FLEET_CONFIG";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ecr-fleet",
-    version,
+    version = crate::VERSION,
     about = "Put the right Amazon ECR lifecycle policy on every repository of an AWS Organization, and prove it",
     long_about = None,
-    after_help = "Exit codes: 0 success (nothing pending), 1 some accounts/regions/repositories failed, \
-2 invalid input or usage (nothing changed), 3 plan/audit found pending changes or findings.\n\
-AWS credentials, profile, region and endpoint come from the standard AWS environment \
-(AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...)."
+    after_help = crate::help::main_after_help()
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -38,17 +38,62 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Discover, inventory, match and diff (read-only); print what `apply` would change.
+    #[command(after_help = crate::help::PLAN_EXAMPLES)]
     Plan(RunArgs),
     /// The same plan, then write every create/update (asks for confirmation unless --yes).
+    #[command(after_help = crate::help::APPLY_EXAMPLES)]
     Apply(ApplyArgs),
     /// The plan plus content findings per repository (read-only); --images adds image impact.
+    #[command(after_help = crate::help::AUDIT_EXAMPLES)]
     Audit(RunArgs),
     /// Check a config and its templates, or lifecycle policy files, offline.
     Validate(ValidateArgs),
     /// Evaluate a policy offline against a repository's images, like ECR's lifecycle preview.
     Preview(PreviewArgs),
     /// Put back the policies an earlier apply replaced (and delete the ones it created).
+    #[command(after_help = crate::help::RESTORE_EXAMPLES)]
     Restore(RestoreArgs),
+    /// Work with JSON reports: `report merge` joins the reports of a sharded run.
+    #[command(subcommand)]
+    Report(ReportCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    #[command(after_help = crate::help::COMPLETIONS_EXAMPLES)]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout, or write one page per command with --dir.
+    #[command(after_help = crate::help::MAN_EXAMPLES)]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Join the JSON reports of the shards of one run into one report (JSON on stdout).
+    #[command(after_help = crate::help::MERGE_EXAMPLES)]
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MergeArgs {
+    /// JSON reports (`--report` or `--output json`) of the shards of one run.
+    #[arg(value_name = "FILE", required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
+    /// Also write the merged report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to generate the completion script for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// Write ecr-fleet.1 and one ecr-fleet-<command>.1 per command into this directory
+    /// instead of printing the main page.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -56,12 +101,14 @@ pub enum OutputFormat {
     Table,
     Json,
     Markdown,
+    /// JUnit XML, for CI test report tools (CodeBuild report groups and the like).
+    Junit,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Config file [default: ecr-fleet.toml if present, else the built-in default on the current account]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
     pub config: Option<PathBuf>,
     /// View printed on stdout.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
@@ -69,6 +116,12 @@ pub struct RunArgs {
     /// Also write the JSON report to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Also write the JUnit XML view to FILE (whatever --output is).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Only the accounts of shard K of N: those whose id, as a number, is K-1 modulo N.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<crate::shard::Shard>,
     /// Only these account ids (comma-separated or repeated).
     #[arg(long, value_delimiter = ',', value_name = "IDS")]
     pub accounts: Vec<String>,
@@ -104,13 +157,17 @@ pub struct ApplyArgs {
     /// Where to record the policies this apply replaces [default: <backup_dir>/ecr-fleet-backup-<time>.json]
     #[arg(long, value_name = "FILE")]
     pub backup: Option<PathBuf>,
+    /// Write the built-in default template without a config file (otherwise `apply --yes`
+    /// refuses to run when no config file is found).
+    #[arg(long)]
+    pub use_builtin_default: bool,
 }
 
 #[derive(Debug, Clone, Args)]
 #[command(group = clap::ArgGroup::new("what").required(true).args(["config", "policy"]))]
 pub struct ValidateArgs {
     /// Check this config file and every template it uses.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
     pub config: Option<PathBuf>,
     /// Check these lifecycle policy documents against the full ECR grammar.
     #[arg(long, value_name = "FILE", num_args = 1..)]
@@ -141,7 +198,7 @@ pub struct PreviewArgs {
 #[derive(Debug, Clone, Args)]
 pub struct RestoreArgs {
     /// Config file, for the spoke role settings [default: ecr-fleet.toml if present]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
     pub config: Option<PathBuf>,
     /// A backup file written by `apply`.
     #[arg(long, value_name = "FILE")]
@@ -154,4 +211,7 @@ pub struct RestoreArgs {
     /// Also write the JSON report to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Also write the JUnit XML view to FILE (whatever --output is).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }

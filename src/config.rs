@@ -239,6 +239,8 @@ pub struct AccountsConfig {
     pub external_id: Option<String>,
     pub session_name: String,
     pub session_duration_seconds: Option<i32>,
+    /// `--shard K/N`: visit only this shard's accounts (not a config key).
+    pub shard: Option<crate::shard::Shard>,
 }
 
 #[derive(Debug, Clone)]
@@ -451,6 +453,7 @@ impl Config {
                 external_id: None,
                 session_name: DEFAULT_SESSION_NAME.to_string(),
                 session_duration_seconds: None,
+                shard: None,
             },
             exception: ExceptionConfig {
                 tag: DEFAULT_EXCEPTION_TAG.to_string(),
@@ -884,6 +887,7 @@ fn resolve_accounts(raw: Option<RawAccounts>, src: &Source) -> Result<AccountsCo
             external_id: None,
             session_name: DEFAULT_SESSION_NAME.to_string(),
             session_duration_seconds: None,
+            shard: None,
         });
     };
     let ids = match a.ids {
@@ -1002,6 +1006,7 @@ fn resolve_accounts(raw: Option<RawAccounts>, src: &Source) -> Result<AccountsCo
         external_id,
         session_name,
         session_duration_seconds,
+        shard: None,
     })
 }
 

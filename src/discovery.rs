@@ -117,7 +117,19 @@ pub async fn select_accounts(
     let excluded: BTreeSet<&str> = cfg.exclude.iter().map(String::as_str).collect();
     ids.retain(|id| !excluded.contains(id.as_str()));
     inactive.retain(|id| !excluded.contains(id.as_str()));
-    if let Some(only) = only {
+    // Sharding first: a wanted account of another shard is that shard's business, so a
+    // mistyped id is reported once, by its own shard, and shard reports never overlap.
+    if let Some(shard) = cfg.shard {
+        ids.retain(|id| shard.keeps(id));
+        inactive.retain(|id| shard.keeps(id));
+    }
+    let only: Option<Vec<String>> = only.map(|o| {
+        o.iter()
+            .filter(|id| cfg.shard.is_none_or(|s| s.keeps(id)))
+            .cloned()
+            .collect()
+    });
+    if let Some(only) = only.as_deref() {
         // An account asked for by name that the run will not visit is reported, not ignored:
         // a mistyped id must not pass as an empty, successful run.
         for wanted in only {

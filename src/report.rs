@@ -146,6 +146,9 @@ pub struct Report {
     /// Where `apply` recorded the policies it replaced.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup_file: Option<String>,
+    /// `--shard K/N` of this run; `report merge` joins the shards' reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 impl Report {
@@ -228,6 +231,7 @@ impl Report {
             OutputFormat::Table => render_table(self, show_all),
             OutputFormat::Json => self.to_json(),
             OutputFormat::Markdown => render_markdown(self),
+            OutputFormat::Junit => crate::junit::render(self),
         }
     }
 
@@ -309,6 +313,44 @@ fn note(r: &RepoResult) -> String {
         }
     }
     parts.join("; ")
+}
+
+/// The table view of `preview`: one row per image acted on, then the totals.
+pub fn render_preview_table(
+    images: &[ecr_lifecycle::Image],
+    actions: &[ecr_lifecycle::ImageAction],
+    at: jiff::Timestamp,
+) -> String {
+    let mut out = String::new();
+    if !actions.is_empty() {
+        let mut table = Table::new();
+        table
+            .load_style(UTF8_BORDERS_ONLY)
+            .set_header(vec!["DIGEST", "TAGS", "PUSHED", "ACTION", "RULE"]);
+        for a in actions {
+            let img = &images[a.index];
+            table.add_row(vec![
+                img.digest.clone(),
+                img.tags.join(","),
+                img.pushed_at.to_string(),
+                format!("{:?}", a.action).to_lowercase(),
+                a.rule_priority.to_string(),
+            ]);
+        }
+        let _ = writeln!(out, "{table}");
+    }
+    let totals = ecr_lifecycle::impact(images, actions);
+    let _ = writeln!(
+        out,
+        "{} of {} images affected: {} expire ({}), {} transition to archive ({}); as of {at}",
+        actions.len(),
+        images.len(),
+        totals.expiring_images,
+        human_bytes(totals.expiring_bytes),
+        totals.transitioning_images,
+        human_bytes(totals.transitioning_bytes)
+    );
+    out
 }
 
 pub fn human_bytes(b: u64) -> String {
@@ -821,6 +863,7 @@ mod tests {
             disabled_regions: Vec::new(),
             notices: Vec::new(),
             backup_file: None,
+            shard: None,
         };
         r.summary
             .api_calls

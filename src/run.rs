@@ -78,6 +78,9 @@ pub async fn run(cli: Cli) -> Result<ExitStatus, Fatal> {
         Command::Validate(args) => validate(args),
         Command::Preview(args) => preview(args),
         Command::Restore(args) => restore(args, g).await,
+        Command::Report(crate::cli::ReportCommand::Merge(args)) => crate::merge::run(args),
+        Command::Completions(args) => crate::help::run_completions(args),
+        Command::Man(args) => crate::help::run_man(args),
     }
 }
 
@@ -121,9 +124,7 @@ fn load_config_file(explicit: Option<&Path>) -> Result<Config, Fatal> {
             if default.exists() {
                 Config::load(default).map_err(input)
             } else {
-                tracing::info!(
-                    "no {DEFAULT_CONFIG_FILE}: using the built-in default on the current account"
-                );
+                // Said once the account is known (crate::builtin).
                 Ok(Config::builtin(Vec::new()))
             }
         }
@@ -316,6 +317,7 @@ async fn fleet(
     let config = load_config(args.config.as_deref())?;
     let narrow = narrowing(args)?;
     let mut config = config;
+    config.accounts.shard = args.shard;
     if let Some(price) = args.price_per_gb_month {
         if !price.is_finite() || price < 0.0 {
             return Err(input(anyhow!(
@@ -329,11 +331,16 @@ async fn fleet(
         args.report.as_deref(),
         apply_args.and_then(|a| a.backup.as_deref()),
     )?;
+    crate::junit::check_path(args.junit.as_deref()).map_err(Fatal::Input)?;
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if command == FleetCommand::Apply && !yes && !interactive {
         return Err(input(anyhow!(
             "apply needs --yes when it cannot ask for confirmation (no terminal); nothing was changed"
         )));
+    }
+    if command == FleetCommand::Apply {
+        let explicit = apply_args.is_some_and(|a| a.use_builtin_default);
+        crate::builtin::check_apply(&config, yes, explicit).map_err(Fatal::Input)?;
     }
     let mode = ProgressMode::detect(g.quiet, g.no_progress);
     let stop = Stop::default();
@@ -353,6 +360,7 @@ async fn fleet(
         .await
         .map_err(|e| Fatal::Run(e.into()))?;
     tracing::info!(account = %caller.account_id, arn = %caller.arn, "caller");
+    crate::builtin::warn_if_builtin(&config, &caller.account_id, &regions);
     let selection =
         discovery::select_accounts(&aws, &caller, &config.accounts, narrow.accounts.as_deref())
             .await
@@ -471,6 +479,7 @@ async fn fleet(
         disabled_regions,
         notices: output.notices,
         backup_file: None,
+        shard: args.shard.map(|s| s.to_string()),
     };
 
     if let (Some(a), Some(journal), false) = (apply_args, &journal, yes) {
@@ -497,6 +506,7 @@ async fn fleet(
     report.summary.api_retries = aws.stats.retries();
     report.tally();
     let reported = emit(&report, args.output, args.all, args.report.as_deref());
+    let reported = crate::junit::write_file(&report, args.junit.as_deref()) && reported;
 
     Ok(match command {
         _ if report.has_failures() || !reported || stop.is_set() => ExitStatus::Failure,
@@ -621,35 +631,10 @@ fn preview(args: &PreviewArgs) -> Result<ExitStatus, Fatal> {
                 serde_json::to_string_pretty(&value).expect("preview serializes")
             );
         }
-        PreviewFormat::Table => {
-            let mut table = comfy_table::Table::new();
-            table
-                .load_style(comfy_table::presets::UTF8_BORDERS_ONLY)
-                .set_header(vec!["DIGEST", "TAGS", "PUSHED", "ACTION", "RULE"]);
-            for a in &actions {
-                let img = &images[a.index];
-                table.add_row(vec![
-                    img.digest.clone(),
-                    img.tags.join(","),
-                    img.pushed_at.to_string(),
-                    format!("{:?}", a.action).to_lowercase(),
-                    a.rule_priority.to_string(),
-                ]);
-            }
-            let totals = ecr_lifecycle::impact(&images, &actions);
-            if !actions.is_empty() {
-                println!("{table}");
-            }
-            println!(
-                "{} of {} images affected: {} expire ({}), {} transition to archive ({}); as of {at}",
-                actions.len(),
-                images.len(),
-                totals.expiring_images,
-                crate::report::human_bytes(totals.expiring_bytes),
-                totals.transitioning_images,
-                crate::report::human_bytes(totals.transitioning_bytes)
-            );
-        }
+        PreviewFormat::Table => print!(
+            "{}",
+            crate::report::render_preview_table(&images, &actions, at)
+        ),
     }
     Ok(ExitStatus::Success)
 }
@@ -659,6 +644,7 @@ async fn restore(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
     let backup = apply::read_backup(&args.backup).map_err(input)?;
     let config = load_config(args.config.as_deref())?;
     check_output_paths(args.report.as_deref(), None)?;
+    crate::junit::check_path(args.junit.as_deref()).map_err(Fatal::Input)?;
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if !args.yes && !interactive {
         return Err(input(anyhow!(
@@ -778,9 +764,11 @@ async fn restore(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
         disabled_regions: Vec::new(),
         notices: Vec::new(),
         backup_file: Some(args.backup.display().to_string()),
+        shard: None,
     };
     report.tally();
     let reported = emit(&report, args.output, true, args.report.as_deref());
+    let reported = crate::junit::write_file(&report, args.junit.as_deref()) && reported;
     Ok(if report.has_failures() || !reported || stop.is_set() {
         ExitStatus::Failure
     } else {

@@ -4,10 +4,15 @@
 mod support;
 
 mod bench;
+mod cli_docs;
 mod fleet;
 mod harness;
 mod inuse;
+mod junit;
 mod offline;
+mod safe_default;
 mod safety;
+mod scale;
 mod schema;
+mod shard;
 mod support_checks;

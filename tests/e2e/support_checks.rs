@@ -448,11 +448,15 @@ fn ecr_fleet_converges_a_synthetic_fleet() {
         &synth.url(),
         dir.path(),
     );
+    // A repository deleted during the run is `gone`, not a failure.
+    apply.assert_code(0);
     let report = apply.json();
     let outcomes = &report["summary"]["outcomes"];
-    // 0.1 reports a vanished repository as an error (exit 1), 0.2 as `gone` (exit 0).
-    let vanished = outcomes["gone"].as_u64().unwrap_or(0) + outcomes["error"].as_u64().unwrap();
-    assert_eq!(vanished, 1, "{outcomes}");
+    assert_eq!(outcomes["gone"], 1, "{outcomes}");
+    assert_eq!(outcomes["error"], 0, "{outcomes}");
+    let gone = crate::support::cli::row(&report, &doomed.name);
+    assert_eq!(gone["outcome"], "gone");
+    assert!(gone["error"].is_null(), "{gone}");
     assert_eq!(
         outcomes["create"].as_u64().unwrap() + 1,
         expected["create"],

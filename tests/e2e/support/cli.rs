@@ -199,6 +199,8 @@ impl Cli {
             .env("AWS_CONFIG_FILE", &missing)
             .env("AWS_SHARED_CREDENTIALS_FILE", &missing)
             .env("NO_COLOR", "1")
+            // The host's config file must not leak into a test either.
+            .env_remove("ECR_FLEET_CONFIG")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         command

@@ -9,6 +9,7 @@ pub mod aws;
 pub mod cli;
 pub mod faults;
 pub mod fixtures;
+pub mod junit;
 pub mod moto;
 pub mod proxy;
 pub mod synth;

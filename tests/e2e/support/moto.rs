@@ -105,7 +105,7 @@ impl Drop for Moto {
 }
 
 /// The `moto_server` to run: `$ECR_FLEET_MOTO_SERVER`, else the project's `.venv`.
-fn server_program() -> PathBuf {
+pub fn server_program() -> PathBuf {
     let program = match std::env::var_os(MOTO_SERVER_ENV) {
         Some(path) if !path.is_empty() => PathBuf::from(path),
         _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server"),

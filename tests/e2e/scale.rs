@@ -1,0 +1,277 @@
+//! 0.2 engine behaviour end to end: the tagging API and its fallback, SIGTERM with the
+//! write-ahead journal, and restore from the journal of a run that was killed.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::aws;
+use crate::support::cli::{ecr_fleet, row, Cli};
+use crate::support::fixtures::{write_fleet_workspace, CI_BUILDS_POLICY, EXEMPT_TAG};
+use crate::support::moto::Moto;
+use crate::support::proxy::{FaultProxy, FaultRules};
+
+fn journal(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+fn team_workspace(source: &str, extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_fleet_workspace(dir.path(), &["us-east-1"]);
+    std::fs::write(
+        dir.path().join("ecr-fleet.toml"),
+        format!(
+            "regions = [\"us-east-1\"]\n{extra}\n[accounts]\nsource = \"{source}\"\n\
+             [[match]]\ntemplate = \"ci-builds\"\n\
+             names = [\"team-1/*\"]\n[[match]]\ntemplate = \"ci-builds\"\n\
+             tags = {{ \"lifecycle-class\" = [\"ci\"] }}\n"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+/// Tags come from GetResources in pages; where it is denied, one ListTagsForResource per
+/// repository, with a notice in the report; outcomes are the same either way.
+#[tokio::test]
+async fn tags_come_in_bulk_and_fall_back_per_repository_when_the_tagging_api_is_denied() {
+    let moto = Moto::start();
+    let members = aws::create_organization_with_members(&moto.url(), 2).await;
+    for member in &members {
+        let cfg = aws::member_config(&moto.url(), "us-east-1", member).await;
+        aws::create_repo(&cfg, "team-1/api", &[]).await;
+        aws::create_repo(&cfg, "team-1/exempt", &[(EXEMPT_TAG, "true")]).await;
+        aws::create_repo(&cfg, "other/by-tag", &[("lifecycle-class", "ci")]).await;
+        aws::create_repo(&cfg, "other/unmatched", &[("team", "x")]).await;
+    }
+    let denied = members[1].clone();
+    let proxy = FaultProxy::start(
+        &moto.url(),
+        FaultRules {
+            deny_get_resources: [denied.clone()].into(),
+            ..FaultRules::default()
+        },
+    );
+    let dir = team_workspace("organization", "");
+    let plan = ecr_fleet(
+        &["plan", "--output", "json", "--no-progress"],
+        &proxy.url(),
+        dir.path(),
+    );
+    plan.assert_code(3);
+    let report = plan.json();
+    for member in &members {
+        let outcome = |repo: &str| {
+            report["repositories"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["account_id"] == member.as_str() && r["repository"] == repo)
+                .unwrap_or_else(|| panic!("{member} {repo}"))["outcome"]
+                .clone()
+        };
+        assert_eq!(outcome("team-1/api"), "create", "{member}");
+        assert_eq!(outcome("team-1/exempt"), "excluded", "{member}");
+        assert_eq!(outcome("other/by-tag"), "create", "{member}");
+        assert_eq!(outcome("other/unmatched"), "unmatched", "{member}");
+    }
+    // One tag page per account-region that allows it; per-repository reads elsewhere.
+    assert_eq!(report["summary"]["api_calls"]["tagging:GetResources"], 2);
+    assert_eq!(report["summary"]["api_calls"]["ecr:ListTagsForResource"], 4);
+    let notices = report["notices"].as_array().expect("notices");
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(notices[0]["account_id"], denied.as_str());
+    let message = notices[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("tagging:GetResources: AccessDeniedException"),
+        "{message}"
+    );
+    // The table view says so too.
+    let table = ecr_fleet(&["plan", "--no-progress"], &proxy.url(), dir.path());
+    assert!(table.stdout.contains("notices:"), "{}", table.stdout);
+    assert!(
+        table.stdout.contains("tags read one repository at a time"),
+        "{}",
+        table.stdout
+    );
+}
+
+/// SIGTERM (CodeBuild's stop) during apply: writes in flight finish and are journaled, no
+/// new one starts, the report is printed, exit 1; restore undoes exactly what was written.
+#[tokio::test]
+async fn sigterm_during_apply_journals_every_write_and_restore_undoes_them() {
+    let moto = Moto::start();
+    let mgmt = aws::sdk_config(&moto.url(), "us-east-1").await;
+    for i in 0..8 {
+        aws::create_repo(&mgmt, &format!("team-1/service-{i}"), &[]).await;
+    }
+    let proxy = FaultProxy::start(
+        &moto.url(),
+        FaultRules {
+            delay: [(
+                "ecr:PutLifecyclePolicy".to_string(),
+                std::time::Duration::from_millis(700),
+            )]
+            .into(),
+            ..FaultRules::default()
+        },
+    );
+    let dir = team_workspace("current", "[execution]\nper_region_concurrency = 1\n");
+    let cli = Cli::new(&proxy.url(), dir.path());
+    let began = std::time::Instant::now();
+    let child = cli.spawn(&[
+        "apply",
+        "--yes",
+        "--output",
+        "json",
+        "--backup",
+        "journal.jsonl",
+        "--report",
+        "report.json",
+    ]);
+    while proxy.count("ecr:PutLifecyclePolicy") == 0 {
+        assert!(
+            began.elapsed().as_secs() < 60,
+            "apply never started writing"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = Cli::wait(child, began);
+    out.assert_code(1);
+    assert!(out.stderr.contains("interrupted"), "{}", out.stderr);
+    let report = out.json();
+    // The report file is written as well.
+    assert!(dir.path().join("report.json").exists());
+    let rows = report["repositories"].as_array().unwrap();
+    let written: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["applied"] == true)
+        .map(|r| r["repository"].as_str().unwrap())
+        .collect();
+    assert!(
+        !written.is_empty(),
+        "the write in flight completes: {report}"
+    );
+    assert!(written.len() < 8, "later writes are not started: {report}");
+    assert_eq!(
+        proxy.count("ecr:PutLifecyclePolicy") as usize,
+        written.len(),
+        "no write started after the signal"
+    );
+    // Every write made has an intent and a `written` outcome; nothing else was written.
+    let records = journal(&dir.path().join("journal.jsonl"));
+    assert_eq!(records[0]["record"], "run");
+    let intents: Vec<&str> = records
+        .iter()
+        .filter(|r| r["record"] == "intent")
+        .map(|r| r["repository"].as_str().unwrap())
+        .collect();
+    let outcomes_written: Vec<&str> = records
+        .iter()
+        .filter(|r| r["record"] == "outcome" && r["result"] == "written")
+        .map(|r| r["repository"].as_str().unwrap())
+        .collect();
+    let mut sorted = written.clone();
+    sorted.sort();
+    let mut w = outcomes_written.clone();
+    w.sort();
+    assert_eq!(w, sorted);
+    // Writes queued when the signal came had their intent on disk already: each has a
+    // `not_written` outcome, so restore knows there is nothing to undo there.
+    for repo in &intents {
+        let result = records
+            .iter()
+            .find(|r| r["record"] == "outcome" && r["repository"] == *repo)
+            .unwrap_or_else(|| panic!("no outcome for {repo}"))["result"]
+            .as_str()
+            .unwrap();
+        let expected = if written.contains(repo) {
+            "written"
+        } else {
+            "not_written"
+        };
+        assert_eq!(result, expected, "{repo}");
+    }
+
+    // restore from the journal puts every written repository back to no policy.
+    let restore = ecr_fleet(
+        &[
+            "restore",
+            "--backup",
+            "journal.jsonl",
+            "--yes",
+            "--output",
+            "json",
+        ],
+        &proxy.url(),
+        dir.path(),
+    );
+    restore.assert_code(0);
+    assert_eq!(restore.json()["summary"]["applied"], written.len());
+    for i in 0..8 {
+        let name = format!("team-1/service-{i}");
+        assert_eq!(aws::get_policy(&mgmt, &name).await, None, "{name}");
+    }
+}
+
+/// A run killed between an intent and its outcome: restore looks at the repository, restores
+/// one that holds the new policy and reports one that still holds the previous one as
+/// `unchanged`, not as a conflict.
+#[tokio::test]
+async fn restore_of_a_killed_run_looks_at_each_repository() {
+    let moto = Moto::start();
+    let mgmt = aws::sdk_config(&moto.url(), "us-east-1").await;
+    aws::create_repo(&mgmt, "team-1/written", &[]).await;
+    aws::create_repo(&mgmt, "team-1/not-written", &[]).await;
+    aws::put_policy(&mgmt, "team-1/written", CI_BUILDS_POLICY).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_fleet_workspace(dir.path(), &["us-east-1"]);
+    let intent = |repo: &str| {
+        serde_json::json!({"record": "intent", "account_id": "123456789012",
+            "region": "us-east-1", "repository": repo, "template": "ci-builds",
+            "previous_policy": null, "new_policy": CI_BUILDS_POLICY})
+        .to_string()
+    };
+    let header = serde_json::json!({"record": "run", "backup_version": 2,
+        "ecr_fleet_version": "0.2.0", "started_at": "2026-11-25T10:00:00Z",
+        "command_line": ["ecr-fleet", "apply", "--yes"], "role_name": "EcrFleetSpoke",
+        "session_name": "ecr-fleet", "external_id_used": false});
+    std::fs::write(
+        dir.path().join("killed.jsonl"),
+        format!(
+            "{header}\n{}\n{}\n",
+            intent("team-1/written"),
+            intent("team-1/not-written")
+        ),
+    )
+    .unwrap();
+    let restore = ecr_fleet(
+        &[
+            "restore",
+            "--backup",
+            "killed.jsonl",
+            "--yes",
+            "--output",
+            "json",
+        ],
+        &moto.url(),
+        dir.path(),
+    );
+    restore.assert_code(0);
+    let report = restore.json();
+    assert_eq!(row(&report, "team-1/written")["outcome"], "update");
+    assert_eq!(row(&report, "team-1/written")["applied"], true);
+    assert_eq!(row(&report, "team-1/not-written")["outcome"], "unchanged");
+    assert!(row(&report, "team-1/not-written")["error"].is_null());
+    assert_eq!(aws::get_policy(&mgmt, "team-1/written").await, None);
+    assert_eq!(aws::get_policy(&mgmt, "team-1/not-written").await, None);
+}

@@ -1,0 +1,230 @@
+//! `--shard K/N` and `report merge` against a moto organization: N shards cover every account
+//! exactly once, and their merged report is the unsharded run's report.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::support::aws::{self, FleetSpec, MANAGEMENT_ACCOUNT_ID};
+use crate::support::cli::ecr_fleet;
+use crate::support::fixtures::{write_fleet_workspace, FLEET_REGIONS};
+use crate::support::moto::Moto;
+use crate::support::proxy::{FaultProxy, FaultRules};
+
+const SHARDS: u64 = 3;
+
+fn accounts_of(report: &Value) -> BTreeSet<String> {
+    report["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["account_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The report without what a merge cannot reproduce: timing and API cost.
+fn comparable(report: &Value) -> Value {
+    let mut r = report.clone();
+    let o = r.as_object_mut().unwrap();
+    o.remove("started_at");
+    o.remove("finished_at");
+    let s = o["summary"].as_object_mut().unwrap();
+    s.remove("api_calls");
+    s.remove("api_retries");
+    r
+}
+
+fn shard_of(account_id: &str) -> u64 {
+    account_id.parse::<u64>().unwrap() % SHARDS + 1
+}
+
+#[tokio::test]
+async fn shards_cover_every_account_once_and_merge_into_the_unsharded_report() {
+    let moto = Moto::start();
+    let mut spec = FleetSpec::new(6, &FLEET_REGIONS, 5);
+    spec.suspended_members = 2;
+    let fleet = aws::seed_fleet(&moto.url(), &spec).await;
+    let proxy = FaultProxy::start(&moto.url(), FaultRules::default());
+    let dir = tempfile::tempdir().unwrap();
+    write_fleet_workspace(dir.path(), &FLEET_REGIONS);
+
+    let full = ecr_fleet(
+        &[
+            "plan",
+            "--output",
+            "json",
+            "--report",
+            "full.json",
+            "--no-progress",
+        ],
+        &proxy.url(),
+        dir.path(),
+    );
+    full.assert_code(3);
+    let full = full.json();
+    assert_eq!(
+        full["summary"]["accounts"],
+        6 + 1,
+        "members and the management account"
+    );
+    assert_eq!(full["summary"]["inactive_accounts"], 2);
+    assert!(full.get("shard").is_none());
+
+    let mut files = Vec::new();
+    let mut covered: BTreeMap<String, u64> = BTreeMap::new();
+    let mut accounts = 0;
+    let mut inactive = 0;
+    for k in 1..=SHARDS {
+        let file = format!("shard-{k}.json");
+        let out = ecr_fleet(
+            &[
+                "plan",
+                "--shard",
+                &format!("{k}/{SHARDS}"),
+                "--output",
+                "json",
+                "--report",
+                &file,
+                "--no-progress",
+            ],
+            &proxy.url(),
+            dir.path(),
+        );
+        let report = out.json();
+        assert_eq!(report["shard"], format!("{k}/{SHARDS}"));
+        let pending = report["summary"]["outcomes"]["create"].as_u64().unwrap() > 0;
+        out.assert_code(if pending { 3 } else { 0 });
+        for account in accounts_of(&report) {
+            assert_eq!(shard_of(&account), k, "{account} is not shard {k}'s");
+            assert!(
+                covered.insert(account.clone(), k).is_none(),
+                "{account} in two shards"
+            );
+        }
+        // Every member of this shard, and only those, is counted: active or not.
+        let members = fleet.members.iter().filter(|a| shard_of(a) == k).count()
+            + usize::from(shard_of(MANAGEMENT_ACCOUNT_ID) == k);
+        let suspended = fleet.suspended.iter().filter(|a| shard_of(a) == k).count();
+        assert_eq!(report["summary"]["accounts"], members as u64, "shard {k}");
+        assert_eq!(
+            report["summary"]["inactive_accounts"], suspended as u64,
+            "shard {k}"
+        );
+        accounts += report["summary"]["accounts"].as_u64().unwrap();
+        inactive += report["summary"]["inactive_accounts"].as_u64().unwrap();
+        files.push(file);
+    }
+    // Exactly once: every member with repositories, in the shard its id names.
+    let members: BTreeSet<String> = fleet.members.iter().cloned().collect();
+    assert_eq!(covered.keys().cloned().collect::<BTreeSet<_>>(), members);
+    assert_eq!(accounts, 7);
+    assert_eq!(inactive, 2);
+
+    let mut args = vec!["report", "merge"];
+    args.extend(files.iter().map(String::as_str));
+    args.extend(["--report", "merged.json"]);
+    let merged = ecr_fleet(&args, &proxy.url(), dir.path());
+    merged.assert_code(0);
+    let merged_json = merged.json();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("merged.json")).unwrap(),
+        merged.stdout
+    );
+    assert_eq!(comparable(&merged_json), comparable(&full));
+    // What differs, as documented: each shard lists the organization once.
+    assert_eq!(
+        merged_json["summary"]["api_calls"]["organizations:ListAccounts"],
+        SHARDS
+            * full["summary"]["api_calls"]["organizations:ListAccounts"]
+                .as_u64()
+                .unwrap()
+    );
+    // The merged report keeps the unsharded report's key order, so the two diff cleanly.
+    let full_text = std::fs::read_to_string(dir.path().join("full.json")).unwrap();
+    let keys = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.trim_start().strip_prefix('"'))
+            .filter_map(|l| l.split_once("\":").map(|(k, _)| k.to_string()))
+            .collect()
+    };
+    assert_eq!(keys(&merged.stdout), keys(&full_text));
+
+    // Overlapping inputs: the unsharded report covers every shard's account-regions.
+    let out = ecr_fleet(
+        &["report", "merge", "full.json", &files[0], &files[1]],
+        &proxy.url(),
+        dir.path(),
+    );
+    out.assert_code(2);
+    assert!(out.stderr.contains("overlap"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("in full.json and shard-"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty());
+    // The same shard twice.
+    let out = ecr_fleet(
+        &["report", "merge", &files[0], &files[0]],
+        &proxy.url(),
+        dir.path(),
+    );
+    out.assert_code(2);
+    assert!(
+        out.stderr
+            .contains("shard 1/3 in shard-1.json and shard-1.json"),
+        "{}",
+        out.stderr
+    );
+
+    // Different commands.
+    let audit = ecr_fleet(
+        &[
+            "audit",
+            "--shard",
+            "2/3",
+            "--report",
+            "audit-2.json",
+            "--no-progress",
+        ],
+        &proxy.url(),
+        dir.path(),
+    );
+    assert!(audit.code == 0 || audit.code == 3, "{}", audit.stderr);
+    let out = ecr_fleet(
+        &["report", "merge", &files[0], "audit-2.json", &files[2]],
+        &proxy.url(),
+        dir.path(),
+    );
+    out.assert_code(2);
+    assert!(
+        out.stderr
+            .contains(r#"command: "plan" in shard-1.json, "audit" in audit-2.json"#),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn an_invalid_shard_is_refused_before_any_aws_call() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.url(), FaultRules::default());
+    let dir = tempfile::tempdir().unwrap();
+    write_fleet_workspace(dir.path(), &FLEET_REGIONS);
+    for (shard, why) in [
+        ("0/3", "K must be between 1 and N"),
+        ("4/3", "K must be between 1 and N"),
+        ("1/0", "N must be at least 1"),
+        ("1-3", "not K/N"),
+    ] {
+        let out = ecr_fleet(&["plan", "--shard", shard], &proxy.url(), dir.path());
+        out.assert_code(2);
+        assert!(out.stderr.contains(why), "{shard}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!("'{shard}'")),
+            "{shard}: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(proxy.total(), 0, "{:?}", proxy.counts());
+}
