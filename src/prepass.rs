@@ -115,6 +115,7 @@ pub async fn run(input: &PrepassInput<'_>, ids: &[String], progress: &Progress) 
                 }
                 _ => None,
             };
+            progress.step();
             (id.clone(), access, enabled)
         })
         .buffered(concurrency)
@@ -171,7 +172,7 @@ pub async fn run(input: &PrepassInput<'_>, ids: &[String], progress: &Progress) 
                     .map(move |r| (a, r.clone()))
             })
             .collect();
-        let mut index = collect(aws, config, &targets, now, progress).await;
+        let mut index = collect(aws, config, &targets, now).await;
         // An account that could not be entered hides its consumers too.
         for (id, access) in &pass.entered {
             if let Err(s) = access {
@@ -202,7 +203,6 @@ async fn collect(
     config: &Config,
     targets: &[(&AccountAccess, String)],
     now: Timestamp,
-    progress: &Progress,
 ) -> InUseIndex {
     let sources = &config.safety.in_use;
     let in_flight = config.execution.per_region_concurrency.max(1);
@@ -229,9 +229,7 @@ async fn collect(
                     )
                 }),
             };
-            let part = inuse::collect_target(&clients, in_flight, now).await;
-            progress.item();
-            part
+            inuse::collect_target(&clients, in_flight, now).await
         })
         .buffer_unordered(config.execution.concurrency.max(1))
         .collect()
@@ -246,4 +244,53 @@ async fn collect(
         "in-use index"
     );
     index
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config(extra: &str) -> Config {
+        let text =
+            format!("{extra}\n[[match]]\ntemplate = \"untagged-cleanup\"\nnames = [\"*\"]\n");
+        Config::parse(&text, Path::new("test.toml")).expect("valid config")
+    }
+
+    fn listed(r: &[&str]) -> RegionSelection {
+        RegionSelection::Listed(r.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn only_runs_that_need_it_take_the_first_pass() {
+        let plain = config("");
+        assert!(!Prepass::needed(
+            &plain,
+            &listed(&["us-east-1", "eu-west-1"])
+        ));
+        assert!(Prepass::needed(
+            &plain,
+            &listed(&["us-east-1", "af-south-1"])
+        ));
+        assert!(Prepass::needed(&plain, &RegionSelection::Enabled));
+        let in_use = config("[safety]\nin_use = [\"lambda\"]");
+        assert!(Prepass::needed(&in_use, &listed(&["us-east-1"])));
+    }
+
+    #[test]
+    fn regions_per_account_after_discovery() {
+        let all = vec!["us-east-1".to_string(), "af-south-1".to_string()];
+        let mut pass = Prepass::default();
+        // Without discovery every account gets the listed regions.
+        assert_eq!(pass.regions_of("111111111111", &all), all.as_slice());
+        pass.regions = Some(HashMap::from([
+            ("111111111111".to_string(), vec!["us-east-1".to_string()]),
+            ("222222222222".to_string(), all.clone()),
+        ]));
+        assert_eq!(pass.regions_of("111111111111", &all), ["us-east-1"]);
+        // An account whose regions could not be listed visits none (it is reported skipped).
+        assert!(pass.regions_of("333333333333", &all).is_empty());
+        let ids = ["111111111111", "222222222222", "333333333333"].map(String::from);
+        assert_eq!(pass.targets(&ids, &all), 3);
+    }
 }

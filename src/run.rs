@@ -372,8 +372,8 @@ async fn fleet(
         let home = sts_region.unwrap_or(prepass::home_region(&caller.partition));
         let progress = Progress::new(
             mode,
-            "accounts and in use",
-            "account-regions",
+            "regions and in use",
+            "accounts",
             selection.ids.len() as u64,
         );
         let pass = prepass::run(
