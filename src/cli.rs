@@ -98,8 +98,11 @@ pub struct ManArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
+    /// A table for people, with grouped diffs.
     Table,
+    /// The JSON report (the same as --report writes).
     Json,
+    /// Markdown, for a pull request or a job summary.
     Markdown,
     /// JUnit XML, for CI test report tools (CodeBuild report groups and the like).
     Junit,

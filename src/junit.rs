@@ -5,7 +5,8 @@
 //! What fails: `error` and `blocked` always; in `plan` and `audit` also `create` and `update`
 //! (drift from the template); in `audit` also findings other than `exempt`; in `apply` and
 //! `restore` a `create`/`update` that was not written. Repositories the run leaves alone on
-//! purpose (`excluded`, `unmatched`) are `skipped`. A skipped target (an account or region
+//! purpose (`excluded`, `unmatched`) and repositories deleted during the run (`gone`) are
+//! `skipped`. A skipped target (an account or region
 //! that could not be visited) is a test case with an `error`.
 
 use std::collections::BTreeMap;
@@ -204,10 +205,14 @@ fn repository_case(command: &str, r: &RepoResult) -> TestCase {
             s.set_description(d);
         }
         s
-    } else if matches!(r.outcome, Outcome::Excluded | Outcome::Unmatched) {
+    } else if matches!(
+        r.outcome,
+        Outcome::Excluded | Outcome::Unmatched | Outcome::Gone
+    ) {
         let mut s = TestCaseStatus::skipped();
         s.set_type(r.outcome.as_str()).set_message(match r.outcome {
             Outcome::Excluded => "carries the exception tag: left alone",
+            Outcome::Gone => "the repository was deleted during the run",
             _ => "no [[match]] applies: left alone",
         });
         s

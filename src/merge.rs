@@ -490,6 +490,12 @@ fn merge_report(
         return;
     };
     for (key, value) in other_fields {
+        if acc.get(key).is_none() && !dropped.contains(key) && key != "shard" {
+            if let Json::Object(mine) = acc {
+                insert_near(mine, key, value.clone(), other_fields);
+            }
+            continue;
+        }
         match key.as_str() {
             "schema_version" | "command" | "shard" => {}
             "started_at" | "finished_at" => {
@@ -504,18 +510,24 @@ fn merge_report(
                     acc.set(key, value.clone());
                 }
             }
-            "summary" => match acc.get_mut("summary") {
-                Some(summary) => sum_into(summary, value, "summary"),
-                None => acc.set(key, value.clone()),
-            },
-            "repositories" | "skipped" | "notices" | "disabled_regions" => {
+            "summary" => {
+                if let Some(summary) = acc.get_mut("summary") {
+                    sum_into(summary, value, "summary");
+                }
+            }
+            _ if dropped.contains(key) => {}
+            // Per account-region lists (rows, skipped targets, notices): joined, sorted later.
+            _ if matches!(
+                (acc.get(key), value),
+                (Some(Json::Array(_)), Json::Array(_))
+            ) =>
+            {
                 if let (Some(Json::Array(mine)), Json::Array(theirs)) = (acc.get_mut(key), value) {
                     mine.extend(theirs.iter().cloned());
                 }
             }
-            _ if dropped.contains(key) => {}
             _ => match acc.get(key) {
-                None => acc.set(key, value.clone()),
+                None => {}
                 Some(mine) if mine == value => {}
                 Some(_) => {
                     // Per-run facts such as apply's backup_file: each shard has its own, and
@@ -531,7 +543,23 @@ fn merge_report(
     }
 }
 
-/// Add the numbers of `other` into `acc`, recursively. Missing keys are taken over.
+/// Insert `key` (missing from `fields`) after the nearest key that precedes it in `order` and
+/// is present, so a field only a later input has lands where an unsharded report has it.
+fn insert_near(fields: &mut Vec<(String, Json)>, key: &str, value: Json, order: &[(String, Json)]) {
+    let before = order
+        .iter()
+        .position(|(k, _)| k == key)
+        .map_or(&order[..0], |at| &order[..at]);
+    let at = before
+        .iter()
+        .rev()
+        .find_map(|(k, _)| fields.iter().position(|(f, _)| f == k))
+        .map_or(0, |i| i + 1);
+    fields.insert(at, (key.to_string(), value));
+}
+
+/// Add the numbers of `other` into `acc`, recursively; lists are joined. Missing keys are
+/// taken over.
 fn sum_into(acc: &mut Json, other: &Json, path: &str) {
     let key = path.rsplit('.').next().unwrap_or(path);
     match (&mut *acc, other) {
@@ -540,7 +568,7 @@ fn sum_into(acc: &mut Json, other: &Json, path: &str) {
                 let child = format!("{path}.{k}");
                 match mine.iter_mut().find(|(mk, _)| mk == k) {
                     Some((_, m)) => sum_into(m, v, &child),
-                    None => mine.push((k.clone(), v.clone())),
+                    None => insert_near(mine, k, v.clone(), theirs),
                 }
             }
         }
@@ -554,6 +582,7 @@ fn sum_into(acc: &mut Json, other: &Json, path: &str) {
             };
             *a = combined;
         }
+        (Json::Array(mine), Json::Array(theirs)) => mine.extend(theirs.iter().cloned()),
         (Json::Null, v) => *acc = v.clone(),
         // Anything else (text, flags) is kept as the first input has it.
         _ => {}
@@ -594,19 +623,21 @@ fn finish(report: &mut Json) {
             )
         });
     }
-    if let Some(Json::Array(notices)) = report.get_mut("notices") {
-        notices.sort_by_cached_key(|n| (text(n, "account_id"), text(n, "region")));
-    }
-    if let Some(Json::Array(disabled)) = report.get_mut("disabled_regions") {
-        disabled.sort_by_cached_key(|d| (text(d, "account_id"), text(d, "region")));
-    }
-    if let Some(Json::Array(skipped)) = report.get_mut("skipped") {
-        skipped.sort_by_cached_key(|s| {
-            (
-                text(s, "account_id"),
-                s.get("region").and_then(Json::as_str).map(str::to_string),
-            )
-        });
+    // Other lists of account-region items (skipped targets, notices): by account and region
+    // (a whole account first), keeping the order within one account-region, as a run does.
+    if let Json::Object(fields) = report {
+        for (key, value) in fields.iter_mut() {
+            if let (false, Json::Array(items)) = (key == "repositories", value) {
+                if items.iter().all(|i| i.get("account_id").is_some()) {
+                    items.sort_by_cached_key(|s| {
+                        (
+                            text(s, "account_id"),
+                            s.get("region").and_then(Json::as_str).map(str::to_string),
+                        )
+                    });
+                }
+            }
+        }
     }
     let len = |k: &str| match report.get(k) {
         Some(Json::Array(a)) => a.len() as u64,
@@ -682,16 +713,13 @@ mod tests {
     "skipped": 1,
     "api_calls": {{"ecr:GetLifecyclePolicy": 2, "sts:GetCallerIdentity": 1}},
     "api_retries": 0,
-    "impact": {{"repositories": 1, "monthly_saving_usd": 0.015, "price_per_gb_month": 0.1}},
-    "disabled_regions": 1,
-    "unused": {{"repositories": 2, "unused_after_days": 90, "total": {{"images": 3, "monthly_cost_usd": 0.25}}}}
+    "impact": {{"repositories": 1, "monthly_saving_usd": 0.015, "price_per_gb_month": 0.1}}
   }},
   "repositories": [
     {{"account_id": "{account}", "region": "us-east-1", "repository": "b", "outcome": "create"}},
     {{"account_id": "{account}", "region": "eu-west-1", "repository": "a", "outcome": "unchanged"}}
   ],
-  "skipped": [{{"account_id": "{account}", "region": "ap-south-1", "error": "x"}}],
-  "disabled_regions": [{{"account_id": "{account}", "region": "af-south-1"}}]
+  "skipped": [{{"account_id": "{account}", "region": "ap-south-1", "error": "x"}}]
 }}"#
         )
     }
@@ -721,8 +749,7 @@ mod tests {
                 "finished_at",
                 "summary",
                 "repositories",
-                "skipped",
-                "disabled_regions"
+                "skipped"
             ]
         );
         let again = merge(vec![input("m.json", &once)]).unwrap().to_pretty();
@@ -760,17 +787,6 @@ mod tests {
         assert_eq!(s["impact"]["repositories"], 2);
         assert_eq!(s["impact"]["monthly_saving_usd"], 0.03);
         assert_eq!(s["impact"]["price_per_gb_month"], 0.1);
-        // Regions an account has not enabled, and unused images, add up by account.
-        assert_eq!(s["disabled_regions"], 2);
-        assert_eq!(v["disabled_regions"][0]["account_id"], "111111111111");
-        assert_eq!(v["disabled_regions"].as_array().unwrap().len(), 2);
-        assert_eq!(s["unused"]["repositories"], 4);
-        assert_eq!(
-            s["unused"]["unused_after_days"], 90,
-            "a setting, not summed"
-        );
-        assert_eq!(s["unused"]["total"]["images"], 6);
-        assert_eq!(s["unused"]["total"]["monthly_cost_usd"], 0.5);
         let keys: Vec<String> = v["repositories"]
             .as_array()
             .unwrap()
@@ -914,6 +930,103 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("/nonexistent/r.json: cannot read"), "{err}");
+    }
+
+    #[test]
+    fn disabled_regions_and_unused_images_add_up_by_account() {
+        let with = |account: &str| {
+            report(None, account, "2026-11-22T10:00:00Z", "2026-11-22T10:00:09Z")
+                .replace(
+                    r#""api_retries": 0"#,
+                    r#""api_retries": 0, "disabled_regions": 1,
+                       "unused": {"repositories": 2, "unused_after_days": 90, "total": {"images": 3, "monthly_cost_usd": 0.25}}"#,
+                )
+                .replace(
+                    r#""error": "x"}]"#,
+                    &format!(
+                        r#""error": "x"}}], "disabled_regions": [{{"account_id": "{account}", "region": "af-south-1"}}]"#
+                    ),
+                )
+        };
+        let m = merge(vec![
+            input("a.json", &with("222222222222")),
+            input("b.json", &with("111111111111")),
+        ])
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&m.to_pretty()).unwrap();
+        let s = &v["summary"];
+        assert_eq!(s["disabled_regions"], 2);
+        assert_eq!(v["disabled_regions"].as_array().unwrap().len(), 2);
+        assert_eq!(v["disabled_regions"][0]["account_id"], "111111111111");
+        assert_eq!(s["unused"]["repositories"], 4);
+        assert_eq!(
+            s["unused"]["unused_after_days"], 90,
+            "a setting, not summed"
+        );
+        assert_eq!(s["unused"]["total"]["images"], 6);
+        assert_eq!(s["unused"]["total"]["monthly_cost_usd"], 0.5);
+    }
+
+    #[test]
+    fn other_lists_are_joined_and_late_fields_land_in_order() {
+        let a = report(
+            None,
+            "222222222222",
+            "2026-11-22T10:00:00Z",
+            "2026-11-22T10:00:09Z",
+        );
+        let b = report(None, "111111111111", "2026-11-22T10:00:00Z", "2026-11-22T10:00:09Z")
+            .replace(
+                r#""skipped": [{"account_id": "111111111111", "region": "ap-south-1", "error": "x"}]"#,
+                r#""skipped": [{"account_id": "111111111111", "region": "ap-south-1", "error": "x"}],
+                   "notices": [{"account_id": "111111111111", "region": "us-east-1", "message": "n2"},
+                               {"account_id": "111111111111", "region": "us-east-1", "message": "n1"}]"#,
+            )
+            .replace(r#""api_retries": 0"#, r#""api_retries": 0, "disabled_regions": 3"#);
+        let c = report(None, "000000000001", "2026-11-22T10:00:00Z", "2026-11-22T10:00:09Z")
+            .replace(
+                r#""skipped": [{"account_id": "000000000001", "region": "ap-south-1", "error": "x"}]"#,
+                r#""skipped": [], "notices": [{"account_id": "000000000001", "region": "eu-west-1", "message": "n0"}]"#,
+            );
+        let m = merge(vec![
+            input("a.json", &a),
+            input("b.json", &b),
+            input("c.json", &c),
+        ])
+        .unwrap();
+        let Json::Object(fields) = &m else {
+            unreachable!()
+        };
+        let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "schema_version",
+                "command",
+                "started_at",
+                "finished_at",
+                "summary",
+                "repositories",
+                "skipped",
+                "notices"
+            ]
+        );
+        let v: serde_json::Value = serde_json::from_str(&m.to_pretty()).unwrap();
+        let notices: Vec<&str> = v["notices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["message"].as_str().unwrap())
+            .collect();
+        // Sorted by account, the order within one account-region kept.
+        assert_eq!(notices, ["n0", "n2", "n1"]);
+        assert_eq!(v["summary"]["disabled_regions"], 3);
+        assert_eq!(v["summary"]["skipped"], 2);
+        let Some(Json::Object(summary)) = m.get("summary") else {
+            unreachable!()
+        };
+        let at = |k: &str| summary.iter().position(|(f, _)| f == k).unwrap();
+        assert_eq!(at("disabled_regions"), at("api_retries") + 1);
     }
 
     #[test]

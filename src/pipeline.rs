@@ -66,6 +66,20 @@ impl FleetRun<'_> {
     pub async fn run(&self, accounts: Vec<String>, progress: &Progress) -> FleetOutput {
         let per_account: Vec<Vec<TargetOutcome>> = futures::stream::iter(accounts)
             .map(|account_id| async move {
+                let regions = match self.prepass {
+                    Some(p) => p.regions_of(&account_id, self.regions),
+                    None => self.regions,
+                };
+                if self.limits.stop.is_set() {
+                    for _ in regions {
+                        progress.step();
+                    }
+                    return vec![TargetOutcome::Skipped(Skipped {
+                        account_id,
+                        region: None,
+                        error: "not visited: interrupted".to_string(),
+                    })];
+                }
                 let entered = match self.prepass.and_then(|p| p.entered.get(&account_id)) {
                     Some(entered) => entered.clone(),
                     None => {
@@ -78,10 +92,6 @@ impl FleetRun<'_> {
                         )
                         .await
                     }
-                };
-                let regions = match self.prepass {
-                    Some(p) => p.regions_of(&account_id, self.regions),
-                    None => self.regions,
                 };
                 let access = match entered {
                     Ok(a) => a,

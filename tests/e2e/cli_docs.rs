@@ -297,3 +297,55 @@ fn ecr_fleet_config_is_the_fallback_of_config() {
     assert!(out.stdout.contains("flag.toml: ok"), "{}", out.stdout);
     assert!(!out.stdout.contains("from-env.toml"), "{}", out.stdout);
 }
+
+/// Runs the package's build script, compiled on its own, as cargo would for a package in
+/// `manifest_dir`; returns the version string it hands to the compiler.
+fn build_script_version(manifest_dir: &Path, env: &[(&str, &str)]) -> String {
+    let bin = tempfile::tempdir().unwrap();
+    let exe = bin.path().join("build-script");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let compiled = Command::new(rustc)
+        .args(["--edition", "2021", "-o"])
+        .arg(&exe)
+        .arg(root().join("build.rs"))
+        .output()
+        .expect("run rustc");
+    assert!(
+        compiled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&compiled.stderr)
+    );
+    let out = Command::new(&exe)
+        .env("CARGO_PKG_VERSION", "1.2.3")
+        .env("CARGO_MANIFEST_DIR", manifest_dir)
+        .env_remove("ECR_FLEET_GIT_COMMIT")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("cargo:rustc-env=ECR_FLEET_VERSION="))
+        .unwrap_or_else(|| panic!("no version in {stdout}"))
+        .to_string()
+}
+
+#[test]
+fn version_falls_back_gracefully_outside_a_git_checkout() {
+    // An unpacked tarball: no git, no commit.
+    let plain = tempfile::tempdir().unwrap();
+    assert_eq!(build_script_version(plain.path(), &[]), "1.2.3");
+    // A package from crates.io records the commit it was published from.
+    std::fs::write(
+        plain.path().join(".cargo_vcs_info.json"),
+        "{\n  \"git\": {\n    \"sha1\": \"0123456789abcdef0123456789abcdef01234567\"\n  },\n  \"path_in_vcs\": \"\"\n}\n",
+    )
+    .unwrap();
+    assert_eq!(build_script_version(plain.path(), &[]), "1.2.3 (0123456)");
+    // A release build may name the commit itself.
+    assert_eq!(
+        build_script_version(plain.path(), &[("ECR_FLEET_GIT_COMMIT", "abc1234")]),
+        "1.2.3 (abc1234)"
+    );
+}

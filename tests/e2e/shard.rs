@@ -203,6 +203,43 @@ async fn shards_cover_every_account_once_and_merge_into_the_unsharded_report() {
         "{}",
         out.stderr
     );
+
+    // A mistyped --accounts id is reported by the one shard its number falls in, so the
+    // shards' reports still merge.
+    let mut typo_files = Vec::new();
+    for k in 1..=SHARDS {
+        let file = format!("typo-{k}.json");
+        let out = ecr_fleet(
+            &[
+                "plan",
+                "--shard",
+                &format!("{k}/{SHARDS}"),
+                "--accounts",
+                "999999999999",
+                "--output",
+                "json",
+                "--report",
+                &file,
+                "--no-progress",
+            ],
+            &proxy.url(),
+            dir.path(),
+        );
+        let report = out.json();
+        let owner = k == shard_of("999999999999");
+        out.assert_code(if owner { 1 } else { 0 });
+        assert_eq!(
+            report["skipped"].as_array().unwrap().len(),
+            usize::from(owner),
+            "shard {k}"
+        );
+        typo_files.push(file);
+    }
+    let mut args = vec!["report", "merge"];
+    args.extend(typo_files.iter().map(String::as_str));
+    let merged = ecr_fleet(&args, &proxy.url(), dir.path());
+    merged.assert_code(0);
+    assert_eq!(merged.json()["skipped"][0]["account_id"], "999999999999");
 }
 
 #[test]
