@@ -535,9 +535,43 @@ impl Config {
 
 fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigError> {
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let (regions, regions_enabled) = resolve_regions(raw.regions, src)?;
+    let accounts = resolve_accounts(raw.accounts, src)?;
+    let exception = resolve_exception(raw.exception, src)?;
+    let templates_dir = resolve_templates_dir(raw.templates_dir.as_ref(), &base_dir, src)?;
+    let (matches, templates) = resolve_matches(raw.matches, &templates_dir, src)?;
+    let warnings = unreachable_matches(&matches, &src.path);
+    let execution = resolve_execution(raw.execution, src)?;
+    let backup_dir = raw
+        .apply
+        .and_then(|a| a.backup_dir)
+        .map_or_else(|| PathBuf::from("."), |d| PathBuf::from(d.into_inner()));
+    let safety = resolve_safety(raw.safety, src)?;
+    let (price_per_gb_month, unused_after_days) = resolve_audit(raw.audit, src)?;
 
-    // regions
-    let (regions, regions_enabled) = match raw.regions {
+    Ok(Config {
+        path: Some(path.to_path_buf()),
+        regions,
+        regions_enabled,
+        accounts,
+        exception,
+        matches,
+        templates,
+        execution,
+        backup_dir,
+        safety,
+        price_per_gb_month,
+        unused_after_days,
+        warnings,
+    })
+}
+
+/// `regions`: a list of region names, or `"enabled"` (every region enabled per account).
+fn resolve_regions(
+    raw: Option<Spanned<RawRegions>>,
+    src: &Source,
+) -> Result<(Vec<String>, bool), ConfigError> {
+    Ok(match raw {
         None => (Vec::new(), false),
         Some(spanned) => {
             let span = spanned.span();
@@ -572,13 +606,14 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
                 }
             }
         }
-    };
+    })
+}
 
-    // accounts
-    let accounts = resolve_accounts(raw.accounts, src)?;
-
-    // exception
-    let exception = match raw.exception {
+fn resolve_exception(
+    raw: Option<RawException>,
+    src: &Source,
+) -> Result<ExceptionConfig, ConfigError> {
+    Ok(match raw {
         None => ExceptionConfig {
             tag: DEFAULT_EXCEPTION_TAG.to_string(),
             value: None,
@@ -591,10 +626,15 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
                 value: e.value.map(Spanned::into_inner),
             }
         }
-    };
+    })
+}
 
-    // templates
-    let templates_dir = match &raw.templates_dir {
+fn resolve_templates_dir(
+    raw: Option<&Spanned<String>>,
+    base_dir: &Path,
+    src: &Source,
+) -> Result<PathBuf, ConfigError> {
+    Ok(match raw {
         Some(d) => {
             if d.get_ref().trim().is_empty() {
                 return Err(ConfigError::at(
@@ -607,10 +647,16 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
             base_dir.join(d.get_ref())
         }
         None => base_dir.join("policies"),
-    };
+    })
+}
 
-    // matches
-    if raw.matches.is_empty() {
+/// `[[match]]` entries, and the templates they use (loaded from `templates_dir`).
+fn resolve_matches(
+    raw: Vec<Spanned<RawMatch>>,
+    templates_dir: &Path,
+    src: &Source,
+) -> Result<(Vec<MatchRule>, TemplateSet), ConfigError> {
+    if raw.is_empty() {
         return Err(ConfigError::At {
             path: src.path.clone(),
             line: 1,
@@ -623,7 +669,7 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
     }
     let mut templates = TemplateSet::builtin();
     let mut matches = Vec::new();
-    for (i, m) in raw.matches.into_iter().enumerate() {
+    for (i, m) in raw.into_iter().enumerate() {
         let span = m.span();
         let m = m.into_inner();
         let field = format!("match[{i}]");
@@ -632,7 +678,7 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
             ConfigError::at(src, m.template.span(), format!("{field}.template"), msg)
         })?;
         if !templates.contains(name) {
-            match templates.load_from_dir(&templates_dir, name) {
+            match templates.load_from_dir(templates_dir, name) {
                 Ok(true) => {}
                 Ok(false) => {
                     return Err(ConfigError::at(
@@ -719,15 +765,11 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
     }
     // Only keep templates actually used (the built-in default stays available).
     templates.retain_used(matches.iter().map(|m| m.template.as_str()));
-    let warnings = unreachable_matches(&matches, &src.path);
+    Ok((matches, templates))
+}
 
-    let execution = resolve_execution(raw.execution, src)?;
-    let backup_dir = raw
-        .apply
-        .and_then(|a| a.backup_dir)
-        .map_or_else(|| PathBuf::from("."), |d| PathBuf::from(d.into_inner()));
-
-    let safety = match raw.safety {
+fn resolve_safety(raw: Option<RawSafety>, src: &Source) -> Result<SafetyConfig, ConfigError> {
+    Ok(match raw {
         None => SafetyConfig::default(),
         Some(s) => {
             let protected_tags = checked_list(
@@ -773,9 +815,12 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
                 in_use,
             }
         }
-    };
+    })
+}
 
-    let (raw_price, raw_unused) = match raw.audit {
+/// `[audit]`: the price per GB-month and the unused-image window.
+fn resolve_audit(raw: Option<RawAudit>, src: &Source) -> Result<(f64, u32), ConfigError> {
+    let (raw_price, raw_unused) = match raw {
         None => (None, None),
         Some(a) => (a.price_per_gb_month, a.unused_after_days),
     };
@@ -808,22 +853,7 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
             v
         }
     };
-
-    Ok(Config {
-        path: Some(path.to_path_buf()),
-        regions,
-        regions_enabled,
-        accounts,
-        exception,
-        matches,
-        templates,
-        execution,
-        backup_dir,
-        safety,
-        price_per_gb_month,
-        unused_after_days,
-        warnings,
-    })
+    Ok((price_per_gb_month, unused_after_days))
 }
 
 /// `[[match]]` entries that come after a catch-all (`names` with a bare `*` and no `tags`):
