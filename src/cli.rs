@@ -128,7 +128,8 @@ pub struct RunArgs {
     /// Only these account ids (comma-separated or repeated).
     #[arg(long, value_delimiter = ',', value_name = "IDS")]
     pub accounts: Vec<String>,
-    /// Only these regions (comma-separated or repeated); replaces the config's list.
+    /// Only these regions (comma-separated or repeated), or `enabled` for every region enabled
+    /// in each account; replaces the config's list.
     #[arg(long, value_delimiter = ',', value_name = "REGIONS")]
     pub regions: Vec<String>,
     /// Only repositories whose name matches this glob.

@@ -114,7 +114,7 @@ impl Source<'_> {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     templates_dir: Option<Spanned<String>>,
-    regions: Option<Spanned<Vec<Spanned<String>>>>,
+    regions: Option<Spanned<RawRegions>>,
     accounts: Option<RawAccounts>,
     exception: Option<RawException>,
     #[serde(rename = "match", default)]
@@ -123,6 +123,41 @@ struct RawConfig {
     apply: Option<RawApply>,
     safety: Option<RawSafety>,
     audit: Option<RawAudit>,
+}
+
+/// `regions = ["us-east-1", ...]` or `regions = "enabled"`.
+#[derive(Debug)]
+enum RawRegions {
+    Keyword(String),
+    List(Vec<Spanned<String>>),
+}
+
+// By hand, not `#[serde(untagged)]`: untagged enums buffer their input and so lose the
+// positions `Spanned` needs for per-region errors.
+impl<'de> Deserialize<'de> for RawRegions {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawRegions;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of region names or the string \"enabled\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawRegions, E> {
+                Ok(RawRegions::Keyword(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RawRegions, A::Error> {
+                let mut out = Vec::new();
+                while let Some(r) = seq.next_element::<Spanned<String>>()? {
+                    out.push(r);
+                }
+                Ok(RawRegions::List(out))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,12 +210,15 @@ struct RawSafety {
     #[serde(default)]
     protected_tags: Vec<Spanned<String>>,
     pulled_within_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    in_use: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAudit {
     price_per_gb_month: Option<Spanned<f64>>,
+    unused_after_days: Option<Spanned<i64>>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -307,23 +345,81 @@ impl Default for ExecutionConfig {
     }
 }
 
+/// What can be asked to protect images that something runs (`[safety] in_use`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InUseSource {
+    /// Task definitions of active ECS services and of running tasks.
+    Ecs,
+    /// Lambda functions of package type Image.
+    Lambda,
+    /// Amazon Inspector's coverage of ECR images (`inUseCount`, `lastInUseAt`).
+    Inspector,
+}
+
+impl InUseSource {
+    pub const ALL: [InUseSource; 3] = [
+        InUseSource::Ecs,
+        InUseSource::Lambda,
+        InUseSource::Inspector,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InUseSource::Ecs => "ecs",
+            InUseSource::Lambda => "lambda",
+            InUseSource::Inspector => "inspector",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<InUseSource, String> {
+        InUseSource::ALL
+            .into_iter()
+            .find(|s| s.as_str() == name)
+            .ok_or_else(|| {
+                format!(
+                    "unknown in-use source {name:?}: expected \"ecs\", \"lambda\" or \"inspector\""
+                )
+            })
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct SafetyConfig {
     pub protected_tags: Vec<NameGlob>,
     pub pulled_within_days: Option<u32>,
+    /// Sources of the in-use index; empty: no index is collected.
+    pub in_use: Vec<InUseSource>,
 }
 
 impl SafetyConfig {
     pub fn is_enabled(&self) -> bool {
-        !self.protected_tags.is_empty() || self.pulled_within_days.is_some()
+        !self.protected_tags.is_empty()
+            || self.pulled_within_days.is_some()
+            || !self.in_use.is_empty()
     }
 }
+
+/// Which regions a run visits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegionSelection {
+    /// These regions in every account (empty: the SDK's region).
+    Listed(Vec<String>),
+    /// Every region enabled for each account (Account Management ListRegions).
+    Enabled,
+}
+
+/// The keyword of `regions = "enabled"` and `--regions enabled`.
+pub const REGIONS_ENABLED: &str = "enabled";
 
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The file this came from; `None` for the built-in default.
     pub path: Option<PathBuf>,
+    /// Listed regions; empty with `regions = "enabled"` (see `regions_enabled`).
     pub regions: Vec<String>,
+    /// `regions = "enabled"`: every region enabled for each account.
+    pub regions_enabled: bool,
     pub accounts: AccountsConfig,
     pub exception: ExceptionConfig,
     pub matches: Vec<MatchRule>,
@@ -332,12 +428,15 @@ pub struct Config {
     pub backup_dir: PathBuf,
     pub safety: SafetyConfig,
     pub price_per_gb_month: f64,
+    /// Window of the unused-image findings of `audit --images` (`[audit] unused_after_days`).
+    pub unused_after_days: u32,
     /// Things that are valid but probably not meant, such as a `[[match]]` no repository can
     /// reach; `validate` prints them and runs log them.
     pub warnings: Vec<String>,
 }
 
 pub const DEFAULT_PRICE_PER_GB_MONTH: f64 = 0.10;
+pub const DEFAULT_UNUSED_AFTER_DAYS: u32 = 90;
 
 impl Config {
     /// The configuration used when no file exists: the current account, the given regions
@@ -346,6 +445,7 @@ impl Config {
         Config {
             path: None,
             regions,
+            regions_enabled: false,
             accounts: AccountsConfig {
                 source: AccountSource::Current,
                 exclude: Vec::new(),
@@ -369,7 +469,17 @@ impl Config {
             backup_dir: PathBuf::from("."),
             safety: SafetyConfig::default(),
             price_per_gb_month: DEFAULT_PRICE_PER_GB_MONTH,
+            unused_after_days: DEFAULT_UNUSED_AFTER_DAYS,
             warnings: Vec::new(),
+        }
+    }
+
+    /// The regions this config asks for.
+    pub fn region_selection(&self) -> RegionSelection {
+        if self.regions_enabled {
+            RegionSelection::Enabled
+        } else {
+            RegionSelection::Listed(self.regions.clone())
         }
     }
 
@@ -425,36 +535,85 @@ impl Config {
 
 fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigError> {
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let (regions, regions_enabled) = resolve_regions(raw.regions, src)?;
+    let accounts = resolve_accounts(raw.accounts, src)?;
+    let exception = resolve_exception(raw.exception, src)?;
+    let templates_dir = resolve_templates_dir(raw.templates_dir.as_ref(), &base_dir, src)?;
+    let (matches, templates) = resolve_matches(raw.matches, &templates_dir, src)?;
+    let warnings = unreachable_matches(&matches, &src.path);
+    let execution = resolve_execution(raw.execution, src)?;
+    let backup_dir = raw
+        .apply
+        .and_then(|a| a.backup_dir)
+        .map_or_else(|| PathBuf::from("."), |d| PathBuf::from(d.into_inner()));
+    let safety = resolve_safety(raw.safety, src)?;
+    let (price_per_gb_month, unused_after_days) = resolve_audit(raw.audit, src)?;
 
-    // regions
-    let regions = match raw.regions {
-        None => Vec::new(),
-        Some(list) => {
-            if list.get_ref().is_empty() {
-                return Err(ConfigError::at(
-                    src,
-                    list.span(),
-                    "regions",
-                    "must list at least one region",
-                ));
-            }
-            let mut out = Vec::new();
-            for r in list.into_inner() {
-                check_region(r.get_ref())
-                    .map_err(|m| ConfigError::at(src, r.span(), "regions", m))?;
-                if !out.contains(r.get_ref()) {
-                    out.push(r.into_inner());
+    Ok(Config {
+        path: Some(path.to_path_buf()),
+        regions,
+        regions_enabled,
+        accounts,
+        exception,
+        matches,
+        templates,
+        execution,
+        backup_dir,
+        safety,
+        price_per_gb_month,
+        unused_after_days,
+        warnings,
+    })
+}
+
+/// `regions`: a list of region names, or `"enabled"` (every region enabled per account).
+fn resolve_regions(
+    raw: Option<Spanned<RawRegions>>,
+    src: &Source,
+) -> Result<(Vec<String>, bool), ConfigError> {
+    Ok(match raw {
+        None => (Vec::new(), false),
+        Some(spanned) => {
+            let span = spanned.span();
+            match spanned.into_inner() {
+                RawRegions::Keyword(k) if k == REGIONS_ENABLED => (Vec::new(), true),
+                RawRegions::Keyword(k) => {
+                    return Err(ConfigError::at(
+                        src,
+                        span,
+                        "regions",
+                        format!("{k:?}: expected a list of region names or \"enabled\""),
+                    ))
+                }
+                RawRegions::List(list) => {
+                    if list.is_empty() {
+                        return Err(ConfigError::at(
+                            src,
+                            span,
+                            "regions",
+                            "must list at least one region",
+                        ));
+                    }
+                    let mut out = Vec::new();
+                    for r in list {
+                        check_region(r.get_ref())
+                            .map_err(|m| ConfigError::at(src, r.span(), "regions", m))?;
+                        if !out.contains(r.get_ref()) {
+                            out.push(r.into_inner());
+                        }
+                    }
+                    (out, false)
                 }
             }
-            out
         }
-    };
+    })
+}
 
-    // accounts
-    let accounts = resolve_accounts(raw.accounts, src)?;
-
-    // exception
-    let exception = match raw.exception {
+fn resolve_exception(
+    raw: Option<RawException>,
+    src: &Source,
+) -> Result<ExceptionConfig, ConfigError> {
+    Ok(match raw {
         None => ExceptionConfig {
             tag: DEFAULT_EXCEPTION_TAG.to_string(),
             value: None,
@@ -467,10 +626,15 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
                 value: e.value.map(Spanned::into_inner),
             }
         }
-    };
+    })
+}
 
-    // templates
-    let templates_dir = match &raw.templates_dir {
+fn resolve_templates_dir(
+    raw: Option<&Spanned<String>>,
+    base_dir: &Path,
+    src: &Source,
+) -> Result<PathBuf, ConfigError> {
+    Ok(match raw {
         Some(d) => {
             if d.get_ref().trim().is_empty() {
                 return Err(ConfigError::at(
@@ -483,10 +647,16 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
             base_dir.join(d.get_ref())
         }
         None => base_dir.join("policies"),
-    };
+    })
+}
 
-    // matches
-    if raw.matches.is_empty() {
+/// `[[match]]` entries, and the templates they use (loaded from `templates_dir`).
+fn resolve_matches(
+    raw: Vec<Spanned<RawMatch>>,
+    templates_dir: &Path,
+    src: &Source,
+) -> Result<(Vec<MatchRule>, TemplateSet), ConfigError> {
+    if raw.is_empty() {
         return Err(ConfigError::At {
             path: src.path.clone(),
             line: 1,
@@ -499,7 +669,7 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
     }
     let mut templates = TemplateSet::builtin();
     let mut matches = Vec::new();
-    for (i, m) in raw.matches.into_iter().enumerate() {
+    for (i, m) in raw.into_iter().enumerate() {
         let span = m.span();
         let m = m.into_inner();
         let field = format!("match[{i}]");
@@ -508,7 +678,7 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
             ConfigError::at(src, m.template.span(), format!("{field}.template"), msg)
         })?;
         if !templates.contains(name) {
-            match templates.load_from_dir(&templates_dir, name) {
+            match templates.load_from_dir(templates_dir, name) {
                 Ok(true) => {}
                 Ok(false) => {
                     return Err(ConfigError::at(
@@ -595,15 +765,11 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
     }
     // Only keep templates actually used (the built-in default stays available).
     templates.retain_used(matches.iter().map(|m| m.template.as_str()));
-    let warnings = unreachable_matches(&matches, &src.path);
+    Ok((matches, templates))
+}
 
-    let execution = resolve_execution(raw.execution, src)?;
-    let backup_dir = raw
-        .apply
-        .and_then(|a| a.backup_dir)
-        .map_or_else(|| PathBuf::from("."), |d| PathBuf::from(d.into_inner()));
-
-    let safety = match raw.safety {
+fn resolve_safety(raw: Option<RawSafety>, src: &Source) -> Result<SafetyConfig, ConfigError> {
+    Ok(match raw {
         None => SafetyConfig::default(),
         Some(s) => {
             let protected_tags = checked_list(
@@ -628,14 +794,51 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
                         })?,
                 ),
             };
+            let mut in_use = Vec::new();
+            for name in &s.in_use {
+                let source = InUseSource::parse(name.get_ref())
+                    .map_err(|m| ConfigError::at(src, name.span(), "safety.in_use", m))?;
+                if in_use.contains(&source) {
+                    return Err(ConfigError::at(
+                        src,
+                        name.span(),
+                        "safety.in_use",
+                        format!("{:?} is listed twice", source.as_str()),
+                    ));
+                }
+                in_use.push(source);
+            }
+            in_use.sort();
             SafetyConfig {
                 protected_tags,
                 pulled_within_days,
+                in_use,
             }
         }
-    };
+    })
+}
 
-    let price_per_gb_month = match raw.audit.and_then(|a| a.price_per_gb_month) {
+/// `[audit]`: the price per GB-month and the unused-image window.
+fn resolve_audit(raw: Option<RawAudit>, src: &Source) -> Result<(f64, u32), ConfigError> {
+    let (raw_price, raw_unused) = match raw {
+        None => (None, None),
+        Some(a) => (a.price_per_gb_month, a.unused_after_days),
+    };
+    let unused_after_days = match raw_unused {
+        None => DEFAULT_UNUSED_AFTER_DAYS,
+        Some(d) => u32::try_from(*d.get_ref())
+            .ok()
+            .filter(|v| (1..=36_500).contains(v))
+            .ok_or_else(|| {
+                ConfigError::at(
+                    src,
+                    d.span(),
+                    "audit.unused_after_days",
+                    "must be between 1 and 36500",
+                )
+            })?,
+    };
+    let price_per_gb_month = match raw_price {
         None => DEFAULT_PRICE_PER_GB_MONTH,
         Some(p) => {
             let v = *p.get_ref();
@@ -650,20 +853,7 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
             v
         }
     };
-
-    Ok(Config {
-        path: Some(path.to_path_buf()),
-        regions,
-        accounts,
-        exception,
-        matches,
-        templates,
-        execution,
-        backup_dir,
-        safety,
-        price_per_gb_month,
-        warnings,
-    })
+    Ok((price_per_gb_month, unused_after_days))
 }
 
 /// `[[match]]` entries that come after a catch-all (`names` with a bare `*` and no `tags`):
@@ -1138,6 +1328,66 @@ price_per_gb_month = 0.09
         assert!(check_region("us-gov-west-1").is_ok());
         assert!(check_region("ap-southeast-5").is_ok());
         assert!(check_region("useast1").is_err());
+    }
+
+    #[test]
+    fn regions_enabled_keyword() {
+        let dir = dir_with("weekly", GOOD_POLICY);
+        let c = parse_in(&dir, &format!("regions = \"enabled\"\n{MATCH}")).unwrap();
+        assert!(c.regions_enabled);
+        assert!(c.regions.is_empty());
+        assert_eq!(c.region_selection(), RegionSelection::Enabled);
+        let c = parse_in(&dir, &format!("regions = [\"eu-west-1\"]\n{MATCH}")).unwrap();
+        assert_eq!(
+            c.region_selection(),
+            RegionSelection::Listed(vec!["eu-west-1".into()])
+        );
+        let e = err(&format!("regions = \"all\"\n{MATCH}"));
+        assert!(e.contains(":1:"), "{e}");
+        assert!(
+            e.contains("regions: \"all\": expected a list of region names or \"enabled\""),
+            "{e}"
+        );
+        let e = err(&format!("regions = 3\n{MATCH}"));
+        assert!(e.contains("regions"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn in_use_sources_are_checked() {
+        let dir = dir_with("weekly", GOOD_POLICY);
+        let c = parse_in(
+            &dir,
+            &format!("[safety]\nin_use = [\"lambda\", \"ecs\"]\n{MATCH}"),
+        )
+        .unwrap();
+        assert_eq!(c.safety.in_use, [InUseSource::Ecs, InUseSource::Lambda]);
+        assert!(c.safety.is_enabled());
+        let e = err(&format!("[safety]\nin_use = [\"ecs\", \"eks\"]\n{MATCH}"));
+        assert!(e.contains(":2:"), "{e}");
+        assert!(
+            e.contains("safety.in_use: unknown in-use source \"eks\""),
+            "{e}"
+        );
+        let e = err(&format!("[safety]\nin_use = [\"ecs\", \"ecs\"]\n{MATCH}"));
+        assert!(e.contains("safety.in_use: \"ecs\" is listed twice"), "{e}");
+        let e = err(&format!("[safety]\nin_use = \"ecs\"\n{MATCH}"));
+        assert!(e.contains("safety.in_use"), "{e}");
+    }
+
+    #[test]
+    fn unused_after_days_default_and_bounds() {
+        let dir = dir_with("weekly", GOOD_POLICY);
+        let c = parse_in(&dir, MATCH).unwrap();
+        assert_eq!(c.unused_after_days, DEFAULT_UNUSED_AFTER_DAYS);
+        let c = parse_in(&dir, &format!("[audit]\nunused_after_days = 30\n{MATCH}")).unwrap();
+        assert_eq!(c.unused_after_days, 30);
+        let e = err(&format!("[audit]\nunused_after_days = 0\n{MATCH}"));
+        assert!(e.contains(":2:"), "{e}");
+        assert!(
+            e.contains("audit.unused_after_days: must be between 1 and 36500"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct InventoryOptions {
     pub images: ImagesMode,
     /// DescribeRepositories page size (1..=1000).
     pub page_size: i32,
+    /// Also read the policy (and, with `AllManaged`, the images) of unmatched repositories:
+    /// a whole-organization audit.
+    pub read_unmatched: bool,
 }
 
 /// A repository as DescribeRepositories lists it.
@@ -155,6 +158,23 @@ pub async fn inspect_repository(
     let disposition = classify(config, &repo.name, &tags);
     let template = match &disposition {
         Disposition::Managed { template } => template.clone(),
+        Disposition::Unmatched if options.read_unmatched => {
+            facts.disposition = Some(disposition);
+            match read_policy(target, &repo.name).await {
+                Ok(p) => facts.current_policy = Some(p),
+                Err(e) => {
+                    facts.fail(e);
+                    return facts;
+                }
+            }
+            if options.images == ImagesMode::AllManaged {
+                match describe_images(target, &repo.name).await {
+                    Ok(images) => facts.images = Some(images),
+                    Err(e) => facts.fail(e),
+                }
+            }
+            return facts;
+        }
         _ => {
             facts.disposition = Some(disposition);
             return facts;

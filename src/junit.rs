@@ -260,6 +260,7 @@ mod tests {
             summary: Summary::default(),
             repositories: rows,
             skipped,
+            disabled_regions: Vec::new(),
             notices: Vec::new(),
             backup_file: None,
             shard: None,
@@ -290,6 +291,7 @@ mod tests {
             action: "expire".into(),
             rule_priority: 2,
             reason: "tag v*".into(),
+            consumers: Vec::new(),
         });
         let r = report(
             "plan",

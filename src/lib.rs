@@ -13,16 +13,20 @@ pub mod cli;
 pub mod config;
 pub mod discovery;
 pub mod help;
+pub mod inuse;
 pub mod inventory;
 pub mod junit;
 pub mod merge;
 pub mod pipeline;
 pub mod plan;
+pub mod prepass;
 pub mod progress;
+pub mod regions;
 pub mod report;
 pub mod run;
 pub mod shard;
 pub mod templates;
+pub mod unused;
 
 /// The version `--version` prints: the package version and, when built from git, the commit.
 pub const VERSION: &str = env!("ECR_FLEET_VERSION");

@@ -576,8 +576,8 @@ fn sum_into(acc: &mut Json, other: &Json, path: &str) {
             let combined = match key {
                 // Every shard visits the same regions.
                 "regions" => max(a, b),
-                // A setting, not a count.
-                "price_per_gb_month" => a.clone(),
+                // Settings, not counts.
+                "price_per_gb_month" | "unused_after_days" => a.clone(),
                 _ => add(a, b, key.ends_with("_usd")),
             };
             *a = combined;
@@ -930,6 +930,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("/nonexistent/r.json: cannot read"), "{err}");
+    }
+
+    #[test]
+    fn disabled_regions_and_unused_images_add_up_by_account() {
+        let with = |account: &str| {
+            report(None, account, "2026-11-22T10:00:00Z", "2026-11-22T10:00:09Z")
+                .replace(
+                    r#""api_retries": 0"#,
+                    r#""api_retries": 0, "disabled_regions": 1,
+                       "unused": {"repositories": 2, "unused_after_days": 90, "total": {"images": 3, "monthly_cost_usd": 0.25}}"#,
+                )
+                .replace(
+                    r#""error": "x"}]"#,
+                    &format!(
+                        r#""error": "x"}}], "disabled_regions": [{{"account_id": "{account}", "region": "af-south-1"}}]"#
+                    ),
+                )
+        };
+        let m = merge(vec![
+            input("a.json", &with("222222222222")),
+            input("b.json", &with("111111111111")),
+        ])
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&m.to_pretty()).unwrap();
+        let s = &v["summary"];
+        assert_eq!(s["disabled_regions"], 2);
+        assert_eq!(v["disabled_regions"].as_array().unwrap().len(), 2);
+        assert_eq!(v["disabled_regions"][0]["account_id"], "111111111111");
+        assert_eq!(s["unused"]["repositories"], 4);
+        assert_eq!(
+            s["unused"]["unused_after_days"], 90,
+            "a setting, not summed"
+        );
+        assert_eq!(s["unused"]["total"]["images"], 6);
+        assert_eq!(s["unused"]["total"]["monthly_cost_usd"], 0.5);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::discovery::{self, Caller};
 use crate::inventory::{bulk_tags, inspect_repository, list_repositories, InventoryOptions};
 use crate::plan::{plan_one, Outcome, PlanOptions, RepoResult};
+use crate::prepass::Prepass;
 use crate::progress::Progress;
 use crate::report::{Notice, Skipped};
 
@@ -35,9 +36,11 @@ pub struct FleetRun<'a> {
     pub sts_region: Option<&'a str>,
     pub regions: &'a [String],
     pub inventory: InventoryOptions,
-    pub plan: PlanOptions,
+    pub plan: PlanOptions<'a>,
     pub limits: RunLimits,
     pub writes: Option<StreamingWrites>,
+    /// Accounts already entered and their regions (region discovery, in-use index).
+    pub prepass: Option<&'a Prepass>,
 }
 
 #[derive(Default)]
@@ -63,8 +66,12 @@ impl FleetRun<'_> {
     pub async fn run(&self, accounts: Vec<String>, progress: &Progress) -> FleetOutput {
         let per_account: Vec<Vec<TargetOutcome>> = futures::stream::iter(accounts)
             .map(|account_id| async move {
+                let regions = match self.prepass {
+                    Some(p) => p.regions_of(&account_id, self.regions),
+                    None => self.regions,
+                };
                 if self.limits.stop.is_set() {
-                    for _ in self.regions {
+                    for _ in regions {
                         progress.step();
                     }
                     return vec![TargetOutcome::Skipped(Skipped {
@@ -73,24 +80,29 @@ impl FleetRun<'_> {
                         error: "not visited: interrupted".to_string(),
                     })];
                 }
-                let access = match discovery::enter(
-                    self.aws,
-                    self.caller,
-                    &self.config.accounts,
-                    self.sts_region,
-                    &account_id,
-                )
-                .await
-                {
+                let entered = match self.prepass.and_then(|p| p.entered.get(&account_id)) {
+                    Some(entered) => entered.clone(),
+                    None => {
+                        discovery::enter(
+                            self.aws,
+                            self.caller,
+                            &self.config.accounts,
+                            self.sts_region,
+                            &account_id,
+                        )
+                        .await
+                    }
+                };
+                let access = match entered {
                     Ok(a) => a,
                     Err(skipped) => {
-                        for _ in self.regions {
+                        for _ in regions {
                             progress.step();
                         }
                         return vec![TargetOutcome::Skipped(skipped)];
                     }
                 };
-                futures::future::join_all(self.regions.iter().map(|region| {
+                futures::future::join_all(regions.iter().map(|region| {
                     let target = self.aws.target(
                         &account_id,
                         region,

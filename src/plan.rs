@@ -8,6 +8,8 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::config::{Config, SafetyConfig};
+use crate::inuse::{Consumer, InUseIndex, SourceFailure};
+use crate::unused::{unused_images, Unused};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -125,8 +127,11 @@ pub struct ProtectedImage {
     /// `expire` or `transition`.
     pub action: String,
     pub rule_priority: i64,
-    /// Why it is protected: `tag <glob>` or `pulled within N days`.
+    /// Why it is protected: in use, `tag <glob>` or `pulled within N days`.
     pub reason: String,
+    /// What runs it (`[safety] in_use`), in any visited account.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<Consumer>,
 }
 
 /// Images and bytes a policy would act on in one repository, now.
@@ -166,6 +171,12 @@ pub enum Finding {
     Exempt,
     /// The stored policy does not pass our validator (it may use grammar we do not know).
     UnrecognisedPolicy,
+    /// `audit --images`: images never pulled and pushed more than `unused_after_days` ago.
+    UnusedNeverPulled,
+    /// `audit --images`: images not pulled for more than `unused_after_days`.
+    UnusedNotPulled,
+    /// `audit --images`: untagged images pushed more than `unused_after_days` ago.
+    UnusedUntagged,
 }
 
 /// One repository's row of the report: the single result model every view renders.
@@ -189,6 +200,9 @@ pub struct RepoResult {
     pub current_impact: Option<Impact>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub protected_images: Vec<ProtectedImage>,
+    /// Unused images, not in use (`audit --images`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unused: Option<Unused>,
     /// The policy text found before this run (kept for backups, not rendered).
     #[serde(skip)]
     pub current_policy: Option<String>,
@@ -210,6 +224,7 @@ impl RepoResult {
             impact: None,
             current_impact: None,
             protected_images: Vec::new(),
+            unused: None,
             current_policy: None,
         }
     }
@@ -221,10 +236,12 @@ impl RepoResult {
 
 /// Options that change what the planner computes.
 #[derive(Debug, Clone, Copy)]
-pub struct PlanOptions {
+pub struct PlanOptions<'a> {
     pub now: Timestamp,
     /// Compute content findings (audit).
     pub findings: bool,
+    /// The complete in-use index (`[safety] in_use`); `None` when not asked for.
+    pub in_use: Option<&'a InUseIndex>,
 }
 
 pub fn plan(facts: Vec<RepoFacts>, config: &Config, options: PlanOptions) -> Vec<RepoResult> {
@@ -265,6 +282,15 @@ pub fn plan_one(facts: RepoFacts, config: &Config, options: PlanOptions) -> Repo
         }
         Disposition::Unmatched => {
             result.outcome = Outcome::Unmatched;
+            // A whole-organization audit reads unmatched repositories too (plan does not).
+            if options.findings {
+                if let Some(current) = &facts.current_policy {
+                    result.findings = content_findings(current.as_deref(), Outcome::Unmatched);
+                }
+                if let Some(images) = &facts.images {
+                    add_unused(&mut result, images, config, options);
+                }
+            }
             return result;
         }
         Disposition::Managed { template } => template,
@@ -302,14 +328,62 @@ pub fn plan_one(facts: RepoFacts, config: &Config, options: PlanOptions) -> Repo
             };
         }
         if result.outcome.is_write() {
-            result.protected_images =
-                protected_images(&config.safety, images, &template_actions, options.now);
+            let consumers = consumers_of(&result, images, options);
+            result.protected_images = protected_images(
+                &config.safety,
+                images,
+                &template_actions,
+                options.now,
+                &consumers,
+                options.in_use.map_or(&[][..], |i| &i.incomplete),
+            );
             if !result.protected_images.is_empty() {
                 result.outcome = Outcome::Blocked;
             }
         }
+        if options.findings {
+            add_unused(&mut result, images, config, options);
+        }
     }
     result
+}
+
+/// Consumers of each image of the row's repository (empty without an index).
+fn consumers_of(result: &RepoResult, images: &[Image], options: PlanOptions) -> Vec<Vec<Consumer>> {
+    match options.in_use {
+        Some(index) => index.consumers(
+            &result.account_id,
+            &result.region,
+            &result.repository,
+            images,
+        ),
+        None => Vec::new(),
+    }
+}
+
+/// The unused-image findings of `audit --images`.
+fn add_unused(result: &mut RepoResult, images: &[Image], config: &Config, options: PlanOptions) {
+    let in_use: Vec<bool> = consumers_of(result, images, options)
+        .iter()
+        .map(|c| !c.is_empty())
+        .collect();
+    let unused = unused_images(
+        images,
+        &in_use,
+        options.now,
+        config.unused_after_days,
+        config.price_per_gb_month,
+    );
+    for (bucket, finding) in [
+        (&unused.never_pulled, Finding::UnusedNeverPulled),
+        (&unused.not_pulled, Finding::UnusedNotPulled),
+        (&unused.untagged, Finding::UnusedUntagged),
+    ] {
+        if bucket.images > 0 {
+            result.findings.push(finding);
+        }
+    }
+    result.unused = Some(unused);
 }
 
 /// Findings about a repository's current policy. A repository that already carries its
@@ -391,12 +465,17 @@ fn round_cents(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
-/// Images the `[safety]` settings protect that the template would act on.
+/// Images the `[safety]` settings protect that the template would act on. `consumers[i]` are
+/// the consumers of `images[i]` (shorter or empty: none); `unknown_in_use` lists the
+/// account-regions whose consumers could not be read: while it is not empty, every image the
+/// template would act on may be in use, so each is protected.
 pub fn protected_images(
     safety: &SafetyConfig,
     images: &[Image],
     actions: &[ImageAction],
     now: Timestamp,
+    consumers: &[Vec<Consumer>],
+    unknown_in_use: &[SourceFailure],
 ) -> Vec<ProtectedImage> {
     if !safety.is_enabled() {
         return Vec::new();
@@ -406,6 +485,28 @@ pub fn protected_images(
         let Some(image) = images.get(action.index) else {
             continue;
         };
+        let users = consumers.get(action.index).cloned().unwrap_or_default();
+        let in_use = if !users.is_empty() {
+            Some(format!(
+                "in use by {}",
+                users
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        } else if !safety.in_use.is_empty() && !unknown_in_use.is_empty() {
+            Some(format!(
+                "may be in use: consumers of {} could not be read",
+                unknown_in_use
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+        } else {
+            None
+        };
         let by_tag = image.tags.iter().find_map(|t| {
             safety
                 .protected_tags
@@ -413,7 +514,9 @@ pub fn protected_images(
                 .find(|g| g.is_match(t))
                 .map(|g| (t, g))
         });
-        let reason = if let Some((tag, glob)) = by_tag {
+        let reason = if let Some(reason) = in_use {
+            Some(reason)
+        } else if let Some((tag, glob)) = by_tag {
             Some(format!(
                 "tag {tag:?} matches protected glob {:?}",
                 glob.pattern
@@ -436,6 +539,7 @@ pub fn protected_images(
                 },
                 rule_priority: action.rule_priority,
                 reason,
+                consumers: users,
             });
         }
     }
@@ -562,10 +666,11 @@ tags = { team = ["*"] }
         }
     }
 
-    fn opts() -> PlanOptions {
+    fn opts() -> PlanOptions<'static> {
         PlanOptions {
             now: Timestamp::UNIX_EPOCH,
             findings: true,
+            in_use: None,
         }
     }
 
@@ -672,7 +777,7 @@ tags = { team = ["*"] }
             })
             .collect();
         let now: Timestamp = "2026-11-22T00:00:00Z".parse().unwrap();
-        let protected = protected_images(&c.safety, &images, &actions, now);
+        let protected = protected_images(&c.safety, &images, &actions, now, &[], &[]);
         let digests: Vec<&str> = protected.iter().map(|p| p.image_digest.as_str()).collect();
         assert_eq!(digests, ["sha256:a", "sha256:b"]);
         assert!(
@@ -686,7 +791,117 @@ tags = { team = ["*"] }
             protected[1].reason
         );
         // Without [safety] nothing is protected.
-        assert!(protected_images(&SafetyConfig::default(), &images, &actions, now).is_empty());
+        assert!(
+            protected_images(&SafetyConfig::default(), &images, &actions, now, &[], &[]).is_empty()
+        );
+    }
+
+    #[test]
+    fn an_image_run_in_another_account_blocks_and_names_its_consumer() {
+        use crate::inuse::{parse_image_uri, Consumer};
+        let c = config("[safety]\nin_use = [\"ecs\"]\n");
+        let mut index = InUseIndex::default();
+        let consumer = Consumer {
+            source: crate::config::InUseSource::Ecs,
+            account_id: "222222222222".into(),
+            region: "us-east-1".into(),
+            name: "prod/web".into(),
+        };
+        index.add(
+            parse_image_uri("111111111111.dkr.ecr.us-east-1.amazonaws.com/prod-api:v1").unwrap(),
+            consumer.clone(),
+        );
+        let mut f = facts(Some(None));
+        // untagged-cleanup expires untagged images after a while: the v1 image is tagged, so
+        // make the service run an untagged digest instead.
+        let old = "2020-01-01T00:00:00Z";
+        let mut running = image("sha256:run", &[], None);
+        running.pushed_at = old.parse().unwrap();
+        let mut idle = image("sha256:idle", &[], None);
+        idle.pushed_at = old.parse().unwrap();
+        f.images = Some(vec![running, idle]);
+        index.add(
+            parse_image_uri("111111111111.dkr.ecr.us-east-1.amazonaws.com/prod-api@sha256:run")
+                .unwrap(),
+            consumer.clone(),
+        );
+        let options = PlanOptions {
+            now: "2026-11-22T00:00:00Z".parse().unwrap(),
+            findings: true,
+            in_use: Some(&index),
+        };
+        let r = plan_one(f.clone(), &c, options);
+        assert_eq!(r.outcome, Outcome::Blocked, "{r:?}");
+        assert_eq!(r.protected_images.len(), 1);
+        let p = &r.protected_images[0];
+        assert_eq!(p.image_digest, "sha256:run");
+        assert_eq!(p.consumers, vec![consumer]);
+        assert_eq!(p.reason, "in use by ecs 222222222222 us-east-1 prod/web");
+        // The idle image is an unused finding; the running one is not.
+        let unused = r.unused.as_ref().unwrap();
+        assert_eq!(unused.total.images, 1);
+        assert_eq!(unused.in_use_excluded, 1);
+        assert!(r.findings.contains(&Finding::UnusedNeverPulled));
+        assert!(r.findings.contains(&Finding::UnusedUntagged));
+        // Without the consumer the write goes ahead.
+        let empty = InUseIndex::default();
+        let r = plan_one(
+            f.clone(),
+            &c,
+            PlanOptions {
+                in_use: Some(&empty),
+                ..options
+            },
+        );
+        assert_eq!(r.outcome, Outcome::Create);
+        // An index that could not be completed protects whatever would be removed.
+        let mut partial = InUseIndex::default();
+        partial.incomplete.push(SourceFailure {
+            source: Some(crate::config::InUseSource::Ecs),
+            account_id: "333333333333".into(),
+            region: Some("us-east-1".into()),
+            error: "ecs:ListClusters: AccessDeniedException".into(),
+        });
+        let r = plan_one(
+            f,
+            &c,
+            PlanOptions {
+                in_use: Some(&partial),
+                ..options
+            },
+        );
+        assert_eq!(r.outcome, Outcome::Blocked);
+        assert_eq!(r.protected_images.len(), 2);
+        assert!(
+            r.protected_images[0].reason.starts_with("may be in use"),
+            "{:?}",
+            r.protected_images
+        );
+    }
+
+    #[test]
+    fn audit_reads_unmatched_repositories_for_findings() {
+        let c = config("");
+        let mut f = facts(Some(None));
+        f.name = "scratch".into();
+        f.disposition = Some(Disposition::Unmatched);
+        let r = plan_one(f.clone(), &c, opts());
+        assert_eq!(r.outcome, Outcome::Unmatched);
+        assert_eq!(r.findings, vec![Finding::NoPolicy]);
+        // plan leaves them alone.
+        let r = plan_one(
+            f.clone(),
+            &c,
+            PlanOptions {
+                findings: false,
+                ..opts()
+            },
+        );
+        assert!(r.findings.is_empty());
+        let capped = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"tagged","tagPrefixList":["ci-"],"countType":"imageCountMoreThan","countNumber":5},"action":{"type":"expire"}}]}"#;
+        f.current_policy = Some(Some(capped.into()));
+        let r = plan_one(f, &c, opts());
+        assert_eq!(r.findings, vec![Finding::NoUntaggedExpiry]);
     }
 
     #[test]

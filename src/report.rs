@@ -9,6 +9,8 @@ use comfy_table::{ContentArrangement, Table};
 use serde::Serialize;
 
 use crate::plan::{Finding, Impact, Outcome, RepoResult};
+use crate::regions::DisabledRegion;
+use crate::unused::Unused;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -78,11 +80,25 @@ pub struct ImpactSummary {
     pub price_per_gb_month: f64,
 }
 
+/// Fleet totals of the unused-image findings (`audit --images`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct UnusedSummary {
+    /// Repositories whose images were examined.
+    pub repositories: u64,
+    pub unused_after_days: u32,
+    #[serde(flatten)]
+    pub totals: Unused,
+    pub price_per_gb_month: f64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Summary {
     pub accounts: u64,
     pub inactive_accounts: u64,
     pub regions: u64,
+    /// Regions named explicitly that an account has not enabled (account-region pairs; listed
+    /// in the report's `disabled_regions`).
+    pub disabled_regions: u64,
     pub repositories: u64,
     pub outcomes: OutcomeCounts,
     pub skipped: u64,
@@ -102,6 +118,12 @@ pub struct Summary {
     /// The same totals for the repositories' current policies (`audit --images`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_impact: Option<ImpactSummary>,
+    /// Unused images of the fleet, not in use (`audit --images`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unused: Option<UnusedSummary>,
+    /// The window of the unused-image findings (shown inside `unused`).
+    #[serde(skip)]
+    pub unused_after_days: u32,
     /// The price the impact totals are computed at (shown inside them).
     #[serde(skip)]
     pub price_per_gb_month: f64,
@@ -116,6 +138,9 @@ pub struct Report {
     pub summary: Summary,
     pub repositories: Vec<RepoResult>,
     pub skipped: Vec<Skipped>,
+    /// Regions named explicitly that an account has not enabled: not visited, not failures.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub disabled_regions: Vec<DisabledRegion>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<Notice>,
     /// Where `apply` recorded the policies it replaced.
@@ -136,6 +161,7 @@ impl Report {
         self.summary.outcomes = counts;
         self.summary.repositories = self.repositories.len() as u64;
         self.summary.skipped = self.skipped.len() as u64;
+        self.summary.disabled_regions = self.disabled_regions.len() as u64;
         self.summary.applied = self.repositories.iter().filter(|r| r.applied).count() as u64;
         if self.command == "audit" {
             self.summary.repositories_with_findings = Some(
@@ -161,6 +187,17 @@ impl Report {
                 .filter_map(|r| r.current_impact.as_ref()),
             price,
         );
+        let mut unused = UnusedSummary {
+            unused_after_days: self.summary.unused_after_days,
+            price_per_gb_month: price,
+            ..UnusedSummary::default()
+        };
+        for u in self.repositories.iter().filter_map(|r| r.unused.as_ref()) {
+            unused.repositories += 1;
+            unused.totals.add(u);
+        }
+        unused.totals.price(price);
+        self.summary.unused = (unused.repositories > 0).then_some(unused);
     }
 
     /// Something `apply` would still write, or a repository it may not write.
@@ -368,7 +405,48 @@ fn summary_line(report: &Report) -> String {
             report.summary.inactive_accounts
         );
     }
+    if report.summary.disabled_regions > 0 {
+        let _ = write!(
+            s,
+            "; {} region(s) not enabled",
+            report.summary.disabled_regions
+        );
+    }
     s
+}
+
+/// Fleet line of the unused-image findings.
+fn unused_line(u: &UnusedSummary) -> String {
+    let t = &u.totals;
+    format!(
+        "unused images (older than {} days, not in use): {} ({}, {:.2} USD/month) in {} repositories: never pulled {} ({}), not pulled {} ({}), untagged {} ({}); {} in use left out",
+        u.unused_after_days,
+        t.total.images,
+        human_bytes(t.total.bytes),
+        t.total.monthly_cost_usd,
+        u.repositories,
+        t.never_pulled.images,
+        human_bytes(t.never_pulled.bytes),
+        t.not_pulled.images,
+        human_bytes(t.not_pulled.bytes),
+        t.untagged.images,
+        human_bytes(t.untagged.bytes),
+        t.in_use_excluded
+    )
+}
+
+/// Repositories with unused images, biggest saving first (ties by name, stable).
+fn biggest_unused(report: &Report) -> Vec<&RepoResult> {
+    let mut rows: Vec<&RepoResult> = report
+        .repositories
+        .iter()
+        .filter(|r| r.unused.as_ref().is_some_and(|u| !u.is_empty()))
+        .collect();
+    rows.sort_by(|a, b| {
+        let bytes = |r: &RepoResult| r.unused.as_ref().map_or(0, |u| u.total.bytes);
+        bytes(b).cmp(&bytes(a)).then_with(|| a.key().cmp(&b.key()))
+    });
+    rows
 }
 
 fn finding_name(f: Finding) -> String {
@@ -512,6 +590,28 @@ pub fn render_table(report: &Report, show_all: bool) -> String {
             human_bytes(c.totals.transitioning_bytes)
         );
     }
+    if let Some(u) = &report.summary.unused {
+        let _ = writeln!(out, "\n{}", unused_line(u));
+        for r in biggest_unused(report).iter().take(10) {
+            let Some(ru) = &r.unused else { continue };
+            let _ = writeln!(
+                out,
+                "  {:.2} USD/month  {} image(s), {}  {}/{}/{}",
+                ru.total.monthly_cost_usd,
+                ru.total.images,
+                human_bytes(ru.total.bytes),
+                r.account_id,
+                r.region,
+                r.repository
+            );
+        }
+    }
+    if !report.disabled_regions.is_empty() {
+        let _ = writeln!(out, "\nregions not enabled (not visited):");
+        for d in &report.disabled_regions {
+            let _ = writeln!(out, "  {} {}", d.account_id, d.region);
+        }
+    }
     let _ = writeln!(out, "\n{}", summary_line(report));
     if !report.summary.findings.is_empty() {
         let _ = writeln!(out, "findings: {}", findings_line(report));
@@ -589,6 +689,63 @@ pub fn render_markdown(report: &Report) -> String {
             c.totals.transitioning_images,
             human_bytes(c.totals.transitioning_bytes)
         );
+    }
+    if let Some(u) = &report.summary.unused {
+        let t = &u.totals;
+        let _ = writeln!(
+            out,
+            "## Unused images\n\nImages older than {} days and not in use: **{}** ({}), **{:.2} USD/month** at {} USD per GB-month; {} in use left out.\n",
+            u.unused_after_days,
+            t.total.images,
+            human_bytes(t.total.bytes),
+            t.total.monthly_cost_usd,
+            u.price_per_gb_month,
+            t.in_use_excluded
+        );
+        let _ = writeln!(
+            out,
+            "| | images | size | USD/month |\n|---|---:|---:|---:|\n| never pulled | {} | {} | {:.2} |\n| not pulled | {} | {} | {:.2} |\n| untagged | {} | {} | {:.2} |\n",
+            t.never_pulled.images,
+            human_bytes(t.never_pulled.bytes),
+            t.never_pulled.monthly_cost_usd,
+            t.not_pulled.images,
+            human_bytes(t.not_pulled.bytes),
+            t.not_pulled.monthly_cost_usd,
+            t.untagged.images,
+            human_bytes(t.untagged.bytes),
+            t.untagged.monthly_cost_usd
+        );
+        let biggest = biggest_unused(report);
+        if !biggest.is_empty() {
+            let _ = writeln!(out, "Biggest savings first:\n\n| account | region | repository | unused images | size | USD/month | never pulled | not pulled | untagged |\n|---|---|---|---:|---:|---:|---:|---:|---:|");
+            for r in &biggest {
+                let Some(ru) = &r.unused else { continue };
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | `{}` | {} | {} | {:.2} | {} | {} | {} |",
+                    r.account_id,
+                    r.region,
+                    md_escape(&r.repository),
+                    ru.total.images,
+                    human_bytes(ru.total.bytes),
+                    ru.total.monthly_cost_usd,
+                    ru.never_pulled.images,
+                    ru.not_pulled.images,
+                    ru.untagged.images
+                );
+            }
+            let _ = writeln!(out);
+        }
+    }
+    if !report.disabled_regions.is_empty() {
+        let _ = writeln!(
+            out,
+            "## Regions not enabled\n\nNamed in the run but not enabled for the account (not visited, not failures).\n\n| account | region |\n|---|---|"
+        );
+        for d in &report.disabled_regions {
+            let _ = writeln!(out, "| {} | {} |", d.account_id, d.region);
+        }
+        let _ = writeln!(out);
     }
     let rows: Vec<&RepoResult> = listed_rows(report, false).collect();
     if !rows.is_empty() {
@@ -676,6 +833,7 @@ mod tests {
             impact: None,
             current_impact: None,
             protected_images: Vec::new(),
+            unused: None,
             current_policy: None,
         }
     }
@@ -702,6 +860,7 @@ mod tests {
                 region: None,
                 error: "cannot assume role: AccessDenied".into(),
             }],
+            disabled_regions: Vec::new(),
             notices: Vec::new(),
             backup_file: None,
             shard: None,
@@ -783,6 +942,56 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("1 applied"), "{text}");
+    }
+
+    #[test]
+    fn unused_images_biggest_saving_first() {
+        use crate::unused::UnusedBucket;
+        let mut r = report("audit");
+        let bucket = |images: u64, gib: u64| UnusedBucket {
+            images,
+            bytes: gib << 30,
+            monthly_cost_usd: gib as f64 * 0.1,
+        };
+        let unused = |gib: u64| Unused {
+            never_pulled: bucket(1, gib),
+            not_pulled: UnusedBucket::default(),
+            untagged: UnusedBucket::default(),
+            total: bucket(1, gib),
+            in_use_excluded: 0,
+        };
+        r.repositories[0].unused = Some(unused(1));
+        r.repositories[1].unused = Some(unused(5));
+        r.repositories[2].unused = Some(Unused::default());
+        r.summary.unused_after_days = 90;
+        r.summary.price_per_gb_month = 0.1;
+        r.disabled_regions.push(DisabledRegion {
+            account_id: "111111111111".into(),
+            region: "af-south-1".into(),
+        });
+        r.tally();
+        let u = r.summary.unused.as_ref().unwrap();
+        assert_eq!((u.repositories, u.totals.total.images), (3, 2));
+        assert!((u.totals.total.monthly_cost_usd - 0.6).abs() < 1e-9);
+        assert_eq!(r.summary.disabled_regions, 1);
+        let md = render_markdown(&r);
+        let b = md.find("| `b` | 1 | 5.0 GiB | 0.50 |").expect(&md);
+        let a = md.find("| `a` | 1 | 1.0 GiB | 0.10 |").expect(&md);
+        assert!(b < a, "{md}");
+        assert!(!md.contains("| `c` | 0"), "{md}");
+        assert!(md.contains("| 111111111111 | af-south-1 |"), "{md}");
+        let text = render_table(&r, false);
+        assert!(
+            text.contains(
+                "unused images (older than 90 days, not in use): 2 (6.0 GiB, 0.60 USD/month)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("1 region(s) not enabled"), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["summary"]["unused"]["total"]["images"], 2);
+        assert_eq!(v["summary"]["unused"]["unused_after_days"], 90);
+        assert_eq!(v["disabled_regions"][0]["region"], "af-south-1");
     }
 
     #[test]

@@ -15,11 +15,15 @@ use crate::cli::{
     ApplyArgs, Cli, Command, GlobalArgs, OutputFormat, PreviewArgs, PreviewFormat, RestoreArgs,
     RunArgs, ValidateArgs,
 };
-use crate::config::{check_account_id, check_region, Config, NameGlob, DEFAULT_CONFIG_FILE};
+use crate::config::{
+    check_account_id, check_region, Config, NameGlob, RegionSelection, DEFAULT_CONFIG_FILE,
+    REGIONS_ENABLED,
+};
 use crate::discovery;
 use crate::inventory::{ImagesMode, InventoryOptions};
 use crate::pipeline::{self, FleetRun, StreamingWrites};
 use crate::plan::{self, PlanOptions};
+use crate::prepass::{self, Prepass, PrepassInput};
 use crate::progress::{Progress, ProgressMode};
 use crate::report::{Report, Summary, SCHEMA_VERSION};
 use crate::templates::load_template_file;
@@ -131,6 +135,8 @@ fn load_config_file(explicit: Option<&Path>) -> Result<Config, Fatal> {
 struct Narrowing {
     accounts: Option<Vec<String>>,
     regions: Vec<String>,
+    /// `--regions enabled`.
+    regions_enabled: bool,
     repositories: Option<NameGlob>,
 }
 
@@ -138,7 +144,13 @@ fn narrowing(args: &RunArgs) -> Result<Narrowing, Fatal> {
     for id in &args.accounts {
         check_account_id(id).map_err(|m| input(anyhow!("--accounts: {m}")))?;
     }
-    for r in &args.regions {
+    let regions_enabled = args.regions.iter().any(|r| r == REGIONS_ENABLED);
+    if regions_enabled && args.regions.len() > 1 {
+        return Err(input(anyhow!(
+            "--regions: \"{REGIONS_ENABLED}\" stands alone (every enabled region); do not list regions with it"
+        )));
+    }
+    for r in args.regions.iter().filter(|_| !regions_enabled) {
         check_region(r).map_err(|m| input(anyhow!("--regions: {m}")))?;
     }
     let repositories = args
@@ -149,9 +161,26 @@ fn narrowing(args: &RunArgs) -> Result<Narrowing, Fatal> {
         .map_err(|m| input(anyhow!("--repositories: {m}")))?;
     Ok(Narrowing {
         accounts: (!args.accounts.is_empty()).then(|| args.accounts.clone()),
-        regions: args.regions.clone(),
+        regions: if regions_enabled {
+            Vec::new()
+        } else {
+            args.regions.clone()
+        },
+        regions_enabled,
         repositories,
     })
+}
+
+/// The run's region selection: `--regions` replaces the config's.
+fn region_selection(
+    narrow: &Narrowing,
+    config: &Config,
+    aws: &Aws,
+) -> Result<RegionSelection, Fatal> {
+    if narrow.regions_enabled || (narrow.regions.is_empty() && config.regions_enabled) {
+        return Ok(RegionSelection::Enabled);
+    }
+    resolve_regions(&narrow.regions, config, aws).map(RegionSelection::Listed)
 }
 
 fn resolve_regions(narrow: &[String], config: &Config, aws: &Aws) -> Result<Vec<String>, Fatal> {
@@ -318,8 +347,15 @@ async fn fleet(
     let _signals = AbortOnDrop(watch_signals(stop.clone()));
 
     let aws = Aws::load(&config.execution).await;
-    let regions = resolve_regions(&narrow.regions, &config, &aws)?;
-    let sts_region = regions.first().map(String::as_str);
+    let region_selection = region_selection(&narrow, &config, &aws)?;
+    let (regions, default_region) = match &region_selection {
+        RegionSelection::Listed(r) => (r.clone(), None),
+        RegionSelection::Enabled => (Vec::new(), aws.default_region()),
+    };
+    let sts_region = regions
+        .first()
+        .map(String::as_str)
+        .or(default_region.as_deref());
     let caller = discovery::caller(&aws, sts_region)
         .await
         .map_err(|e| Fatal::Run(e.into()))?;
@@ -329,6 +365,36 @@ async fn fleet(
         discovery::select_accounts(&aws, &caller, &config.accounts, narrow.accounts.as_deref())
             .await
             .map_err(|e| Fatal::Run(e.into()))?;
+
+    // Region discovery and the in-use index come first, over every account: no repository is
+    // decided (or written) before the index is complete.
+    let prepass = if Prepass::needed(&config, &region_selection) {
+        let home = sts_region.unwrap_or(prepass::home_region(&caller.partition));
+        let progress = Progress::new(
+            mode,
+            "regions and in use",
+            "accounts",
+            selection.ids.len() as u64,
+        );
+        let pass = prepass::run(
+            &PrepassInput {
+                aws: &aws,
+                config: &config,
+                caller: &caller,
+                sts_region,
+                selection: &region_selection,
+                home,
+                now: started,
+            },
+            &selection.ids,
+            &progress,
+        )
+        .await;
+        progress.finish();
+        Some(pass)
+    } else {
+        None
+    };
 
     let images = if args.images {
         ImagesMode::AllManaged
@@ -359,26 +425,40 @@ async fn fleet(
             repositories: narrow.repositories.clone(),
             images,
             page_size: 1000,
+            // A whole-organization audit: unmatched repositories are read too (plan and apply
+            // leave them alone and unread).
+            read_unmatched: command == FleetCommand::Audit,
         },
         plan: PlanOptions {
             now: started,
             findings: command == FleetCommand::Audit,
+            in_use: prepass.as_ref().and_then(|p| p.in_use.as_ref()),
         },
         limits: RunLimits::new(&config.execution, aws.stats.clone(), stop.clone()),
         writes: streaming,
+        prepass: prepass.as_ref(),
     };
     let accounts_in_scope = selection.ids.len() as u64;
-    let progress = Progress::new(
-        mode,
-        command.name(),
-        "account-regions",
-        accounts_in_scope * regions.len() as u64,
-    );
+    let target_count = match &prepass {
+        Some(p) => p.targets(&selection.ids, &regions),
+        None => accounts_in_scope * regions.len() as u64,
+    };
+    // Regions actually visited (with region discovery, they differ per account).
+    let regions_visited = match prepass.as_ref().and_then(|p| p.regions.as_ref()) {
+        Some(map) => map.values().flatten().collect::<BTreeSet<_>>().len(),
+        None => regions.len(),
+    };
+    let progress = Progress::new(mode, command.name(), "account-regions", target_count);
     let output = run.run(selection.ids, &progress).await;
     progress.finish();
     let named_but_absent = selection.skipped.len() as u64;
     let mut skipped = selection.skipped;
     skipped.extend(output.skipped);
+    let mut disabled_regions = Vec::new();
+    if let Some(p) = prepass {
+        skipped.extend(p.skipped);
+        disabled_regions = p.disabled;
+    }
     skipped.sort_by(|a, b| (&a.account_id, &a.region).cmp(&(&b.account_id, &b.region)));
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
@@ -389,12 +469,14 @@ async fn fleet(
             // Accounts that could not be entered count; so do mistyped `--accounts` ids.
             accounts: accounts_in_scope + named_but_absent,
             inactive_accounts: selection.inactive_accounts as u64,
-            regions: regions.len() as u64,
+            regions: regions_visited as u64,
             price_per_gb_month: config.price_per_gb_month,
+            unused_after_days: config.unused_after_days,
             ..Summary::default()
         },
         repositories: output.rows,
         skipped,
+        disabled_regions,
         notices: output.notices,
         backup_file: None,
         shard: args.shard.map(|s| s.to_string()),
@@ -491,7 +573,9 @@ fn validate(args: &ValidateArgs) -> Result<ExitStatus, Fatal> {
                 "ies"
             },
             templates.join(", "),
-            if config.regions.is_empty() {
+            if config.regions_enabled {
+                "every enabled region".to_string()
+            } else if config.regions.is_empty() {
                 "from the environment".to_string()
             } else {
                 config.regions.join(", ")
@@ -677,6 +761,7 @@ async fn restore(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
         },
         repositories: rows,
         skipped: discovered.skipped.clone(),
+        disabled_regions: Vec::new(),
         notices: Vec::new(),
         backup_file: Some(args.backup.display().to_string()),
         shard: None,

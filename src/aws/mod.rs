@@ -273,3 +273,83 @@ impl Aws {
         aws_sdk_ecr::Client::from_conf(b.build())
     }
 }
+
+/// Clients of the in-use sources and of region discovery, one per account-region like ECR's,
+/// each with its own retry partition.
+impl Aws {
+    fn partition(service: &str, account_id: &str, region: &str) -> String {
+        format!("{service}-{account_id}-{region}")
+    }
+
+    pub fn ecs(
+        &self,
+        account_id: &str,
+        region: &str,
+        credentials: Option<&SharedCredentialsProvider>,
+    ) -> aws_sdk_ecs::Client {
+        let mut b = aws_sdk_ecs::config::Builder::from(&self.base)
+            .region(Region::new(region.to_string()))
+            .retry_partition(RetryPartition::new(Aws::partition(
+                "ecs", account_id, region,
+            )))
+            .interceptor(CallCounter(self.stats.clone()));
+        if let Some(c) = credentials {
+            b = b.credentials_provider(c.clone());
+        }
+        aws_sdk_ecs::Client::from_conf(b.build())
+    }
+
+    pub fn lambda(
+        &self,
+        account_id: &str,
+        region: &str,
+        credentials: Option<&SharedCredentialsProvider>,
+    ) -> aws_sdk_lambda::Client {
+        let mut b = aws_sdk_lambda::config::Builder::from(&self.base)
+            .region(Region::new(region.to_string()))
+            .retry_partition(RetryPartition::new(Aws::partition(
+                "lambda", account_id, region,
+            )))
+            .interceptor(CallCounter(self.stats.clone()));
+        if let Some(c) = credentials {
+            b = b.credentials_provider(c.clone());
+        }
+        aws_sdk_lambda::Client::from_conf(b.build())
+    }
+
+    pub fn inspector2(
+        &self,
+        account_id: &str,
+        region: &str,
+        credentials: Option<&SharedCredentialsProvider>,
+    ) -> aws_sdk_inspector2::Client {
+        let mut b = aws_sdk_inspector2::config::Builder::from(&self.base)
+            .region(Region::new(region.to_string()))
+            .retry_partition(RetryPartition::new(Aws::partition(
+                "inspector2",
+                account_id,
+                region,
+            )))
+            .interceptor(CallCounter(self.stats.clone()));
+        if let Some(c) = credentials {
+            b = b.credentials_provider(c.clone());
+        }
+        aws_sdk_inspector2::Client::from_conf(b.build())
+    }
+
+    /// The Account Management API is global; `region` picks the endpoint (the partition's
+    /// home region works everywhere).
+    pub fn account(
+        &self,
+        region: &str,
+        credentials: Option<&SharedCredentialsProvider>,
+    ) -> aws_sdk_account::Client {
+        let mut b = aws_sdk_account::config::Builder::from(&self.base)
+            .region(Region::new(region.to_string()))
+            .interceptor(CallCounter(self.stats.clone()));
+        if let Some(c) = credentials {
+            b = b.credentials_provider(c.clone());
+        }
+        aws_sdk_account::Client::from_conf(b.build())
+    }
+}

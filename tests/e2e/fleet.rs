@@ -831,23 +831,12 @@ async fn interrupting_apply_reports_what_was_written() {
          [[match]]\ntemplate = \"ci-builds\"\nnames = [\"team-1/*\"]\n",
     )
     .unwrap();
-    let cli = Cli::new(&proxy.url(), dir.path());
-    let began = std::time::Instant::now();
-    let child = cli.spawn(&["apply", "--yes", "--output", "json"]);
-    // Wait for the first write to be under way, then interrupt.
-    while proxy.count("ecr:PutLifecyclePolicy") == 0 {
-        assert!(
-            began.elapsed().as_secs() < 60,
-            "apply never started writing"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let killed = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = Cli::wait(child, began);
+    // Ctrl-C once the first write is under way.
+    let out = Cli::new(&proxy.url(), dir.path()).run_and_signal(
+        &["apply", "--yes", "--output", "json"],
+        "INT",
+        || proxy.count("ecr:PutLifecyclePolicy") > 0,
+    );
     out.assert_code(1);
     assert!(out.stderr.contains("interrupted"), "{}", out.stderr);
     let report = out.json();

@@ -121,31 +121,21 @@ async fn sigterm_during_apply_journals_every_write_and_restore_undoes_them() {
         },
     );
     let dir = team_workspace("current", "[execution]\nper_region_concurrency = 1\n");
-    let cli = Cli::new(&proxy.url(), dir.path());
-    let began = std::time::Instant::now();
-    let child = cli.spawn(&[
-        "apply",
-        "--yes",
-        "--output",
-        "json",
-        "--backup",
-        "journal.jsonl",
-        "--report",
-        "report.json",
-    ]);
-    while proxy.count("ecr:PutLifecyclePolicy") == 0 {
-        assert!(
-            began.elapsed().as_secs() < 60,
-            "apply never started writing"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = Cli::wait(child, began);
+    // SIGTERM once the first write is under way.
+    let out = Cli::new(&proxy.url(), dir.path()).run_and_signal(
+        &[
+            "apply",
+            "--yes",
+            "--output",
+            "json",
+            "--backup",
+            "journal.jsonl",
+            "--report",
+            "report.json",
+        ],
+        "TERM",
+        || proxy.count("ecr:PutLifecyclePolicy") > 0,
+    );
     out.assert_code(1);
     assert!(out.stderr.contains("interrupted"), "{}", out.stderr);
     let report = out.json();

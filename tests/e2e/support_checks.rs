@@ -162,8 +162,10 @@ async fn proxy_emulates_get_resources_for_ecr_repositories() {
     );
 
     proxy.set_rules(FaultRules {
+        // One page, then one more every 5 s: the next two requests are throttled however
+        // slow the machine.
         load: LoadRules::quotas(Quotas {
-            tag_pages_per_second: 1.0,
+            tag_pages_per_second: 0.2,
             ..Quotas::default()
         }),
         ..FaultRules::default()
@@ -194,7 +196,7 @@ async fn proxy_emulates_get_resources_for_ecr_repositories() {
             Some("ThrottledException".into()),
             Some("ThrottledException".into())
         ],
-        "a bucket of one page per second"
+        "a bucket of one page"
     );
     assert_eq!(proxy.throttled().get("tagging:GetResources"), Some(&2));
 }
@@ -274,7 +276,7 @@ async fn proxy_load_faults_throttle_ecr_and_record_writes() {
     // through STS, and its bucket is its own.
     proxy.set_rules(FaultRules {
         load: LoadRules::quotas(Quotas {
-            reads_per_second: 2.0,
+            reads_per_second: 0.2,
             ..Quotas::default()
         }),
         ..FaultRules::default()
@@ -290,7 +292,7 @@ async fn proxy_load_faults_throttle_ecr_and_record_writes() {
         answered.0 += u32::from(ecr.describe_repositories().send().await.is_ok());
         answered.1 += u32::from(management.describe_repositories().send().await.is_ok());
     }
-    assert_eq!(answered, (2, 2), "two reads per second per account");
+    assert_eq!(answered, (1, 1), "a bucket of one read per account");
     assert_eq!(proxy.count("sts:GetCallerIdentity"), 0, "not counted");
 }
 
@@ -395,8 +397,10 @@ async fn synthetic_fleet_answers_the_sdk() {
     assert!(!aws::list_repo_names(&cfg).await.contains(&missing.name));
 
     // Quotas: per account-region buckets, counted per operation.
+    // A bucket of 5 that refills one token per 10 s, so a slow machine sees the same.
     synth.set_load(LoadRules::quotas(Quotas {
-        reads_per_second: 5.0,
+        reads_per_second: 0.1,
+        burst_seconds: 50.0,
         ..Quotas::default()
     }));
     synth.reset_counts();

@@ -129,6 +129,31 @@ impl Cli {
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary().display()))
     }
 
+    /// Start a run, wait until `ready()` says it got far enough (at most 60 s), send it
+    /// `signal` (`INT`, `TERM`), and collect it.
+    pub fn run_and_signal(
+        &self,
+        args: &[&str],
+        signal: &str,
+        ready: impl Fn() -> bool,
+    ) -> CliOutput {
+        let began = Instant::now();
+        let child = self.spawn(args);
+        while !ready() {
+            assert!(
+                began.elapsed().as_secs() < 60,
+                "the run never got to the point of the signal"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let sent = Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        Cli::wait(child, began)
+    }
+
     /// Collect a spawned run like [`Cli::run`] does.
     pub fn wait(child: std::process::Child, began: Instant) -> CliOutput {
         let output = child.wait_with_output().expect("wait for ecr-fleet");

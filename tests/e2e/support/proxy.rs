@@ -33,6 +33,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
+// APIs and fields moto lacks (ListRegions, Inspector coverage, Lambda digests, image times).
+#[path = "emulate.rs"]
+pub mod emulate;
 use super::faults::{LoadRules, LoadState};
 use super::tagging;
 
@@ -62,6 +65,8 @@ pub struct FaultRules {
     /// Hold every request of an operation this long before answering (a slow service), e.g.
     /// to interrupt a run while it is writing.
     pub delay: HashMap<String, std::time::Duration>,
+    /// APIs and fields moto lacks, answered or rewritten here (see [`emulate`]).
+    pub emulation: emulate::Emulation,
     /// Latency, random throttling and quotas (answered as the service's throttling error).
     pub load: LoadRules,
     /// Account ids whose `tagging:GetResources` answers HTTP 400 `AccessDeniedException`.
@@ -101,6 +106,8 @@ struct State {
     tag_reads: HashMap<String, u32>,
     /// `ecr:GetLifecyclePolicy` requests per repository name, for `policy_after_first_read`.
     policy_reads: HashMap<String, u32>,
+    /// What the emulation learned from traffic (the accounts behind access keys).
+    learned: emulate::Learned,
     /// Generator, buckets and throttle counts of `rules.load` (and of `rules.throttle`).
     load: LoadState,
     /// Account id per access key.
@@ -295,6 +302,7 @@ async fn handle(request: Request, shared: &Shared) -> Response {
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
+    let seen = emulate::Seen::of(&request, &op);
     let scope = Scope::of(&request);
     let account = match (&scope, needs_account) {
         (Some(scope), true) => caller_account(&request, scope, shared).await,
@@ -307,7 +315,7 @@ async fn handle(request: Request, shared: &Shared) -> Response {
         .unwrap_or_else(|e| e.into_inner())
         .load
         .admit(&load, &key, account.as_deref(), region);
-    let response = if !admitted {
+    let mut response = if !admitted {
         throttling_error(&op)
     } else {
         match decide(&request, &op, account.as_deref(), shared) {
@@ -326,6 +334,13 @@ async fn handle(request: Request, shared: &Shared) -> Response {
         }
     };
     let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    let emulation_state = &mut *state;
+    emulate::after(
+        &seen,
+        &mut response,
+        &emulation_state.rules.emulation,
+        &mut emulation_state.learned,
+    );
     *state.counts.entry(key.clone()).or_default() += 1;
     if response.status >= 400 {
         *state.failures.entry(key.clone()).or_default() += 1;
@@ -582,7 +597,10 @@ fn decide(request: &Request, op: &Operation, account: Option<&str>, shared: &Sha
                 .max(1);
             Decision::Page { offset, limit }
         }
-        _ => Decision::Forward,
+        _ => match emulate::answer(request, op, &state.rules.emulation, &state.learned) {
+            Some(response) => Decision::Answer(response),
+            None => Decision::Forward,
+        },
     }
 }
 
@@ -823,6 +841,10 @@ impl Operation {
                 .or_else(|| {
                     let query = request.target.split_once('?')?.1;
                     form_field(query.as_bytes(), "Action")
+                })
+                .or_else(|| {
+                    emulate::rest_operation(&service, &request.method, request.path())
+                        .map(str::to_string)
                 })
                 .unwrap_or_else(|| format!("{} {}", request.method, request.path())),
         };
