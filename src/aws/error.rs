@@ -111,13 +111,15 @@ impl AwsError {
                 code: None,
                 detail: format!("timed out waiting for {endpoint}"),
             },
-            SdkError::DispatchFailure(_) => AwsError {
+            SdkError::DispatchFailure(failure) => AwsError {
                 operation,
                 kind: ErrorKind::Transient,
                 code: None,
                 detail: format!(
                     "cannot reach {endpoint}: {}",
-                    innermost(&DisplayErrorContext(err).to_string())
+                    failure
+                        .as_connector_error()
+                        .map_or_else(|| "no connection".to_string(), |c| root_cause(c))
                 ),
             },
             SdkError::ResponseError(_) => AwsError {
@@ -161,15 +163,19 @@ fn classify(code: Option<&str>, status: u16) -> ErrorKind {
     }
 }
 
-/// The SDK's context chain repeats itself ("dispatch failure: io error: client error
-/// (Connect): tcp connect error: Connection refused (os error 111)"); the last cause is what a
-/// person needs.
-fn innermost(chain: &str) -> &str {
-    chain
-        .rsplit(": ")
-        .map(str::trim)
-        .find(|part| !part.is_empty())
-        .unwrap_or(chain)
+/// The deepest cause of an error chain ("Connection refused (os error 111)"): the SDK's own
+/// layers only repeat "dispatch failure", and their debug forms are no help to a person.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = err.to_string();
+    let mut cause = err.source();
+    while let Some(e) = cause {
+        let text = e.to_string();
+        if !text.trim().is_empty() {
+            last = text;
+        }
+        cause = e.source();
+    }
+    last
 }
 
 /// The HTTP status of a raw response, for errors without a recognised code.
@@ -233,13 +239,27 @@ mod tests {
     }
 
     #[test]
-    fn innermost_cause_of_a_chain() {
+    fn root_cause_is_the_deepest_message() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "dispatch failure")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let refused = std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        );
         assert_eq!(
-            innermost(
-                "dispatch failure: io error: client error (Connect): tcp connect error: Connection refused (os error 111)"
-            ),
+            root_cause(&Outer(refused)),
             "Connection refused (os error 111)"
         );
-        assert_eq!(innermost("plain"), "plain");
+        assert_eq!(root_cause(&std::io::Error::other("plain")), "plain");
     }
 }

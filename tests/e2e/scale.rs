@@ -265,3 +265,24 @@ async fn restore_of_a_killed_run_looks_at_each_repository() {
     assert_eq!(aws::get_policy(&mgmt, "team-1/written").await, None);
     assert_eq!(aws::get_policy(&mgmt, "team-1/not-written").await, None);
 }
+
+/// An endpoint that cannot be reached is named, with the cause and no debug dump.
+#[test]
+fn an_unreachable_endpoint_is_named_in_plain_words() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fleet_workspace(dir.path(), &["us-east-1"]);
+    // Nothing listens on the discard port of the loopback interface.
+    let out = ecr_fleet(&["plan"], "http://127.0.0.1:9", dir.path());
+    out.assert_code(1);
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line: {}", out.stderr));
+    assert!(
+        line.contains("sts:GetCallerIdentity: cannot reach http://127.0.0.1:9: "),
+        "{line}"
+    );
+    assert!(line.contains("onnection refused"), "{line}");
+    assert!(!line.contains('{') && !line.contains("Some("), "{line}");
+}
