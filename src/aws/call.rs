@@ -82,6 +82,11 @@ pub struct Endpoints {
     pub tagging: String,
 }
 
+/// Writes and tag pages start paced (see `RateController::starting_at`); reads start unpaced,
+/// since there are enough of them for the controller to learn a quota quickly.
+const INITIAL_WRITES_PER_SECOND: f64 = 10.0;
+const INITIAL_TAG_PAGES_PER_SECOND: f64 = 10.0;
+
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(20);
 
@@ -98,7 +103,13 @@ impl Calls {
         Calls {
             run: run.clone(),
             local: Arc::new(Semaphore::new(run.per_target)),
-            rates: Arc::new(Default::default()),
+            rates: Arc::new([
+                Mutex::new(RateController::new()),
+                Mutex::new(RateController::starting_at(Some(INITIAL_WRITES_PER_SECOND))),
+                Mutex::new(RateController::starting_at(Some(
+                    INITIAL_TAG_PAGES_PER_SECOND,
+                ))),
+            ]),
             endpoints: Arc::new(endpoints),
         }
     }
