@@ -18,25 +18,12 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 venv="$root/.venv"
-requirements="$root/scripts/requirements-lint.txt"
-marker="$venv/.requirements-lint.sha256"
-python="${PYTHON:-python3}"
 
 log() { printf 'lint-templates.sh: %s\n' "$*" >&2; }
 
-if [[ ! -x "$venv/bin/python" ]]; then
-    command -v "$python" >/dev/null 2>&1 || { log "$python not found; install Python 3.11 or newer"; exit 1; }
-    log "creating virtualenv in .venv"
-    "$python" -m venv "$venv"
-fi
-
-want="$( { sha256sum "$requirements"; "$venv/bin/python" --version; } 2>&1 | sha256sum | cut -d' ' -f1)"
-have="$(cat "$marker" 2>/dev/null || true)"
-if [[ "$want" != "$have" || ! -x "$venv/bin/cfn-lint" ]]; then
-    log "installing lint requirements into .venv (scripts/requirements-lint.txt)"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --requirement "$requirements"
-    printf '%s\n' "$want" >"$marker"
-fi
+# shellcheck source=scripts/venv.sh
+source "$root/scripts/venv.sh"
+venv_requirements "$root/scripts/requirements-lint.txt" cfn-lint
 
 shopt -s nullglob
 templates=(deploy/*.yaml)

@@ -87,21 +87,9 @@ done
 
 # --- tools, installed once into .venv ------------------------------------------------------
 venv="$root/.venv"
-requirements="$root/scripts/requirements-release.txt"
-marker="$venv/.requirements-release.sha256"
-python="${PYTHON:-python3}"
-if [[ ! -x "$venv/bin/python" ]]; then
-    command -v "$python" >/dev/null 2>&1 || die "$python not found; install Python 3.11 or newer"
-    log "creating virtualenv in .venv"
-    "$python" -m venv "$venv"
-fi
-want="$( { sha256sum "$requirements"; "$venv/bin/python" --version; } 2>&1 | sha256sum | cut -d' ' -f1)"
-have="$(cat "$marker" 2>/dev/null || true)"
-if [[ "$want" != "$have" || ! -x "$venv/bin/cargo-zigbuild" ]]; then
-    log "installing release tools into .venv (scripts/requirements-release.txt)"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --requirement "$requirements"
-    printf '%s\n' "$want" >"$marker"
-fi
+# shellcheck source=scripts/venv.sh
+source "$root/scripts/venv.sh"
+venv_requirements "$root/scripts/requirements-release.txt" cargo-zigbuild
 # cargo-zigbuild finds zig through `python -m ziglang` when no `zig` is on PATH; putting the
 # venv first makes it use the pinned one.
 export PATH="$venv/bin:$PATH"
