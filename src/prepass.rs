@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 use futures::StreamExt;
 use jiff::Timestamp;
 
-use crate::aws::Aws;
+use crate::aws::{Aws, Stop};
 use crate::config::{Config, InUseSource, RegionSelection};
 use crate::discovery::{self, AccountAccess, Caller};
 use crate::inuse::{self, InUseIndex, SourceFailure};
@@ -81,6 +81,8 @@ pub struct PrepassInput<'a> {
     /// Region of the Account API.
     pub home: &'a str,
     pub now: Timestamp,
+    /// Ctrl-C or SIGTERM: enter no further account and read no further consumers.
+    pub stop: &'a Stop,
 }
 
 pub async fn run(input: &PrepassInput<'_>, ids: &[String], progress: &Progress) -> Prepass {
@@ -92,6 +94,7 @@ pub async fn run(input: &PrepassInput<'_>, ids: &[String], progress: &Progress) 
         selection,
         home,
         now,
+        stop,
     } = *input;
     let listed = match selection {
         RegionSelection::Listed(r) => Some(r.as_slice()),
@@ -107,6 +110,15 @@ pub async fn run(input: &PrepassInput<'_>, ids: &[String], progress: &Progress) 
     );
     let entered: Vec<Entered> = futures::stream::iter(ids)
         .map(|id| async move {
+            if stop.is_set() {
+                progress.step();
+                let skipped = Skipped {
+                    account_id: id.clone(),
+                    region: None,
+                    error: "not visited: interrupted".to_string(),
+                };
+                return (id.clone(), Err(skipped), None);
+            }
             let access = discovery::enter(aws, caller, &config.accounts, sts_region, id).await;
             let enabled = match (&access, ask) {
                 (Ok(a), true) => {
@@ -172,7 +184,7 @@ pub async fn run(input: &PrepassInput<'_>, ids: &[String], progress: &Progress) 
                     .map(move |r| (a, r.clone()))
             })
             .collect();
-        let mut index = collect(aws, config, &targets, now).await;
+        let mut index = collect(aws, config, &targets, now, stop).await;
         // An account that could not be entered hides its consumers too.
         for (id, access) in &pass.entered {
             if let Err(s) = access {
@@ -203,11 +215,16 @@ async fn collect(
     config: &Config,
     targets: &[(&AccountAccess, String)],
     now: Timestamp,
+    stop: &Stop,
 ) -> InUseIndex {
     let sources = &config.safety.in_use;
     let in_flight = config.execution.per_region_concurrency.max(1);
     let parts: Vec<InUseIndex> = futures::stream::iter(targets)
         .map(|(account, region)| async move {
+            if stop.is_set() {
+                // Nothing is written after a stop, so a missing part cannot unprotect an image.
+                return InUseIndex::default();
+            }
             let creds = account.credentials.as_ref();
             let id = &account.account_id;
             let clients = inuse::TargetClients {

@@ -385,6 +385,7 @@ async fn fleet(
                 selection: &region_selection,
                 home,
                 now: started,
+                stop: &stop,
             },
             &selection.ids,
             &progress,
