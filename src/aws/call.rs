@@ -87,8 +87,11 @@ pub struct Endpoints {
 const INITIAL_WRITES_PER_SECOND: f64 = 10.0;
 const INITIAL_TAG_PAGES_PER_SECOND: f64 = 10.0;
 
-const BACKOFF_BASE: Duration = Duration::from_millis(100);
-const BACKOFF_CAP: Duration = Duration::from_secs(20);
+/// Retries back off with full jitter from this base. Quotas are met by pacing (see
+/// `rate`), so the backoff only has to spread retries, not find the quota: a short base
+/// keeps random throttling from other clients cheap.
+pub(crate) const BACKOFF_BASE: Duration = Duration::from_millis(50);
+pub(crate) const BACKOFF_CAP: Duration = Duration::from_secs(20);
 
 /// Full jitter: uniform in [0, min(cap, base * 2^retry)).
 fn backoff(retry: u32) -> Duration {
@@ -122,6 +125,13 @@ impl Calls {
         &self.rates[class as usize]
     }
 
+    fn still_paced(&self, class: CallClass, pace: u64) -> bool {
+        self.rate(class)
+            .lock()
+            .expect("rate lock")
+            .still_paced(pace)
+    }
+
     /// Make one API call (`make` builds and sends it; it is called again for each attempt).
     pub async fn call<T, E, F, Fut>(
         &self,
@@ -139,14 +149,23 @@ impl Calls {
             if self.run.stop.is_set() {
                 return Err(AwsError::interrupted(operation));
             }
+            let mut pace = None;
             if self.run.own_retries {
-                let wait = self
-                    .rate(class)
-                    .lock()
-                    .expect("rate lock")
-                    .reserve(Instant::now());
-                if !wait.is_zero() {
+                loop {
+                    let (wait, reserved) = self
+                        .rate(class)
+                        .lock()
+                        .expect("rate lock")
+                        .reserve(Instant::now());
+                    pace = Some(reserved);
+                    if wait.is_zero() {
+                        break;
+                    }
                     tokio::time::sleep(wait).await;
+                    // A slot reserved before a cut is not used at the old pace.
+                    if self.still_paced(class, reserved) {
+                        break;
+                    }
                 }
             }
             let result = {
@@ -163,8 +182,15 @@ impl Calls {
                 if self.run.stop.is_set() {
                     return Err(AwsError::interrupted(operation));
                 }
-                make().await
+                // Nor does a call that waited for its permits through a cut go at the old
+                // pace: it takes a new slot.
+                if pace.is_some_and(|p| !self.still_paced(class, p)) {
+                    continue;
+                }
+                let sent = Instant::now();
+                (sent, make().await)
             };
+            let (sent, result) = result;
             if retry > 0 {
                 // Each attempt of ours is a new SDK invocation; count it as a retry of the
                 // first, not as another call.
@@ -173,10 +199,11 @@ impl Calls {
             let error = match result {
                 Ok(value) => {
                     if self.run.own_retries {
-                        self.rate(class)
-                            .lock()
-                            .expect("rate lock")
-                            .record(Instant::now(), false);
+                        self.rate(class).lock().expect("rate lock").record(
+                            sent,
+                            Instant::now(),
+                            false,
+                        );
                     }
                     return Ok(value);
                 }
@@ -192,10 +219,11 @@ impl Calls {
             if !self.run.own_retries {
                 return Err(error);
             }
-            self.rate(class)
-                .lock()
-                .expect("rate lock")
-                .record(Instant::now(), error.is_throttling());
+            self.rate(class).lock().expect("rate lock").record(
+                sent,
+                Instant::now(),
+                error.is_throttling(),
+            );
             retry += 1;
             if !error.is_retryable() || retry >= self.run.max_attempts {
                 return Err(error);

@@ -11,9 +11,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// Path of the `ecr-fleet` binary that cargo built for these tests.
+/// Path of the `ecr-fleet` binary that cargo built for these tests, or `ECR_FLEET_BENCH_BIN`
+/// when set: benchmarks measure an optimized build that way (the test profile is unoptimized).
 pub fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_ecr-fleet"))
+    match std::env::var_os("ECR_FLEET_BENCH_BIN").filter(|b| !b.is_empty()) {
+        Some(bin) => PathBuf::from(bin),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_ecr-fleet")),
+    }
 }
 
 /// The published schema of the JSON report, relative to the package root.
