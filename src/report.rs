@@ -236,9 +236,17 @@ impl Report {
     }
 
     pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self).expect("report serializes");
-        s.push('\n');
-        s
+        let mut out = Vec::new();
+        self.write_json(&mut out).expect("report serializes");
+        String::from_utf8(out).expect("JSON is UTF-8")
+    }
+
+    /// Writes the JSON view as it is produced: a report of 100,000 repositories need not
+    /// sit in memory twice over as text.
+    pub fn write_json(&self, mut out: impl std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer_pretty(&mut out, self)?;
+        out.write_all(b"\n")?;
+        out.flush()
     }
 }
 

@@ -210,14 +210,20 @@ fn confirm(prompt: &str) -> bool {
 /// Print the view, then write `--report`. Returns false when the report file could not be
 /// written: the run's result is still on stdout, and the caller exits 1.
 fn emit(report: &Report, output: OutputFormat, show_all: bool, report_file: Option<&Path>) -> bool {
-    let text = report.render(output, show_all);
     {
-        let mut out = std::io::stdout().lock();
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         // A closed pipe (`| head`) is not an error worth a non-zero exit.
-        let _ = out.write_all(text.as_bytes());
+        let _ = if output == OutputFormat::Json {
+            report.write_json(&mut out)
+        } else {
+            out.write_all(report.render(output, show_all).as_bytes())
+        };
         let _ = out.flush();
     }
-    match report_file.map(|path| (path, std::fs::write(path, report.to_json()))) {
+    let written = |path: &Path| -> std::io::Result<()> {
+        report.write_json(std::io::BufWriter::new(std::fs::File::create(path)?))
+    };
+    match report_file.map(|path| (path, written(path))) {
         Some((path, Err(e))) => {
             eprintln!("error: {}: cannot write report: {e}", path.display());
             false

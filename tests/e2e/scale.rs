@@ -1,5 +1,5 @@
-//! 0.2 engine behaviour end to end: the tagging API and its fallback, SIGTERM with the
-//! write-ahead journal, and restore from the journal of a run that was killed.
+//! 0.2 engine behaviour end to end: the tagging API and its fallback, SIGTERM and `kill -9`
+//! with the write-ahead journal, and restore from the journal of a run that was killed.
 
 use std::path::Path;
 
@@ -7,7 +7,9 @@ use serde_json::Value;
 
 use crate::support::aws;
 use crate::support::cli::{ecr_fleet, row, Cli};
-use crate::support::fixtures::{write_fleet_workspace, CI_BUILDS_POLICY, EXEMPT_TAG};
+use crate::support::fixtures::{
+    write_fleet_workspace, CI_BUILDS_POLICY, EXEMPT_TAG, OUTDATED_POLICY,
+};
 use crate::support::moto::Moto;
 use crate::support::proxy::{FaultProxy, FaultRules};
 
@@ -285,4 +287,95 @@ fn an_unreachable_endpoint_is_named_in_plain_words() {
     );
     assert!(line.contains("onnection refused"), "{line}");
     assert!(!line.contains('{') && !line.contains("Some("), "{line}");
+}
+
+/// `kill -9` in the middle of apply: nothing runs on the way out, yet every repository whose
+/// policy was replaced has its intent (with the previous policy) in the journal, and restore
+/// puts each one back.
+#[tokio::test]
+async fn kill_9_during_apply_leaves_a_journal_restore_undoes_every_write_from() {
+    let moto = Moto::start();
+    let mgmt = aws::sdk_config(&moto.url(), "us-east-1").await;
+    let names: Vec<String> = (0..12).map(|i| format!("team-1/service-{i:02}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        aws::create_repo(&mgmt, name, &[]).await;
+        // Half of them had a policy before: restore must bring that text back, not just
+        // delete.
+        if i % 2 == 0 {
+            aws::put_policy(&mgmt, name, OUTDATED_POLICY).await;
+        }
+    }
+    let proxy = FaultProxy::start(
+        &moto.url(),
+        FaultRules {
+            delay: [(
+                "ecr:PutLifecyclePolicy".to_string(),
+                std::time::Duration::from_millis(300),
+            )]
+            .into(),
+            ..FaultRules::default()
+        },
+    );
+    let dir = team_workspace("current", "[execution]\nper_region_concurrency = 2\n");
+    let out = Cli::new(&proxy.url(), dir.path()).run_and_signal(
+        &[
+            "apply",
+            "--yes",
+            "--output",
+            "json",
+            "--backup",
+            "journal.jsonl",
+        ],
+        "KILL",
+        || proxy.count("ecr:PutLifecyclePolicy") >= 3,
+    );
+    assert_eq!(out.code, 137, "killed by SIGKILL: {}", out.stderr);
+    // Puts the proxy had already taken still reach moto; let them land.
+    std::thread::sleep(std::time::Duration::from_millis(800));
+
+    let mut written = Vec::new();
+    for name in &names {
+        if aws::get_policy(&mgmt, name).await.as_deref() == Some(CI_BUILDS_POLICY) {
+            written.push(name.clone());
+        }
+    }
+    assert!(!written.is_empty(), "some writes were made before the kill");
+    assert!(
+        written.len() < names.len(),
+        "the kill came before the end: {written:?}"
+    );
+    let records = journal(&dir.path().join("journal.jsonl"));
+    assert_eq!(records[0]["record"], "run");
+    for name in &written {
+        let intent = records
+            .iter()
+            .find(|r| r["record"] == "intent" && r["repository"] == name.as_str())
+            .unwrap_or_else(|| panic!("{name} was written without an intent on disk"));
+        let index: usize = name[name.len() - 2..].parse().unwrap();
+        let previous = if index % 2 == 0 {
+            Value::from(OUTDATED_POLICY)
+        } else {
+            Value::Null
+        };
+        assert_eq!(intent["previous_policy"], previous, "{name}");
+    }
+
+    let restore = ecr_fleet(
+        &[
+            "restore",
+            "--backup",
+            "journal.jsonl",
+            "--yes",
+            "--output",
+            "json",
+        ],
+        &moto.url(),
+        dir.path(),
+    );
+    restore.assert_code(0);
+    for (i, name) in names.iter().enumerate() {
+        let now = aws::get_policy(&mgmt, name).await;
+        let expected = (i % 2 == 0).then_some(OUTDATED_POLICY);
+        assert_eq!(now.as_deref(), expected, "{name} after restore");
+    }
 }
