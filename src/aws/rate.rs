@@ -468,6 +468,7 @@ mod tests {
                         }
                         if t {
                             throttled += 1;
+                            if std::env::var_os("RATE_DEEP").is_some() && retry >= 4 { eprintln!("retry {} at {:?}", retry + 1, now - start); }
                             let ceiling = BACKOFF_BASE
                                 .saturating_mul(1 << retry.min(16))
                                 .min(BACKOFF_CAP);
@@ -509,6 +510,19 @@ mod tests {
             bucket(quota, quota),
         );
         (slowdown, f64::from(throttled) / f64::from(attempts), time)
+    }
+
+    #[test]
+    fn zz_trace() {
+        let Ok(ms) = std::env::var("RATE_MS") else { return };
+        let job = Job { calls: 41, in_flight: 8, latency: Duration::from_millis(ms.parse().unwrap()), seed: 1 };
+        let base = job.run(&mut RateController::new(), |_| false).0;
+        for seed in 0..10 {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let mut c = RateController::new();
+            let r = Job { seed, ..job }.run(&mut c, |_| rng.f64() < 0.3);
+            println!("seed {seed}: {:.1}x {r:?} limit {:?} bg {:.2}", r.0.as_secs_f64() / base.as_secs_f64(), c.limit(), c.background);
+        }
     }
 
     #[test]

@@ -457,6 +457,11 @@ fn ecr_fleet_steps(
     ] {
         counters.reset();
         let (output, peak) = ws.ecr_fleet(endpoint, args);
+        // To see what the run logged (with RUST_LOG), keep its stderr.
+        if let Some(dir) = std::env::var_os("ECR_FLEET_BENCH_STDERR") {
+            let path = Path::new(&dir).join(format!("{step}.log"));
+            std::fs::write(&path, &output.stderr).unwrap();
+        }
         let writes = counters.writes();
         let check = (step != "plan").then(|| fleet.verify(&read_back(), &writes));
         eprintln!(
