@@ -6,43 +6,47 @@
 //! - someone else's traffic (a CI system on the same account) drains the bucket at random:
 //!   slowing down does not remove them, it only makes the run slower.
 //!
-//! The controller starts unpaced. It looks at windows of calls; when a window has more
-//! throttles than the background level, it cuts the rate to what got through. If the next
-//! window is throttled just as much, the cut did not help: the throttles are background, the
-//! cut is undone and the level is remembered so it no longer triggers cuts. Windows without
-//! excess throttling raise the rate again (additive increase, so it recovers instead of
-//! staying at a floor). Retries with backoff handle the throttles that remain.
+//! What tells them apart is how much is throttled. Unpaced calls of one account-region come
+//! many times faster than any quota worth the name, so going over a quota floods: most calls
+//! are throttled. Other clients' traffic throttles a share that does not depend on our rate.
+//! So the controller starts unpaced (writes and tag pages start at a modest pace, see
+//! `starting_at`) and only a flood makes it pace: it cuts to what gets through. Once paced, it
+//! works like additive-increase, multiplicative-decrease: windows with excess throttling cut
+//! the rate to what got through, clean windows raise it a little. If cuts in a row do not
+//! lower the throttled share, it is background: the cuts are undone and that share no longer
+//! counts as excess. Retries with backoff handle the throttles that remain.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// A window closes after this long and this many calls, whichever is later.
+/// A window closes after this long and this many calls, whichever is later (fewer calls at a
+/// slow pace, see `window_calls`).
 const WINDOW: Duration = Duration::from_millis(500);
 const WINDOW_CALLS: u32 = 8;
-/// Throttled share above the background that counts as "we are too fast".
+/// A flood: at least this share of at least `FLOOD_CALLS` calls throttled. Background traffic
+/// that heavy is rare; going unpaced over a quota is like that at once.
+const FLOOD: f64 = 0.7;
+const FLOOD_CALLS: u32 = 16;
+/// Throttled share above the background that counts as "we are too fast" while paced.
 const EXCESS: f64 = 0.05;
 /// A cut aims this far below the rate that got through.
 const CUT_TO: f64 = 0.9;
-/// Calls sent after a cut before judging whether it helped.
-const JUDGE_CALLS: u32 = 16;
-/// The first calls after a cut still find the quota's bucket empty: they are not judged.
-const GRACE_CALLS: u32 = 4;
-/// A cut helped if at most this share (or the background's) is throttled after it.
-const QUIET: f64 = 0.1;
-/// A share of throttled calls no background explains: far above a quota.
-const FLOODED: f64 = 0.75;
-/// Over a whole trial, a share not taken for background either: still above a quota.
-const ABOVE_QUOTA: f64 = 0.5;
-/// A trial whose share fell below this part of the share before it helped in part.
-const DROPPED: f64 = 0.6;
-/// Cuts in a row that helped in part before the rest is taken for background.
-const MAX_DEPTH: u32 = 4;
-/// Rates are never measured over less than this.
-const MIN_SPAN: Duration = Duration::from_millis(50);
-/// Share of the limit added after a window without excess throttling (at least one call/s).
+/// Right after a burst, the rate that got through includes the quota's burst: a flood cut
+/// goes at least this far below the rate sent.
+const FLOOD_CUT: f64 = 0.25;
+/// Cuts in a row after which, if the throttled share did not fall after the last one, it is
+/// taken for background.
+const CUTS_TO_TELL: u32 = 2;
+/// ... and only once they brought the rate down to this share of where they started.
+const DEEP: f64 = 0.6;
+/// Share of the limit added after a clean window (at least half a call per second), and after
+/// a cut has shown where the quota is.
 const INCREASE: f64 = 0.1;
+const CAREFUL_INCREASE: f64 = 0.03;
 /// Calls per second never go below this.
 const FLOOR: f64 = 1.0;
+/// Rates are never measured over less than this.
+const MIN_SPAN: Duration = Duration::from_millis(50);
 /// Answers are counted over this span to estimate the rates sent and got through.
 const RECENT: Duration = Duration::from_secs(1);
 
@@ -64,17 +68,16 @@ impl Sample {
     }
 }
 
-/// A cut under trial: calls sent after it are compared with the calls that caused it.
-#[derive(Debug)]
-struct Trial {
-    at: Instant,
+/// Cuts made one after the other, each after a window with excess throttling.
+#[derive(Debug, Clone, Copy)]
+struct CutRun {
+    /// The limit before the first of them.
     limit_before: Option<f64>,
-    before: Sample,
-    after: Sample,
-    /// Cuts in a row so far, each after one that helped only in part.
-    depth: u32,
-    /// Calls after the cut not counted yet (see `GRACE_CALLS`).
-    grace: u32,
+    /// The throttled share that caused the last.
+    last_share: f64,
+    /// The last was a cut to half the pace, to tell background from a quota.
+    decisive: bool,
+    cuts: u32,
 }
 
 #[derive(Debug)]
@@ -84,16 +87,19 @@ pub struct RateController {
     next_slot: Option<Instant>,
     window_start: Option<Instant>,
     window: Sample,
+    /// Calls sent before this (at an older pace) are not counted in the window.
+    counted_from: Option<Instant>,
     /// Answers of the last second (time, throttled): the rates sent and got through.
     recent: VecDeque<(Instant, bool)>,
     first_answer: Option<Instant>,
     /// Throttled share that does not respond to our rate.
     background: f64,
-    trial: Option<Trial>,
+    cut_run: Option<CutRun>,
     /// Changes at every cut: slots reserved before it are reserved again.
     pace: u64,
-    /// The last window had excess over a known background; the current one confirms it.
-    suspect: bool,
+    ever_cut: bool,
+    /// Clean windows since the last cut: the increase is careful for the first few.
+    clean_streak: u32,
 }
 
 impl Default for RateController {
@@ -108,7 +114,7 @@ impl RateController {
     }
 
     /// A controller that starts paced at `limit` calls per second (`None`: unpaced). Calls of
-    /// which an account-region makes few (writes, tag pages) get no window to learn from
+    /// which an account-region makes few (writes, tag pages) give no window to learn from
     /// before a burst of them drains a small quota, so they start at a modest pace and rise
     /// from there while nothing is throttled.
     pub fn starting_at(limit: Option<f64>) -> RateController {
@@ -117,12 +123,14 @@ impl RateController {
             next_slot: None,
             window_start: None,
             window: Sample::default(),
+            counted_from: None,
             recent: VecDeque::new(),
             first_answer: None,
             background: 0.0,
-            trial: None,
+            cut_run: None,
             pace: 0,
-            suspect: false,
+            ever_cut: false,
+            clean_streak: 0,
         }
     }
 
@@ -155,17 +163,7 @@ impl RateController {
         {
             self.recent.pop_front();
         }
-        if let Some(trial) = &mut self.trial {
-            // Only calls sent at the new pace say whether it helped, and the first few of
-            // them still meet a bucket that we drained.
-            if sent >= trial.at {
-                if trial.grace > 0 {
-                    trial.grace -= 1;
-                } else {
-                    trial.after.add(throttled);
-                }
-                self.judge(now);
-            }
+        if self.counted_from.is_some_and(|from| sent < from) {
             return;
         }
         let start = *self.window_start.get_or_insert(now);
@@ -173,40 +171,84 @@ impl RateController {
         let elapsed = now.saturating_duration_since(start);
         let w = self.window;
         let share = w.share();
-        // Excess must stand out from the sampling noise of the background level (three
-        // standard deviations), or random throttling would trigger cuts by chance; and a
-        // single throttle says little.
-        let noise = 3.0 * (self.background * (1.0 - self.background) / f64::from(w.sent)).sqrt();
-        let excess = w.throttled >= 2 && share - self.background > EXCESS.max(noise);
-        // React as soon as a window has enough calls to tell, not at its end: a burst of
-        // calls drains a small quota within one window.
-        let closes = elapsed >= WINDOW && w.sent >= self.window_calls();
-        let decides = closes || w.sent >= WINDOW_CALLS;
-        if excess && decides && self.background > 0.0 && !self.suspect && share < FLOODED {
-            // Over a known background, excess in one window can be chance (and a cut would
-            // then look as if it helped): a fresh window at the same pace must confirm it.
-            self.suspect = true;
+        if w.sent >= FLOOD_CALLS && share >= FLOOD.max(self.background + EXCESS) {
+            // Far above a quota: down to what got through in this window, at once (the rate
+            // over a longer span would count the quota's burst). Measured over a short time
+            // that can be far too low: never below a quarter of what was sent.
+            let seconds = elapsed.max(MIN_SPAN).as_secs_f64();
+            let got_through = f64::from(w.sent - w.throttled) / seconds;
+            let sent = f64::from(w.sent) / seconds;
+            self.cut(now, share, (got_through * CUT_TO).max(sent * FLOOD_CUT));
+            // A flood is no sign of background: it starts no run of cuts.
+            self.cut_run = None;
+            return;
+        }
+        if elapsed < WINDOW || w.sent < self.window_calls() {
+            return;
+        }
+        // A throttled window is judged on enough calls to tell excess from chance.
+        if w.throttled > 0 && w.sent < WINDOW_CALLS {
+            return;
+        }
+        let Some(limit) = self.limit else {
+            // Unpaced, anything short of a flood is left to retries: it is most likely other
+            // clients' traffic, and pacing would only slow the run.
             self.restart_window(now);
-        } else if excess && decides {
-            self.suspect = false;
-            let (rate, got_through) = self.recent_rates(now);
-            let limit_before = self.limit;
-            // At least halve: a cut that is put on trial must be deep enough to tell a quota
-            // (throttling stops) from other clients' traffic (it does not).
-            self.cut(now, w, (got_through * CUT_TO).min(rate * 0.5), limit_before);
-        } else if closes {
-            self.suspect = false;
-            // A window without excess: the other clients may have gone, and we may go faster.
+            return;
+        };
+        // Excess must stand out from the sampling noise of the background level (three
+        // standard deviations), and a single throttle says little.
+        let b = self.background;
+        let noise = 3.0 * (b * (1.0 - b) / f64::from(w.sent)).sqrt();
+        if w.throttled >= 2 && share - b > EXCESS.max(noise) {
+            // Cuts that went deep enough that a quota would have stopped the throttling.
+            let deep = |r: &CutRun| r.limit_before.is_none_or(|before| limit <= DEEP * before);
+            if let Some(run) = self.cut_run.filter(|r| r.cuts + 1 >= CUTS_TO_TELL && deep(r)) {
+                if share >= run.last_share * 0.75 {
+                    if !run.decisive {
+                        // The rate that got through can overstate a quota (its burst): one
+                        // cut to half the pace settles it.
+                        self.cut(now, share, limit * 0.5);
+                        if let Some(r) = &mut self.cut_run {
+                            r.decisive = true;
+                        }
+                        return;
+                    }
+                    // Slowing down changed nothing: this is other clients' traffic. Undo the
+                    // cuts and expect this share from now on.
+                    tracing::debug!(share, "throttling does not follow our rate: background");
+                    self.background = share;
+                    self.limit = run.limit_before;
+                    self.cut_run = None;
+                    self.pace += 1;
+                    self.next_slot = None;
+                    self.restart_window(now);
+                    return;
+                }
+            }
+            let got_through = self.recent_rates(now).1;
+            self.cut(now, share, got_through * CUT_TO);
+        } else {
+            if w.sent >= WINDOW_CALLS {
+                // Enough calls without excess: the cuts so far did their job.
+                self.cut_run = None;
+            }
             if self.background > 0.0 {
+                // The other clients' share is followed as it changes.
                 self.background = 0.9 * self.background + 0.1 * share;
             }
-            if let Some(limit) = self.limit {
-                // Only a pace that was used is raised: while calls are scarce (waiting for
-                // their retries), a rising limit would be untested.
-                if f64::from(w.sent + 1) >= 0.7 * limit * elapsed.as_secs_f64() {
-                    // Additive increase, gentle enough that a quota is approached, not jumped.
-                    self.limit = Some(limit + (limit * INCREASE).max(1.0));
-                }
+            // Only a pace that was used is raised: while calls are scarce (waiting for their
+            // retries), a rising limit would be untested.
+            if f64::from(w.sent + 1) >= 0.7 * limit * elapsed.as_secs_f64() {
+                // Additive increase, gentle enough that a quota is approached, not jumped;
+                // gentler once a cut has shown where the quota is.
+                self.clean_streak += 1;
+                let step = if self.ever_cut && self.clean_streak < 4 {
+                    CAREFUL_INCREASE
+                } else {
+                    INCREASE
+                };
+                self.limit = Some(limit + (limit * step).max(0.5));
             }
             self.restart_window(now);
         }
@@ -230,86 +272,35 @@ impl RateController {
             .clamp(MIN_SPAN, RECENT)
             .as_secs_f64();
         let got_through = self.recent.iter().filter(|(_, t)| !t).count();
-        (self.recent.len() as f64 / span, got_through as f64 / span)
+        (
+            self.recent.len() as f64 / span,
+            got_through as f64 / span,
+        )
     }
 
     /// Slow down to `to` calls per second (never above 0.9x the current limit, never below
-    /// the floor), and put the cut on trial; `limit_before` is the pace to go back to if
-    /// it does not help.
-    fn cut(&mut self, now: Instant, before: Sample, to: f64, limit_before: Option<f64>) {
+    /// the floor). Calls sent before the cut are not counted in the next window.
+    fn cut(&mut self, now: Instant, share: f64, to: f64) {
         let cut = match self.limit {
             Some(limit) => to.min(limit * CUT_TO),
             None => to,
         }
         .max(FLOOR);
-        tracing::debug!(share = before.share(), from = ?self.limit, to = cut, "throttled: slowing down");
-        self.trial = Some(Trial {
-            at: now,
-            limit_before,
-            before,
-            after: Sample::default(),
-            depth: 0,
-            grace: GRACE_CALLS,
+        tracing::debug!(share, from = ?self.limit, to = cut, "throttled: slowing down");
+        let run = self.cut_run.get_or_insert(CutRun {
+            limit_before: self.limit,
+            last_share: share,
+            cuts: 0,
+            decisive: false,
         });
+        run.cuts += 1;
+        run.last_share = share;
+        self.ever_cut = true;
+        self.clean_streak = 0;
         self.limit = Some(cut);
         self.next_slot = None;
         self.pace += 1;
-    }
-
-    /// Whether the cut on trial helped, once enough calls were sent after it. Below a quota,
-    /// throttling all but stops; throttling from other clients stays as it was.
-    fn judge(&mut self, now: Instant) {
-        let Some(trial) = &self.trial else { return };
-        let after = trial.after;
-        let flooded = (after.sent >= WINDOW_CALLS && after.share() >= FLOODED)
-            || (after.sent >= JUDGE_CALLS && after.share() >= ABOVE_QUOTA);
-        if flooded {
-            // Still far above a quota (right after a burst, the rate that got through
-            // overstates it): cut again from what gets through at the new pace, to no less
-            // than a quarter while that is measured over too short a time to tell.
-            let span = now.saturating_duration_since(trial.at);
-            let seconds = span.max(MIN_SPAN).as_secs_f64();
-            let got_through = f64::from(after.sent - after.throttled) / seconds * CUT_TO;
-            let rate = f64::from(after.sent) / seconds;
-            let to = if span >= Duration::from_millis(200) {
-                got_through
-            } else {
-                got_through.max(rate * 0.25)
-            };
-            let limit_before = trial.limit_before;
-            self.cut(now, after, to, limit_before);
-            return;
-        }
-        if after.sent < JUDGE_CALLS {
-            return;
-        }
-        let trial = self.trial.take().expect("on trial");
-        // The share expected below a quota: the background, give or take its noise.
-        let b = self.background;
-        let quiet = (b + 2.0 * (b * (1.0 - b) / f64::from(after.sent)).sqrt()).max(QUIET);
-        if after.share() <= quiet {
-            // Below the quota now; the window starts afresh from this pace.
-        } else if after.share() < DROPPED * trial.before.share() && trial.depth < MAX_DEPTH {
-            // Throttling fell with our rate but did not stop: still above a quota.
-            let to = self.recent_rates(now).1 * CUT_TO;
-            self.cut(now, after, to, trial.limit_before);
-            if let Some(t) = &mut self.trial {
-                t.depth = trial.depth + 1;
-            }
-            return;
-        } else {
-            // Slowing down did not stop it: this is other clients' traffic. Go back to the
-            // pace before the cut and expect this share from now on (measured after the
-            // cut: the window that caused the cut was picked for being high).
-            tracing::debug!(
-                share = after.share(),
-                "throttling does not follow our rate: background"
-            );
-            self.background = after.share();
-            self.limit = trial.limit_before;
-            self.next_slot = None;
-            self.pace += 1;
-        }
+        self.counted_from = Some(now);
         self.restart_window(now);
     }
 
@@ -514,12 +505,19 @@ mod tests {
 
     #[test]
     fn zz_trace() {
+        if std::env::var_os("RATE_PACED").is_some() {
+            let mut c = RateController::starting_at(Some(10.0));
+            let r = simulate(&mut c, 10.0, 500.0, bucket(5.0, 5.0));
+            println!("{r:?}");
+        }
         let Ok(ms) = std::env::var("RATE_MS") else { return };
-        let job = Job { calls: 41, in_flight: 8, latency: Duration::from_millis(ms.parse().unwrap()), seed: 1 };
-        let base = job.run(&mut RateController::new(), |_| false).0;
-        for seed in 0..10 {
+        let calls = std::env::var("RATE_CALLS").map_or(41, |s| s.parse().unwrap());
+        let start: Option<f64> = std::env::var("RATE_START").ok().map(|s| s.parse().unwrap());
+        let job = Job { calls, in_flight: 8, latency: Duration::from_millis(ms.parse().unwrap()), seed: 1 };
+        let base = job.run(&mut RateController::starting_at(start), |_| false).0;
+        for seed in 0..3 {
             let mut rng = fastrand::Rng::with_seed(seed);
-            let mut c = RateController::new();
+            let mut c = RateController::starting_at(start);
             let r = Job { seed, ..job }.run(&mut c, |_| rng.f64() < 0.3);
             println!("seed {seed}: {:.1}x {r:?} limit {:?} bg {:.2}", r.0.as_secs_f64() / base.as_secs_f64(), c.limit(), c.background);
         }
