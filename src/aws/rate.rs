@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 /// slow pace, see `window_calls`).
 const WINDOW: Duration = Duration::from_millis(500);
 const WINDOW_CALLS: u32 = 8;
-/// A flood: at least this share of at least `FLOOD_CALLS` calls throttled. Background traffic
+/// A flood: at least this share of the last `FLOOD_CALLS` calls throttled. Background traffic
 /// that heavy is rare; going unpaced over a quota is like that at once.
 const FLOOD: f64 = 0.7;
 const FLOOD_CALLS: u32 = 16;
@@ -91,6 +91,8 @@ pub struct RateController {
     counted_from: Option<Instant>,
     /// Answers of the last second (time, throttled): the rates sent and got through.
     recent: VecDeque<(Instant, bool)>,
+    /// Whether each of the last `FLOOD_CALLS` counted answers was throttled.
+    last: VecDeque<bool>,
     first_answer: Option<Instant>,
     /// Throttled share that does not respond to our rate.
     background: f64,
@@ -125,6 +127,7 @@ impl RateController {
             window: Sample::default(),
             counted_from: None,
             recent: VecDeque::new(),
+            last: VecDeque::new(),
             first_answer: None,
             background: 0.0,
             cut_run: None,
@@ -171,14 +174,24 @@ impl RateController {
         let elapsed = now.saturating_duration_since(start);
         let w = self.window;
         let share = w.share();
-        if w.sent >= FLOOD_CALLS && share >= FLOOD.max(self.background + EXCESS) {
-            // Far above a quota: down to what got through in this window, at once (the rate
-            // over a longer span would count the quota's burst). Measured over a short time
-            // that can be far too low: never below a quarter of what was sent.
+        self.last.push_back(throttled);
+        if self.last.len() > FLOOD_CALLS as usize {
+            self.last.pop_front();
+        }
+        let last_throttled = self.last.iter().filter(|t| **t).count() as f64;
+        if self.last.len() == FLOOD_CALLS as usize
+            && last_throttled >= f64::from(FLOOD_CALLS) * FLOOD.max(self.background + EXCESS)
+        {
+            // Far above a quota: at once down to what got through since the last cut (the
+            // rate over a longer span would count the quota's burst). Over too short a time
+            // that says little: then to a quarter of what was sent.
             let seconds = elapsed.max(MIN_SPAN).as_secs_f64();
-            let got_through = f64::from(w.sent - w.throttled) / seconds;
-            let sent = f64::from(w.sent) / seconds;
-            self.cut(now, share, (got_through * CUT_TO).max(sent * FLOOD_CUT));
+            let to = if elapsed >= Duration::from_millis(200) {
+                f64::from(w.sent - w.throttled) / seconds * CUT_TO
+            } else {
+                f64::from(w.sent) / seconds * FLOOD_CUT
+            };
+            self.cut(now, last_throttled / f64::from(FLOOD_CALLS), to);
             // A flood is no sign of background: it starts no run of cuts.
             self.cut_run = None;
             return;
@@ -301,6 +314,7 @@ impl RateController {
         self.next_slot = None;
         self.pace += 1;
         self.counted_from = Some(now);
+        self.last.clear();
         self.restart_window(now);
     }
 
