@@ -301,7 +301,7 @@ async fn kill_9_during_apply_leaves_a_journal_restore_undoes_every_write_from() 
         aws::create_repo(&mgmt, name, &[]).await;
         // Half of them had a policy before: restore must bring that text back, not just
         // delete.
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             aws::put_policy(&mgmt, name, OUTDATED_POLICY).await;
         }
     }
@@ -352,7 +352,7 @@ async fn kill_9_during_apply_leaves_a_journal_restore_undoes_every_write_from() 
             .find(|r| r["record"] == "intent" && r["repository"] == name.as_str())
             .unwrap_or_else(|| panic!("{name} was written without an intent on disk"));
         let index: usize = name[name.len() - 2..].parse().unwrap();
-        let previous = if index % 2 == 0 {
+        let previous = if index.is_multiple_of(2) {
             Value::from(OUTDATED_POLICY)
         } else {
             Value::Null
@@ -375,7 +375,7 @@ async fn kill_9_during_apply_leaves_a_journal_restore_undoes_every_write_from() 
     restore.assert_code(0);
     for (i, name) in names.iter().enumerate() {
         let now = aws::get_policy(&mgmt, name).await;
-        let expected = (i % 2 == 0).then_some(OUTDATED_POLICY);
+        let expected = i.is_multiple_of(2).then_some(OUTDATED_POLICY);
         assert_eq!(now.as_deref(), expected, "{name} after restore");
     }
 }
