@@ -39,6 +39,10 @@ pub struct FleetRun<'a> {
     pub plan: PlanOptions<'a>,
     pub limits: RunLimits,
     pub writes: Option<StreamingWrites>,
+    /// Interactive apply (with `--allow-unsafe` or not): the account-regions' clients and the
+    /// policies read are kept for the writes after the confirmation. Otherwise neither
+    /// outlives its account-region, so that memory stays flat on large fleets.
+    pub confirm_writes: Option<bool>,
     /// Accounts already entered and their regions (region discovery, in-use index).
     pub prepass: Option<&'a Prepass>,
 }
@@ -56,7 +60,7 @@ enum TargetOutcome {
     Done {
         rows: Vec<RepoResult>,
         notice: Option<Notice>,
-        target: Target,
+        target: Option<Target>,
     },
     Skipped(Skipped),
 }
@@ -132,8 +136,10 @@ impl FleetRun<'_> {
                 } => {
                     out.rows.extend(rows);
                     out.notices.extend(notice);
-                    out.targets
-                        .insert((target.account_id.clone(), target.region.clone()), target);
+                    if let Some(target) = target {
+                        out.targets
+                            .insert((target.account_id.clone(), target.region.clone()), target);
+                    }
                 }
                 TargetOutcome::Skipped(s) => out.skipped.push(s),
             }
@@ -201,6 +207,13 @@ impl FleetRun<'_> {
                             write(&mut row, self.config, target, &writes.journal, recheck).await;
                         }
                     }
+                    // The policy read is needed again only for a write still to come.
+                    if !self
+                        .confirm_writes
+                        .is_some_and(|allow_unsafe| wants_write(&row, allow_unsafe))
+                    {
+                        row.current_policy = None;
+                    }
                     progress.item();
                     row
                 }
@@ -211,7 +224,7 @@ impl FleetRun<'_> {
         TargetOutcome::Done {
             rows,
             notice,
-            target,
+            target: self.confirm_writes.is_some().then_some(target),
         }
     }
 }
