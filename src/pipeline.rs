@@ -68,7 +68,7 @@ enum TargetOutcome {
 impl FleetRun<'_> {
     /// Visit `accounts` x `regions`.
     pub async fn run(&self, accounts: Vec<String>, progress: &Progress) -> FleetOutput {
-        let per_account: Vec<Vec<TargetOutcome>> = futures::stream::iter(accounts)
+        let mut out = futures::stream::iter(accounts)
             .map(|account_id| async move {
                 let regions = match self.prepass {
                     Some(p) => p.regions_of(&account_id, self.regions),
@@ -124,27 +124,32 @@ impl FleetRun<'_> {
             })
             // Accounts are entered side by side; the call gate caps what is in flight.
             .buffer_unordered(self.config.execution.concurrency.max(1))
-            .collect()
-            .await;
-        let mut out = FleetOutput::default();
-        for outcome in per_account.into_iter().flatten() {
-            match outcome {
-                TargetOutcome::Done {
-                    rows,
-                    notice,
-                    target,
-                } => {
-                    out.rows.extend(rows);
-                    out.notices.extend(notice);
-                    if let Some(target) = target {
-                        out.targets
-                            .insert((target.account_id.clone(), target.region.clone()), target);
+            // Rows join the output as each account is done: no second copy of the fleet.
+            .fold(FleetOutput::default(), |mut out, outcomes| async move {
+                for outcome in outcomes {
+                    match outcome {
+                        TargetOutcome::Done {
+                            rows,
+                            notice,
+                            target,
+                        } => {
+                            out.rows.extend(rows);
+                            out.notices.extend(notice);
+                            if let Some(target) = target {
+                                out.targets.insert(
+                                    (target.account_id.clone(), target.region.clone()),
+                                    target,
+                                );
+                            }
+                        }
+                        TargetOutcome::Skipped(s) => out.skipped.push(s),
                     }
                 }
-                TargetOutcome::Skipped(s) => out.skipped.push(s),
-            }
-        }
-        out.rows.sort_by(|a, b| a.key().cmp(&b.key()));
+                out
+            })
+            .await;
+        // Keys are unique: an in-place sort needs no buffer the size of the fleet.
+        out.rows.sort_unstable_by(|a, b| a.key().cmp(&b.key()));
         out.skipped
             .sort_by(|a, b| (&a.account_id, &a.region).cmp(&(&b.account_id, &b.region)));
         out.notices

@@ -192,17 +192,18 @@ pub struct RepoResult {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
-    /// What the target template would do to the images there (with `--images`).
+    /// What the target template would do to the images there (with `--images`). Boxed, as
+    /// the other rarely set fields: a row of a 100,000-repository run stays small.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub impact: Option<Impact>,
+    pub impact: Option<Box<Impact>>,
     /// What the repository's current policy does to them (audit with `--images`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub current_impact: Option<Impact>,
+    pub current_impact: Option<Box<Impact>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub protected_images: Vec<ProtectedImage>,
     /// Unused images, not in use (`audit --images`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub unused: Option<Unused>,
+    pub unused: Option<Box<Unused>>,
     /// The policy text found before this run (kept for backups, not rendered).
     #[serde(skip)]
     pub current_policy: Option<String>,
@@ -316,14 +317,18 @@ pub fn plan_one(facts: RepoFacts, config: &Config, options: PlanOptions) -> Repo
     }
     if let Some(images) = &facts.images {
         let template_actions = ecr_lifecycle::evaluate(&template.policy, images, options.now);
-        result.impact = Some(impact(images, &template_actions, config.price_per_gb_month));
+        result.impact = Some(Box::new(impact(
+            images,
+            &template_actions,
+            config.price_per_gb_month,
+        )));
         if options.findings {
             // No policy: nothing expires. A policy our validator rejects: unknown, not zero.
             result.current_impact = match current.as_deref() {
-                None => Some(impact(images, &[], config.price_per_gb_month)),
+                None => Some(Box::new(impact(images, &[], config.price_per_gb_month))),
                 Some(text) => ecr_lifecycle::parse_policy(text).ok().map(|p| {
                     let actions = ecr_lifecycle::evaluate(&p, images, options.now);
-                    impact(images, &actions, config.price_per_gb_month)
+                    Box::new(impact(images, &actions, config.price_per_gb_month))
                 }),
             };
         }
@@ -383,7 +388,7 @@ fn add_unused(result: &mut RepoResult, images: &[Image], config: &Config, option
             result.findings.push(finding);
         }
     }
-    result.unused = Some(unused);
+    result.unused = Some(Box::new(unused));
 }
 
 /// Findings about a repository's current policy. A repository that already carries its

@@ -178,13 +178,13 @@ impl Report {
         }
         let price = self.summary.price_per_gb_month;
         self.summary.impact = sum_impact(
-            self.repositories.iter().filter_map(|r| r.impact.as_ref()),
+            self.repositories.iter().filter_map(|r| r.impact.as_deref()),
             price,
         );
         self.summary.current_impact = sum_impact(
             self.repositories
                 .iter()
-                .filter_map(|r| r.current_impact.as_ref()),
+                .filter_map(|r| r.current_impact.as_deref()),
             price,
         );
         let mut unused = UnusedSummary {
@@ -968,9 +968,9 @@ mod tests {
             total: bucket(1, gib),
             in_use_excluded: 0,
         };
-        r.repositories[0].unused = Some(unused(1));
-        r.repositories[1].unused = Some(unused(5));
-        r.repositories[2].unused = Some(Unused::default());
+        r.repositories[0].unused = Some(Box::new(unused(1)));
+        r.repositories[1].unused = Some(Box::new(unused(5)));
+        r.repositories[2].unused = Some(Box::default());
         r.summary.unused_after_days = 90;
         r.summary.price_per_gb_month = 0.1;
         r.disabled_regions.push(DisabledRegion {
