@@ -614,11 +614,14 @@ pub async fn restore_entry(restore: &RestoreEntry, target: &Target) -> RepoResul
     }
     // Both directions are an `update` of the repository's policy; a created policy is deleted.
     row.outcome = Outcome::Update;
-    row.diff = Some(crate::plan::labelled_diff(
-        current.as_deref(),
-        entry.previous_policy.as_deref(),
-        "previous",
-    ));
+    row.diff = Some(
+        crate::plan::labelled_diff(
+            current.as_deref(),
+            entry.previous_policy.as_deref(),
+            "previous",
+        )
+        .into(),
+    );
     let result = match &entry.previous_policy {
         Some(previous) => target
             .calls

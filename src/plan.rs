@@ -1,7 +1,8 @@
 //! The planner: from what the inventory saw to one outcome per repository. Pure: no AWS, no I/O.
 //! Every view (table, JSON, Markdown) renders the `RepoResult`s produced here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ecr_lifecycle::{canonical_pretty, semantically_equal, Image, ImageAction};
 use jiff::Timestamp;
@@ -188,7 +189,8 @@ pub struct RepoResult {
     pub template: Option<String>,
     pub outcome: Outcome,
     pub applied: bool,
-    pub diff: Option<String>,
+    /// Shared between rows with the same change (see [`intern_diff`]).
+    pub diff: Option<Arc<str>>,
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
@@ -310,7 +312,10 @@ pub fn plan_one(facts: RepoFacts, config: &Config, options: PlanOptions) -> Repo
         Some(_) => Outcome::Update,
     };
     if result.outcome.is_write() {
-        result.diff = Some(policy_diff(current.as_deref(), Some(&template.text)));
+        result.diff = Some(intern_diff(policy_diff(
+            current.as_deref(),
+            Some(&template.text),
+        )));
     }
     if options.findings {
         result.findings = content_findings(current.as_deref(), result.outcome);
@@ -422,6 +427,23 @@ fn content_findings(current: Option<&str>, outcome: Outcome) -> Vec<Finding> {
 
 /// Unified diff of the canonical pretty forms (so key order and whitespace never show up).
 /// `None` on either side means "no policy".
+/// One copy of each distinct diff text for the whole run: across a fleet, most changes are
+/// the same few (every `create` of a template has the same diff), and a 100,000-repository
+/// run would otherwise hold tens of thousands of copies.
+pub fn intern_diff(diff: String) -> Arc<str> {
+    static DIFFS: OnceLock<Mutex<HashSet<Arc<str>>>> = OnceLock::new();
+    let mut diffs = DIFFS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(known) = diffs.get(diff.as_str()) {
+        return known.clone();
+    }
+    let diff: Arc<str> = diff.into();
+    diffs.insert(diff.clone());
+    diff
+}
+
 pub fn policy_diff(current: Option<&str>, target: Option<&str>) -> String {
     labelled_diff(current, target, "template")
 }

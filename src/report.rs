@@ -834,7 +834,7 @@ mod tests {
             template: Some("standard".into()),
             outcome,
             applied: false,
-            diff: diff.map(str::to_string),
+            diff: diff.map(Into::into),
             error: (outcome == Outcome::Error)
                 .then(|| "ecr:GetLifecyclePolicy: ServerException".to_string()),
             findings: Vec::new(),

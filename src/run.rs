@@ -444,9 +444,7 @@ async fn fleet(
         limits: RunLimits::new(&config.execution, aws.stats.clone(), stop.clone()),
         writes: streaming,
         // Interactive apply writes after the confirmation, from what the plan read.
-        confirm_writes: apply_args
-            .filter(|a| !a.yes)
-            .map(|a| a.allow_unsafe),
+        confirm_writes: apply_args.filter(|a| !a.yes).map(|a| a.allow_unsafe),
         prepass: prepass.as_ref(),
     };
     let accounts_in_scope = selection.ids.len() as u64;
