@@ -35,6 +35,10 @@
 //! re-run computed from the fleet. It never asserts on time: moto is the bottleneck and its
 //! speed varies from run to run; compare timings only within one run.
 //!
+//! `ECR_FLEET_BENCH_BIN` runs another ecr-fleet binary (an optimized build),
+//! `ECR_FLEET_BENCH_EXECUTION` adds `[execution]` settings to its config, and
+//! `ECR_FLEET_BENCH_STDERR` names a directory that keeps each step's stderr.
+//!
 //! `scale_benchmark` runs ecr-fleet alone against `support::synth` with
 //! `ECR_FLEET_BENCH_SYNTH_ACCOUNTS` (20) x 2 regions x `ECR_FLEET_BENCH_SYNTH_REPOS` (500)
 //! repositories, under `ECR_FLEET_BENCH_SYNTH_SCENARIOS` (default `plain`), and reports
@@ -274,6 +278,12 @@ impl Workspace {
     fn new(fleet: &Fleet, python_tools: bool) -> Workspace {
         let dir = tempfile::tempdir().unwrap();
         let config = write_fleet_workspace(dir.path(), &FLEET_REGIONS);
+        // `ECR_FLEET_BENCH_EXECUTION="concurrency = 8"` measures other [execution] settings.
+        if let Some(execution) = std::env::var_os("ECR_FLEET_BENCH_EXECUTION") {
+            let mut text = std::fs::read_to_string(&config).unwrap();
+            text.push_str(&format!("\n[execution]\n{}\n", execution.to_string_lossy()));
+            std::fs::write(&config, text).unwrap();
+        }
         let venv = python_tools.then(bench_venv);
         let ws = Workspace { dir, config, venv };
         if python_tools {
