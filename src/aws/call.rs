@@ -82,8 +82,10 @@ pub struct Endpoints {
     pub tagging: String,
 }
 
-/// Writes and tag pages start paced (see `RateController::starting_at`); reads start unpaced,
-/// since there are enough of them for the controller to learn a quota quickly.
+/// Where each class starts: reads at a pace that slow-starts upward (see
+/// `RateController::slow_start`), writes and tag pages, of which an account-region makes few,
+/// at a modest pace that rises while nothing is throttled.
+const INITIAL_READS_PER_SECOND: f64 = 50.0;
 const INITIAL_WRITES_PER_SECOND: f64 = 10.0;
 const INITIAL_TAG_PAGES_PER_SECOND: f64 = 10.0;
 
@@ -107,7 +109,7 @@ impl Calls {
             run: run.clone(),
             local: Arc::new(Semaphore::new(run.per_target)),
             rates: Arc::new([
-                Mutex::new(RateController::new()),
+                Mutex::new(RateController::slow_start(INITIAL_READS_PER_SECOND)),
                 Mutex::new(RateController::starting_at(Some(INITIAL_WRITES_PER_SECOND))),
                 Mutex::new(RateController::starting_at(Some(
                     INITIAL_TAG_PAGES_PER_SECOND,

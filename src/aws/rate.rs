@@ -43,6 +43,8 @@ const DEEP: f64 = 0.6;
 /// a cut has shown where the quota is.
 const INCREASE: f64 = 0.1;
 const CAREFUL_INCREASE: f64 = 0.03;
+/// ... and from a guessed start until the first cut (see `slow_start`).
+const SLOW_START_INCREASE: f64 = 0.5;
 /// Calls per second never go below this.
 const FLOOR: f64 = 1.0;
 /// Rates are never measured over less than this.
@@ -102,6 +104,8 @@ pub struct RateController {
     ever_cut: bool,
     /// Clean windows since the last cut: the increase is careful for the first few.
     clean_streak: u32,
+    /// Raise a guessed starting pace by half each clean window until a cut.
+    slow_start: bool,
 }
 
 impl Default for RateController {
@@ -134,6 +138,7 @@ impl RateController {
             pace: 0,
             ever_cut: false,
             clean_streak: 0,
+            slow_start: false,
         }
     }
 
@@ -261,6 +266,9 @@ impl RateController {
                 self.clean_streak += 1;
                 let step = if self.ever_cut && self.clean_streak < 4 {
                     CAREFUL_INCREASE
+                } else if !self.ever_cut && self.slow_start {
+                    // Nothing throttled yet: the start was a guess, not a finding.
+                    SLOW_START_INCREASE
                 } else {
                     INCREASE
                 };
@@ -321,6 +329,18 @@ impl RateController {
     fn restart_window(&mut self, now: Instant) {
         self.window_start = Some(now);
         self.window = Sample::default();
+    }
+
+    /// A controller that starts at `limit` calls per second and raises it by half each clean
+    /// window until something is throttled. For calls of which an account-region makes many
+    /// (reads): a burst of them would drain a quota before any window could tell, and the
+    /// quota's own burst hides it for the first tens of calls; a few clean windows take the
+    /// pace past anything the fleet needs when nothing is throttled.
+    pub fn slow_start(limit: f64) -> RateController {
+        RateController {
+            slow_start: true,
+            ..RateController::starting_at(Some(limit))
+        }
     }
 
     /// Calls per second, if paced.
