@@ -519,23 +519,18 @@ mod tests {
     /// How a job fares: its mean slowdown under 30% random throttling (over 20 seeds)
     /// against its unthrottled time, and the throttled share and time under a token bucket
     /// of `quota` per second (one second of burst).
-    fn fare(job: &Job, start: Option<f64>, quota: f64) -> (f64, f64, Duration) {
-        let base = job
-            .run(&mut RateController::starting_at(start), |_| false)
-            .0;
+    fn fare(job: &Job, new: fn() -> RateController, quota: f64) -> (f64, f64, Duration) {
+        let base = job.run(&mut new(), |_| false).0;
         let slowdown = (0..20)
             .map(|seed| {
                 let mut rng = fastrand::Rng::with_seed(seed);
                 let job = Job { seed, ..*job };
-                let random = job.run(&mut RateController::starting_at(start), |_| rng.f64() < 0.3);
+                let random = job.run(&mut new(), |_| rng.f64() < 0.3);
                 random.0.as_secs_f64() / base.as_secs_f64()
             })
             .sum::<f64>()
             / 20.0;
-        let (time, attempts, throttled) = job.run(
-            &mut RateController::starting_at(start),
-            bucket(quota, quota),
-        );
+        let (time, attempts, throttled) = job.run(&mut new(), bucket(quota, quota));
         (slowdown, f64::from(throttled) / f64::from(attempts), time)
     }
 
@@ -548,14 +543,15 @@ mod tests {
                 latency: Duration::from_millis(latency),
                 seed: 1,
             };
-            let (slowdown, share, time) = fare(&job, None, 20.0);
+            let (slowdown, share, time) = fare(&job, || RateController::slow_start(50.0), 20.0);
             println!("reads at {latency} ms: {slowdown:.2}x; quota: {share:.3} in {time:?}");
             assert!(slowdown < 3.0, "{latency} ms: {slowdown:.2}x");
             // 280 calls past the burst at 20/s: 14 s at best.
             assert!(time < Duration::from_secs(18), "{latency} ms: {time:?}");
-            if latency == 100 {
-                assert!(share < 0.12, "{latency} ms: throttled share {share:.3}");
-            }
+            // The slow start overshoots once the quota's burst is spent, and a pace barely
+            // above the quota is not a flood: about a fifth of the calls are throttled, where
+            // going unpaced from the start would have most of them throttled.
+            assert!(share < 0.25, "{latency} ms: throttled share {share:.3}");
         }
     }
 
@@ -568,7 +564,8 @@ mod tests {
                 latency: Duration::from_millis(latency),
                 seed: 1,
             };
-            let (slowdown, share, time) = fare(&job, Some(10.0), 5.0);
+            let (slowdown, share, time) =
+                fare(&job, || RateController::starting_at(Some(10.0)), 5.0);
             println!("writes at {latency} ms: {slowdown:.2}x; quota: {share:.3} in {time:?}");
             // Paced from the start, writes must first learn that random throttling is not
             // theirs (two deep cuts and a halving that change nothing), which costs time.
