@@ -220,7 +220,7 @@ impl RateController {
         let noise = 3.0 * (b * (1.0 - b) / f64::from(w.sent)).sqrt();
         // In a slow start, as unpaced, only a flood counts: short of one, throttling is most
         // likely other clients' traffic.
-        let judged = !(self.slow_start && !self.ever_cut);
+        let judged = !self.slow_start || self.ever_cut;
         if judged && w.throttled >= 2 && share - b > EXCESS.max(noise) {
             // Cuts that went deep enough that a quota would have stopped the throttling.
             let deep = |r: &CutRun| r.limit_before.is_none_or(|before| limit <= DEEP * before);
