@@ -134,6 +134,32 @@ impl Calls {
             .still_paced(pace)
     }
 
+    fn record(&self, class: CallClass, sent: Instant, throttled: bool) {
+        self.rate(class)
+            .lock()
+            .expect("rate lock")
+            .record(sent, Instant::now(), throttled);
+    }
+
+    /// Wait for this class's next send slot; returns the pace it was reserved at. A slot
+    /// reserved before a cut is not used at the old pace: a new one is reserved.
+    async fn wait_for_slot(&self, class: CallClass) -> u64 {
+        loop {
+            let (wait, pace) = self
+                .rate(class)
+                .lock()
+                .expect("rate lock")
+                .reserve(Instant::now());
+            if wait.is_zero() {
+                return pace;
+            }
+            tokio::time::sleep(wait).await;
+            if self.still_paced(class, pace) {
+                return pace;
+            }
+        }
+    }
+
     /// Make one API call (`make` builds and sends it; it is called again for each attempt).
     pub async fn call<T, E, F, Fut>(
         &self,
@@ -151,26 +177,12 @@ impl Calls {
             if self.run.stop.is_set() {
                 return Err(AwsError::interrupted(operation));
             }
-            let mut pace = None;
-            if self.run.own_retries {
-                loop {
-                    let (wait, reserved) = self
-                        .rate(class)
-                        .lock()
-                        .expect("rate lock")
-                        .reserve(Instant::now());
-                    pace = Some(reserved);
-                    if wait.is_zero() {
-                        break;
-                    }
-                    tokio::time::sleep(wait).await;
-                    // A slot reserved before a cut is not used at the old pace.
-                    if self.still_paced(class, reserved) {
-                        break;
-                    }
-                }
-            }
-            let result = {
+            let pace = if self.run.own_retries {
+                Some(self.wait_for_slot(class).await)
+            } else {
+                None
+            };
+            let (sent, result) = {
                 // Local first: a target at its own cap holds no global permit while it waits.
                 let _local = self.local.acquire().await.expect("semaphore never closes");
                 let _global = self
@@ -192,7 +204,6 @@ impl Calls {
                 let sent = Instant::now();
                 (sent, make().await)
             };
-            let (sent, result) = result;
             if retry > 0 {
                 // Each attempt of ours is a new SDK invocation; count it as a retry of the
                 // first, not as another call.
@@ -201,11 +212,7 @@ impl Calls {
             let error = match result {
                 Ok(value) => {
                     if self.run.own_retries {
-                        self.rate(class).lock().expect("rate lock").record(
-                            sent,
-                            Instant::now(),
-                            false,
-                        );
+                        self.record(class, sent, false);
                     }
                     return Ok(value);
                 }
@@ -221,11 +228,7 @@ impl Calls {
             if !self.run.own_retries {
                 return Err(error);
             }
-            self.rate(class).lock().expect("rate lock").record(
-                sent,
-                Instant::now(),
-                error.is_throttling(),
-            );
+            self.record(class, sent, error.is_throttling());
             retry += 1;
             if !error.is_retryable() || retry >= self.run.max_attempts {
                 return Err(error);

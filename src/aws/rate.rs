@@ -49,7 +49,7 @@ const SLOW_START_INCREASE: f64 = 0.5;
 const FLOOR: f64 = 1.0;
 /// Rates are never measured over less than this.
 const MIN_SPAN: Duration = Duration::from_millis(50);
-/// Answers are counted over this span to estimate the rates sent and got through.
+/// Successes are counted over this span to estimate the rate that gets through.
 const RECENT: Duration = Duration::from_secs(1);
 
 /// Calls and throttles of a sample.
@@ -91,8 +91,8 @@ pub struct RateController {
     window: Sample,
     /// Calls sent before this (at an older pace) are not counted in the window.
     counted_from: Option<Instant>,
-    /// Answers of the last second (time, throttled): the rates sent and got through.
-    recent: VecDeque<(Instant, bool)>,
+    /// When the successes of the last second were answered: the rate that gets through.
+    successes: VecDeque<Instant>,
     /// Whether each of the last `FLOOD_CALLS` counted answers was throttled.
     last: VecDeque<bool>,
     first_answer: Option<Instant>,
@@ -130,7 +130,7 @@ impl RateController {
             window_start: None,
             window: Sample::default(),
             counted_from: None,
-            recent: VecDeque::new(),
+            successes: VecDeque::new(),
             last: VecDeque::new(),
             first_answer: None,
             background: 0.0,
@@ -163,13 +163,15 @@ impl RateController {
     /// Record the answer, at `now`, of one attempt sent at `sent`.
     pub fn record(&mut self, sent: Instant, now: Instant, throttled: bool) {
         self.first_answer.get_or_insert(now);
-        self.recent.push_back((now, throttled));
+        if !throttled {
+            self.successes.push_back(now);
+        }
         while self
-            .recent
+            .successes
             .front()
-            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > RECENT)
+            .is_some_and(|t| now.saturating_duration_since(*t) > RECENT)
         {
-            self.recent.pop_front();
+            self.successes.pop_front();
         }
         if self.counted_from.is_some_and(|from| sent < from) {
             return;
@@ -242,16 +244,13 @@ impl RateController {
                     // cuts and expect this share from now on.
                     tracing::debug!(share, "throttling does not follow our rate: background");
                     self.background = share;
-                    self.limit = run.limit_before;
+                    self.set_pace(run.limit_before);
                     self.cut_run = None;
-                    self.pace += 1;
-                    self.next_slot = None;
                     self.restart_window(now);
                     return;
                 }
             }
-            let got_through = self.recent_rates(now).1;
-            self.cut(now, share, got_through * CUT_TO);
+            self.cut(now, share, self.got_through(now) * CUT_TO);
         } else {
             if w.sent >= WINDOW_CALLS {
                 // Enough calls without excess: the cuts so far did their job.
@@ -290,16 +289,21 @@ impl RateController {
         }
     }
 
-    /// Calls per second answered, and answered without throttling, over the last second
-    /// (or since the first answer).
-    fn recent_rates(&self, now: Instant) -> (f64, f64) {
+    /// Calls per second answered without throttling over the last second (or since the
+    /// first answer).
+    fn got_through(&self, now: Instant) -> f64 {
         let span = self
             .first_answer
             .map_or(RECENT, |f| now.saturating_duration_since(f))
-            .clamp(MIN_SPAN, RECENT)
-            .as_secs_f64();
-        let got_through = self.recent.iter().filter(|(_, t)| !t).count();
-        (self.recent.len() as f64 / span, got_through as f64 / span)
+            .clamp(MIN_SPAN, RECENT);
+        self.successes.len() as f64 / span.as_secs_f64()
+    }
+
+    /// A new pace: slots reserved at the old one are reserved again.
+    fn set_pace(&mut self, limit: Option<f64>) {
+        self.limit = limit;
+        self.next_slot = None;
+        self.pace += 1;
     }
 
     /// Slow down to `to` calls per second (never above 0.9x the current limit, never below
@@ -321,9 +325,7 @@ impl RateController {
         run.last_share = share;
         self.ever_cut = true;
         self.clean_streak = 0;
-        self.limit = Some(cut);
-        self.next_slot = None;
-        self.pace += 1;
+        self.set_pace(Some(cut));
         self.counted_from = Some(now);
         self.last.clear();
         self.restart_window(now);

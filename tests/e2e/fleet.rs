@@ -815,14 +815,7 @@ async fn interrupting_apply_reports_what_was_written() {
     }
     let proxy = FaultProxy::start(
         &moto.url(),
-        FaultRules {
-            delay: [(
-                "ecr:PutLifecyclePolicy".to_string(),
-                std::time::Duration::from_millis(700),
-            )]
-            .into(),
-            ..FaultRules::default()
-        },
+        FaultRules::slow_puts(std::time::Duration::from_millis(700)),
     );
     let dir = team_one_workspace();
     std::fs::write(

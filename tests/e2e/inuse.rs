@@ -9,11 +9,10 @@ use serde_json::Value;
 
 use crate::support::aws;
 use crate::support::cli::{ecr_fleet, row};
+use crate::support::fixtures::{keep_one_ci_workspace, KEEP_ONE_CI};
 use crate::support::moto::Moto;
 use crate::support::proxy::emulate::{Coverage, Emulation};
 use crate::support::proxy::{FaultProxy, FaultRules};
-
-const KEEP_ONE_CI: &str = r#"{"rules":[{"rulePriority":1,"description":"Keep only the newest image tagged ci-*; older CI builds expire","selection":{"tagStatus":"tagged","tagPrefixList":["ci-"],"countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#;
 
 const DAY: i64 = 86_400;
 
@@ -27,17 +26,10 @@ fn now() -> i64 {
 /// A workspace managing `team-*` with keep-one-ci across the organization; `extra` goes
 /// before the `[[match]]` (e.g. `[safety]`), `regions` is the TOML value of `regions`.
 fn workspace(regions: &str, extra: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("policies")).unwrap();
-    std::fs::write(dir.path().join("policies/keep-one-ci.json"), KEEP_ONE_CI).unwrap();
-    std::fs::write(
-        dir.path().join("ecr-fleet.toml"),
-        format!(
-            "regions = {regions}\n[accounts]\nsource = \"organization\"\n{extra}\n[[match]]\ntemplate = \"keep-one-ci\"\nnames = [\"team-*\"]\n"
-        ),
+    keep_one_ci_workspace(
+        &format!("regions = {regions}\n[accounts]\nsource = \"organization\"\n{extra}"),
+        "team-*",
     )
-    .unwrap();
-    dir
 }
 
 fn uri(account: &str, repo: &str, reference: &str) -> String {

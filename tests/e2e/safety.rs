@@ -2,22 +2,11 @@
 
 use crate::support::aws;
 use crate::support::cli::{ecr_fleet, row};
+use crate::support::fixtures::{keep_one_ci_workspace, KEEP_ONE_CI};
 use crate::support::moto::Moto;
 
-const KEEP_ONE_CI: &str = r#"{"rules":[{"rulePriority":1,"description":"Keep only the newest image tagged ci-*; older CI builds expire","selection":{"tagStatus":"tagged","tagPrefixList":["ci-"],"countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#;
-
 fn workspace(safety: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("policies")).unwrap();
-    std::fs::write(dir.path().join("policies/keep-one-ci.json"), KEEP_ONE_CI).unwrap();
-    std::fs::write(
-        dir.path().join("ecr-fleet.toml"),
-        format!(
-            "regions = [\"us-east-1\"]\n{safety}\n[[match]]\ntemplate = \"keep-one-ci\"\nnames = [\"team-1/*\"]\n"
-        ),
-    )
-    .unwrap();
-    dir
+    keep_one_ci_workspace(&format!("regions = [\"us-east-1\"]\n{safety}"), "team-1/*")
 }
 
 async fn seed(url: &str) -> aws_config::SdkConfig {

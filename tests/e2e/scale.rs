@@ -113,14 +113,7 @@ async fn sigterm_during_apply_journals_every_write_and_restore_undoes_them() {
     }
     let proxy = FaultProxy::start(
         &moto.url(),
-        FaultRules {
-            delay: [(
-                "ecr:PutLifecyclePolicy".to_string(),
-                std::time::Duration::from_millis(700),
-            )]
-            .into(),
-            ..FaultRules::default()
-        },
+        FaultRules::slow_puts(std::time::Duration::from_millis(700)),
     );
     let dir = team_workspace("current", "[execution]\nper_region_concurrency = 1\n");
     // SIGTERM once the first write is under way.
@@ -307,14 +300,7 @@ async fn kill_9_during_apply_leaves_a_journal_restore_undoes_every_write_from() 
     }
     let proxy = FaultProxy::start(
         &moto.url(),
-        FaultRules {
-            delay: [(
-                "ecr:PutLifecyclePolicy".to_string(),
-                std::time::Duration::from_millis(300),
-            )]
-            .into(),
-            ..FaultRules::default()
-        },
+        FaultRules::slow_puts(std::time::Duration::from_millis(300)),
     );
     let dir = team_workspace("current", "[execution]\nper_region_concurrency = 2\n");
     let out = Cli::new(&proxy.url(), dir.path()).run_and_signal(

@@ -111,3 +111,22 @@ pub fn write_fleet_workspace(dir: &Path, regions: &[&str]) -> PathBuf {
     std::fs::write(&config, fleet_config(regions)).expect("write config");
     config
 }
+
+/// A template that keeps only the newest `ci-*` image: the one the safety and in-use tests
+/// put on repositories whose older CI images are still running somewhere.
+pub const KEEP_ONE_CI: &str = r#"{"rules":[{"rulePriority":1,"description":"Keep only the newest image tagged ci-*; older CI builds expire","selection":{"tagStatus":"tagged","tagPrefixList":["ci-"],"countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#;
+
+/// A workspace with `policies/keep-one-ci.json` ([`KEEP_ONE_CI`]) and an `ecr-fleet.toml` of
+/// `head` (top-level keys and tables) then one `[[match]]` of that template on the names
+/// glob `names`.
+pub fn keep_one_ci_workspace(head: &str, names: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    std::fs::write(dir.path().join("policies/keep-one-ci.json"), KEEP_ONE_CI).unwrap();
+    std::fs::write(
+        dir.path().join("ecr-fleet.toml"),
+        format!("{head}\n[[match]]\ntemplate = \"keep-one-ci\"\nnames = [\"{names}\"]\n"),
+    )
+    .unwrap();
+    dir
+}

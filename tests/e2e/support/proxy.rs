@@ -78,6 +78,17 @@ pub struct FaultRules {
     pub cache_tag_snapshots: bool,
 }
 
+impl FaultRules {
+    /// Every `ecr:PutLifecyclePolicy` held `delay` before it is forwarded: a run to interrupt
+    /// while its writes are under way.
+    pub fn slow_puts(delay: std::time::Duration) -> FaultRules {
+        FaultRules {
+            delay: [("ecr:PutLifecyclePolicy".to_string(), delay)].into(),
+            ..FaultRules::default()
+        }
+    }
+}
+
 /// A running proxy on 127.0.0.1; stops when dropped.
 pub struct FaultProxy {
     addr: SocketAddr,
