@@ -470,7 +470,8 @@ fn ecr_fleet_steps(
         // To see what the run logged (with RUST_LOG), keep its stderr.
         if let Some(dir) = std::env::var_os("ECR_FLEET_BENCH_STDERR") {
             let path = Path::new(&dir).join(format!("{step}.log"));
-            std::fs::write(&path, &output.stderr).unwrap();
+            std::fs::write(&path, &output.stderr)
+                .unwrap_or_else(|e| panic!("ECR_FLEET_BENCH_STDERR: {}: {e}", path.display()));
         }
         let writes = counters.writes();
         let check = (step != "plan").then(|| fleet.verify(&read_back(), &writes));
