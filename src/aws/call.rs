@@ -14,7 +14,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use tokio::sync::Semaphore;
 
 use super::error::AwsError;
-use super::rate::RateController;
+use super::rate::{RateController, SharedPaces};
 use super::ApiStats;
 use crate::config::{ExecutionConfig, RetryMode};
 
@@ -51,6 +51,8 @@ pub struct RunLimits {
     own_retries: bool,
     pub stop: Stop,
     stats: ApiStats,
+    /// What the account-regions found about each class's quota (by `CallClass`).
+    paces: Arc<[Arc<SharedPaces>; 3]>,
 }
 
 impl RunLimits {
@@ -62,6 +64,7 @@ impl RunLimits {
             own_retries: execution.retry_mode == RetryMode::Standard,
             stop,
             stats,
+            paces: Arc::new([SharedPaces::new(), SharedPaces::new(), SharedPaces::new()]),
         }
     }
 }
@@ -105,15 +108,19 @@ fn backoff(retry: u32) -> Duration {
 
 impl Calls {
     pub fn new(run: &RunLimits, endpoints: Endpoints) -> Calls {
+        let [reads, writes, tag_pages] = &*run.paces;
         Calls {
             run: run.clone(),
             local: Arc::new(Semaphore::new(run.per_target)),
             rates: Arc::new([
-                Mutex::new(RateController::slow_start(INITIAL_READS_PER_SECOND)),
-                Mutex::new(RateController::starting_at(Some(INITIAL_WRITES_PER_SECOND))),
-                Mutex::new(RateController::starting_at(Some(
-                    INITIAL_TAG_PAGES_PER_SECOND,
-                ))),
+                Mutex::new(RateController::slow_start(INITIAL_READS_PER_SECOND).sharing(reads)),
+                Mutex::new(
+                    RateController::starting_at(Some(INITIAL_WRITES_PER_SECOND)).sharing(writes),
+                ),
+                Mutex::new(
+                    RateController::starting_at(Some(INITIAL_TAG_PAGES_PER_SECOND))
+                        .sharing(tag_pages),
+                ),
             ]),
             endpoints: Arc::new(endpoints),
         }

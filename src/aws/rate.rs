@@ -15,8 +15,16 @@
 //! the rate to what got through, clean windows raise it a little. If cuts in a row do not
 //! lower the throttled share, it is background: the cuts are undone and that share no longer
 //! counts as excess. Retries with backoff handle the throttles that remain.
+//!
+//! Account-regions of one organization usually have the same default quotas, and a run
+//! visits them side by side and in waves. So what one account-region found is shared
+//! ([`SharedPaces`]): once a few have paced a class after a flood, the median of their
+//! paces is where later account-regions of the run start that class, and the ceiling of a
+//! slow start that has not been throttled yet (as a TCP sender's slow-start threshold).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A window closes after this long and this many calls, whichever is later (fewer calls at a
@@ -51,6 +59,50 @@ const FLOOR: f64 = 1.0;
 const MIN_SPAN: Duration = Duration::from_millis(50);
 /// Successes are counted over this span to estimate the rate that gets through.
 const RECENT: Duration = Duration::from_secs(1);
+
+/// Account-regions that must have found a class's pace before the others follow it: the
+/// median of three is not swayed by one account whose quota another client drains.
+const LEARNED_TO_SHARE: usize = 3;
+
+/// The paces that the account-regions of a run found for one class of calls, after a flood
+/// showed them a quota.
+#[derive(Debug, Default)]
+pub struct SharedPaces {
+    /// The latest pace of each account-region that found a quota, by its controller.
+    learned: Mutex<HashMap<u64, f64>>,
+    /// Their median once `LEARNED_TO_SHARE` have one, as f64 bits (0: none yet). Read at
+    /// every window of every controller, so kept apart from the map.
+    hint: AtomicU64,
+    next_member: AtomicU64,
+}
+
+impl SharedPaces {
+    pub fn new() -> Arc<SharedPaces> {
+        Arc::new(SharedPaces::default())
+    }
+
+    /// The pace that account-regions which found a quota agree on, if enough have.
+    pub fn hint(&self) -> Option<f64> {
+        let bits = self.hint.load(Ordering::Relaxed);
+        (bits != 0).then(|| f64::from_bits(bits))
+    }
+
+    fn join(&self) -> u64 {
+        self.next_member.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn learn(&self, member: u64, pace: f64) {
+        let mut learned = self.learned.lock().unwrap_or_else(|e| e.into_inner());
+        learned.insert(member, pace);
+        if learned.len() < LEARNED_TO_SHARE {
+            return;
+        }
+        let mut paces: Vec<f64> = learned.values().copied().collect();
+        let middle = paces.len() / 2;
+        let (_, median, _) = paces.select_nth_unstable_by(middle, f64::total_cmp);
+        self.hint.store(median.to_bits(), Ordering::Relaxed);
+    }
+}
 
 /// Calls and throttles of a sample.
 #[derive(Debug, Clone, Copy, Default)]
@@ -106,6 +158,10 @@ pub struct RateController {
     clean_streak: u32,
     /// Raise a guessed starting pace by half each clean window until a cut.
     slow_start: bool,
+    /// The run's shared paces of this class, and this controller's place among them.
+    shared: Option<(Arc<SharedPaces>, u64)>,
+    /// A flood cut this class: its pace is a quota's, worth sharing.
+    found_quota: bool,
 }
 
 impl Default for RateController {
@@ -139,7 +195,36 @@ impl RateController {
             ever_cut: false,
             clean_streak: 0,
             slow_start: false,
+            shared: None,
+            found_quota: false,
         }
+    }
+
+    /// This controller as one account-region of a run whose account-regions share what they
+    /// find (see [`SharedPaces`]). Once enough of them have found a quota, it starts at the
+    /// pace they agree on instead, paced and careful, as after a cut; until then the share
+    /// caps its slow start as soon as there is one.
+    pub fn sharing(mut self, shared: &Arc<SharedPaces>) -> RateController {
+        if let Some(hint) = shared.hint() {
+            self.limit = Some(hint);
+            self.slow_start = false;
+            self.ever_cut = true;
+        }
+        self.shared = Some((Arc::clone(shared), shared.join()));
+        self
+    }
+
+    /// Tell the run the pace this controller now holds, if a quota set it.
+    fn share_pace(&self) {
+        if let (Some((shared, member)), true, Some(limit), 0.0) =
+            (&self.shared, self.found_quota, self.limit, self.background)
+        {
+            shared.learn(*member, limit);
+        }
+    }
+
+    fn shared_hint(&self) -> Option<f64> {
+        self.shared.as_ref().and_then(|(shared, _)| shared.hint())
     }
 
     /// Reserve the next send slot: how long to wait before sending, and the pace it was
@@ -201,6 +286,7 @@ impl RateController {
             self.cut(now, last_throttled / f64::from(FLOOD_CALLS), to);
             // A flood is no sign of background: it starts no run of cuts.
             self.cut_run = None;
+            self.found_quota = true;
             return;
         }
         if elapsed < WINDOW || w.sent < self.window_calls() {
@@ -274,10 +360,21 @@ impl RateController {
                 } else {
                     INCREASE
                 };
-                self.limit = Some(limit + (limit * step).max(0.5));
+                let mut raised = limit + (limit * step).max(0.5);
+                if step == SLOW_START_INCREASE {
+                    // Where other account-regions found the quota, the slow start ends.
+                    if let Some(hint) = self.shared_hint().filter(|h| raised >= *h) {
+                        raised = hint.max(limit);
+                        self.slow_start = false;
+                        self.ever_cut = true;
+                        self.clean_streak = 0;
+                    }
+                }
+                self.limit = Some(raised);
             }
             self.restart_window(now);
         }
+        self.share_pace();
     }
 
     /// Calls a window needs before it closes: fewer at a slow pace, so that a slow start
@@ -576,6 +673,96 @@ mod tests {
             // 195 calls past the burst at 5/s: 39 s at best.
             assert!(time < Duration::from_secs(48), "{latency} ms: {time:?}");
         }
+    }
+
+    /// Runs `jobs` account-regions' reads one after the other (a run's waves), each under
+    /// its own token bucket of 20/s, sharing what they find. Returns per job (attempts,
+    /// throttled, makespan).
+    fn waves(
+        shared: Option<&Arc<SharedPaces>>,
+        jobs: u64,
+        mut service: impl FnMut() -> Box<dyn FnMut(Instant) -> bool>,
+    ) -> Vec<(u32, u32, Duration)> {
+        (0..jobs)
+            .map(|seed| {
+                let job = Job {
+                    calls: 60,
+                    in_flight: 8,
+                    latency: Duration::from_millis(5),
+                    seed,
+                };
+                let mut controller = RateController::slow_start(50.0);
+                if let Some(shared) = shared {
+                    controller = controller.sharing(shared);
+                }
+                let (time, attempts, throttled) = job.run(&mut controller, service());
+                (attempts, throttled, time)
+            })
+            .collect()
+    }
+
+    fn throttled_share(runs: &[(u32, u32, Duration)]) -> f64 {
+        let attempts: u32 = runs.iter().map(|r| r.0).sum();
+        let throttled: u32 = runs.iter().map(|r| r.1).sum();
+        f64::from(throttled) / f64::from(attempts)
+    }
+
+    #[test]
+    fn later_account_regions_start_where_the_first_found_the_quota() {
+        let quota = || Box::new(bucket(20.0, 20.0)) as Box<dyn FnMut(Instant) -> bool>;
+        // Alone, each account-region's 60 reads pay for finding the quota behind its burst.
+        let alone = throttled_share(&waves(None, 8, quota));
+        assert!(alone > 0.15, "alone: {alone:.3}");
+        let shared = SharedPaces::new();
+        let runs = waves(Some(&shared), 8, quota);
+        let hint = shared
+            .hint()
+            .expect("three account-regions found the quota");
+        assert!((12.0..=30.0).contains(&hint), "hint {hint}");
+        let later = throttled_share(&runs[LEARNED_TO_SHARE..]);
+        println!("throttled: alone {alone:.3}, after sharing {later:.3}; hint {hint:.1}/s");
+        assert!(later < 0.05, "later account-regions: {later:.3}");
+        // Starting at the shared pace costs little time: 40 reads past the burst at 20/s
+        // take 2 s.
+        for (_, _, time) in &runs[LEARNED_TO_SHARE..] {
+            assert!(*time < Duration::from_millis(3_500), "{time:?}");
+        }
+    }
+
+    #[test]
+    fn a_shared_pace_caps_a_slow_start_already_under_way_and_is_no_ceiling() {
+        let shared = SharedPaces::new();
+        for member in 0..3 {
+            shared.learn(member, 20.0 + member as f64);
+        }
+        assert_eq!(shared.hint(), Some(21.0));
+        // Joined before: reads from 50/s are not raised past what the others found.
+        let mut started = RateController::slow_start(50.0);
+        started.shared = Some((Arc::clone(&shared), shared.join()));
+        simulate(&mut started, 2.0, 500.0, |_| false);
+        assert!(
+            !started.slow_start,
+            "the slow start ended at the shared pace"
+        );
+        // Unshared, four clean windows would have taken it to 250/s.
+        assert!(started.limit().unwrap() < 75.0, "{:?}", started.limit());
+        // Joined after: starts at it, and rises while nothing is throttled.
+        let mut joined = RateController::slow_start(50.0).sharing(&shared);
+        assert_eq!(joined.limit(), Some(21.0));
+        simulate(&mut joined, 10.0, 500.0, |_| false);
+        assert!(joined.limit().unwrap() > 40.0, "{:?}", joined.limit());
+    }
+
+    #[test]
+    fn random_throttling_teaches_the_run_no_pace() {
+        let shared = SharedPaces::new();
+        let mut rng = fastrand::Rng::with_seed(3);
+        let mut seeds = fastrand::Rng::with_seed(4);
+        let runs = waves(Some(&shared), 12, || {
+            let mut rng = fastrand::Rng::with_seed(rng.u64(..) ^ seeds.u64(..));
+            Box::new(move |_| rng.f64() < 0.3)
+        });
+        assert_eq!(shared.hint(), None, "{runs:?}");
     }
 
     #[test]

@@ -39,10 +39,13 @@
 //! `ECR_FLEET_BENCH_EXECUTION` adds `[execution]` settings to its config, and
 //! `ECR_FLEET_BENCH_STDERR` names a directory that keeps each step's stderr.
 //!
-//! `scale_benchmark` runs ecr-fleet alone against `support::synth` with
-//! `ECR_FLEET_BENCH_SYNTH_ACCOUNTS` (20) x 2 regions x `ECR_FLEET_BENCH_SYNTH_REPOS` (500)
-//! repositories, under `ECR_FLEET_BENCH_SYNTH_SCENARIOS` (default `plain`), and reports
-//! repositories per second and the peak resident memory of the ecr-fleet process too.
+//! `scale_benchmark` runs against `support::synth` with `ECR_FLEET_BENCH_SYNTH_ACCOUNTS`
+//! (20) x 2 regions x `ECR_FLEET_BENCH_SYNTH_REPOS` (500) repositories, under
+//! `ECR_FLEET_BENCH_SYNTH_SCENARIOS` (default `plain`), and reports repositories per second
+//! and the peak resident memory of the ecr-fleet process too. It runs ecr-fleet alone
+//! unless `ECR_FLEET_BENCH_SYNTH_TOOLS` adds `c7n-org` and `boto3`: the synthetic server is
+//! far cheaper than moto, so there the ratios measure the tools, not the emulator. Each tool
+//! gets a fresh fleet from the same seed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -87,6 +90,18 @@ fn secs(d: Duration) -> String {
 
 // ---------------------------------------------------------------------------------------
 // Scenarios and targets.
+
+/// The tools a benchmark runs, from `variable` (comma-separated).
+fn bench_tools(variable: &str, default: &str) -> Vec<String> {
+    let tools = env_list(variable, default);
+    for tool in &tools {
+        assert!(
+            ["ecr-fleet", "c7n-org", "boto3"].contains(&tool.as_str()),
+            "unknown tool {tool:?} in {variable}: ecr-fleet, c7n-org, boto3"
+        );
+    }
+    tools
+}
 
 struct Scenario {
     name: String,
@@ -501,6 +516,40 @@ fn ecr_fleet_steps(
     rows
 }
 
+/// Runs c7n-org or the boto3 loop once (their apply), verifying after it.
+fn python_tool_step(
+    ws: &Workspace,
+    tool: &str,
+    endpoint: &str,
+    counters: &dyn Counters,
+    read_back: &mut dyn FnMut() -> BTreeMap<RepoKey, Option<String>>,
+    fleet: &Fleet,
+) -> Row {
+    counters.reset();
+    let (name, output) = match tool {
+        "c7n-org" => ("c7n-org", ws.c7n_org(endpoint)),
+        "boto3" => ("boto3", ws.boto3_loop(endpoint)),
+        other => panic!("not a Python tool of the benchmark: {other}"),
+    };
+    eprintln!(
+        "  {name}: exit {} in {} s",
+        output.code,
+        secs(output.elapsed)
+    );
+    let writes = counters.writes();
+    Row {
+        tool: name,
+        step: "apply",
+        reported_calls: None,
+        counts: counters.counts(),
+        throttled: counters.throttled(),
+        check: Some(fleet.verify(&read_back(), &writes)),
+        target: None,
+        peak_rss_kib: None,
+        output,
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Printing.
 
@@ -633,13 +682,7 @@ fn fleet_benchmark() {
             .iter()
             .map(|s| scenario(s))
             .collect();
-    let tools = env_list("ECR_FLEET_BENCH_TOOLS", "ecr-fleet,c7n-org,boto3");
-    for tool in &tools {
-        assert!(
-            ["ecr-fleet", "c7n-org", "boto3"].contains(&tool.as_str()),
-            "unknown tool {tool:?} in ECR_FLEET_BENCH_TOOLS: ecr-fleet, c7n-org, boto3"
-        );
-    }
+    let tools = bench_tools("ECR_FLEET_BENCH_TOOLS", "ecr-fleet,c7n-org,boto3");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -701,31 +744,14 @@ fn fleet_benchmark() {
                 "ecr-fleet" => {
                     ecr_fleet_steps(&ws, &endpoint, &proxy, targets, &mut read_back, &fleet)
                 }
-                other => {
-                    proxy.reset_counts();
-                    let (name, output) = if other == "c7n-org" {
-                        ("c7n-org", ws.c7n_org(&endpoint))
-                    } else {
-                        ("boto3", ws.boto3_loop(&endpoint))
-                    };
-                    eprintln!(
-                        "  {name}: exit {} in {} s",
-                        output.code,
-                        secs(output.elapsed)
-                    );
-                    let writes = proxy.writes();
-                    vec![Row {
-                        tool: name,
-                        step: "apply",
-                        reported_calls: None,
-                        counts: proxy.counts(),
-                        throttled: proxy.throttled(),
-                        check: Some(fleet.verify(&read_back(), &writes)),
-                        target: None,
-                        peak_rss_kib: None,
-                        output,
-                    }]
-                }
+                other => vec![python_tool_step(
+                    &ws,
+                    other,
+                    &endpoint,
+                    &proxy,
+                    &mut read_back,
+                    &fleet,
+                )],
             };
             // Back to the seeded fleet for the next tool.
             let now = read_back();
@@ -817,47 +843,71 @@ fn scale_benchmark() {
              (bash scripts/test.sh --release --test e2e --run-ignored only scale_benchmark --no-capture)"
         );
     }
+    let tools = bench_tools("ECR_FLEET_BENCH_SYNTH_TOOLS", "ecr-fleet");
     let mut problems = Vec::new();
     for scenario in &scenarios {
-        // A fresh fleet per scenario: the apply of one must not converge the next.
         spec.load = scenario.load.clone();
-        let synth = SynthFleet::start(&spec);
-        let fleet = synth.fleet().clone();
-        let expected = fleet.expected_outcomes();
+        eprintln!("scenario {}: {}", scenario.name, scenario.load.describe());
+        let mut rows = Vec::new();
+        let mut fleet = None;
+        for tool in &tools {
+            // A fresh fleet, from the same seed, per scenario and tool: one apply must not
+            // converge the next.
+            let synth = SynthFleet::start(&spec);
+            let this = synth.fleet().clone();
+            let counters = SynthCounters {
+                synth: &synth,
+                before: Default::default(),
+            };
+            let mut read_back = || synth.policies();
+            let ws = Workspace::new(&this, tool != "ecr-fleet");
+            if fleet.is_none() {
+                println!(
+                    "\nsynthetic fleet benchmark: {members} member accounts (+1 suspended) x {} \
+                     regions x {repos} repositories = {} active repositories (generated in {} \
+                     s); plan must find {:?}",
+                    FLEET_REGIONS.len(),
+                    this.active_repos().count(),
+                    secs(this.elapsed),
+                    this.expected_outcomes()
+                );
+            }
+            let cpu_before = synth.cpu_time();
+            let tool_rows = if tool == "ecr-fleet" {
+                ecr_fleet_steps(
+                    &ws,
+                    &synth.url(),
+                    &counters,
+                    api_targets(&this),
+                    &mut read_back,
+                    &this,
+                )
+            } else {
+                vec![python_tool_step(
+                    &ws,
+                    tool,
+                    &synth.url(),
+                    &counters,
+                    &mut read_back,
+                    &this,
+                )]
+            };
+            let served: u64 = tool_rows.iter().map(Row::total).sum();
+            if let (Some(before), Some(after)) = (cpu_before, synth.cpu_time()) {
+                let cpu = after.saturating_sub(before);
+                println!(
+                    "synthetic server, {tool}: {served} requests in {} s of its own CPU ({:.0} us \
+                     per request)",
+                    secs(cpu),
+                    cpu.as_secs_f64() * 1e6 / served.max(1) as f64
+                );
+            }
+            rows.extend(tool_rows);
+            fleet.get_or_insert(this);
+        }
+        let Some(fleet) = fleet else { continue };
         let targets = api_targets(&fleet);
         let active = fleet.active_repos().count();
-        println!(
-            "\nsynthetic fleet benchmark: {members} member accounts (+1 suspended) x {} regions \
-             x {repos} repositories = {active} active repositories (generated in {} s); plan \
-             must find {expected:?}",
-            FLEET_REGIONS.len(),
-            secs(fleet.elapsed)
-        );
-        eprintln!("scenario {}: {}", scenario.name, scenario.load.describe());
-        let ws = Workspace::new(&fleet, false);
-        let counters = SynthCounters {
-            synth: &synth,
-            before: Default::default(),
-        };
-        let mut read_back = || synth.policies();
-        let cpu_before = synth.cpu_time();
-        let rows = ecr_fleet_steps(
-            &ws,
-            &synth.url(),
-            &counters,
-            targets,
-            &mut read_back,
-            &fleet,
-        );
-        let served: u64 = rows.iter().map(Row::total).sum();
-        if let (Some(before), Some(after)) = (cpu_before, synth.cpu_time()) {
-            let cpu = after.saturating_sub(before);
-            println!(
-                "synthetic server: {served} requests in {} s of its own CPU ({:.0} us per request)",
-                secs(cpu),
-                cpu.as_secs_f64() * 1e6 / served.max(1) as f64
-            );
-        }
         print_scenario(
             &format!("synthetic {} ({})", scenario.name, scenario.load.describe()),
             &rows,
@@ -877,7 +927,7 @@ fn scale_benchmark() {
         problems.extend(ecr_fleet_problems(
             &format!("synthetic {}", scenario.name),
             &rows,
-            &expected,
+            &fleet.expected_outcomes(),
         ));
     }
     assert!(
