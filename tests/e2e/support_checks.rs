@@ -500,3 +500,48 @@ fn ecr_fleet_converges_a_synthetic_fleet() {
     );
     assert_eq!(synth.count("ecr:PutLifecyclePolicy"), check.writes);
 }
+
+#[test]
+fn moto_with_memoized_routing_serves_a_fleet_as_moto_does() {
+    // The fleet benchmark's moto (scripts/bench/moto_server.py): same answers, cheaper
+    // routing. Organizations, STS, ECR and the proxy's GetResources all route through it.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let moto = Moto::start_with_memoized_routing();
+    let fleet = runtime.block_on(aws::seed_fleet(
+        &moto.url(),
+        &aws::FleetSpec::new(2, &FLEET_REGIONS, 6),
+    ));
+    let proxy = FaultProxy::start(&moto.url(), FaultRules::default());
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_fleet_workspace(dir.path(), &FLEET_REGIONS);
+    let plan = ecr_fleet(
+        &[
+            "plan",
+            "--config",
+            config.to_str().unwrap(),
+            "--output",
+            "json",
+            "--no-progress",
+        ],
+        &proxy.url(),
+        dir.path(),
+    );
+    plan.assert_code(3);
+    let outcomes = &plan.json()["summary"]["outcomes"];
+    for (outcome, n) in fleet.expected_outcomes() {
+        assert_eq!(
+            outcomes[&outcome].as_u64(),
+            Some(n),
+            "{outcome}: {outcomes}"
+        );
+    }
+    assert!(
+        proxy.count("tagging:GetResources") > 0,
+        "{:?}",
+        proxy.counts()
+    );
+}
