@@ -48,10 +48,23 @@ pub enum DiscoveryError {
     },
 }
 
+/// Attempts at the caller check (`sts:GetCallerIdentity`).
+const CALLER_CHECK_ATTEMPTS: u32 = 3;
+
 pub async fn caller(aws: &Aws, sts_region: Option<&str>) -> Result<Caller, DiscoveryError> {
     let out = aws
         .sts(sts_region)
         .get_caller_identity()
+        // The run's first call: an endpoint or a network that is not there is told in a
+        // second or so, not after the whole retry budget (half a minute).
+        .customize()
+        .config_override(
+            aws_sdk_sts::config::Builder::default().retry_config(
+                aws_config::retry::RetryConfig::standard()
+                    .with_max_attempts(CALLER_CHECK_ATTEMPTS)
+                    .with_initial_backoff(std::time::Duration::from_millis(200)),
+            ),
+        )
         .send()
         .await
         .map_err(|e| {
