@@ -458,6 +458,9 @@ pub async fn write_row(
         row.error = Some(INTERRUPTED.to_string());
         return;
     }
+    // The write's slot comes first: its re-checks go at the write pace, right before the
+    // put, instead of in a burst of reads ahead of writes that wait for their turn.
+    let slot = target.calls.take_slot(CallClass::Write).await;
     if recheck.tags {
         match read_tags(target, &target.repository_arn(&row.repository)).await {
             Ok(tags) if config.exception.exempts(&tags) => {
@@ -508,7 +511,7 @@ pub async fn write_row(
     }
     let put = target
         .calls
-        .call(CallClass::Write, "ecr:PutLifecyclePolicy", || {
+        .call_in(slot, "ecr:PutLifecyclePolicy", || {
             target
                 .ecr
                 .put_lifecycle_policy()

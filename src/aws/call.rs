@@ -40,6 +40,14 @@ pub enum CallClass {
     TagPage,
 }
 
+/// A send slot taken ahead of its call (see [`Calls::take_slot`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Slot {
+    class: CallClass,
+    /// The pace it was taken at; `None` when the SDK paces (adaptive) or none was taken.
+    pace: Option<u64>,
+}
+
 /// What every account-region of a run shares.
 #[derive(Debug, Clone)]
 pub struct RunLimits {
@@ -88,15 +96,18 @@ pub struct Endpoints {
 /// Where each class starts: reads at a pace that slow-starts upward (see
 /// `RateController::slow_start`), writes and tag pages, of which an account-region makes few,
 /// at a modest pace that rises while nothing is throttled.
-const INITIAL_READS_PER_SECOND: f64 = 50.0;
+const INITIAL_READS_PER_SECOND: f64 = 30.0;
 const INITIAL_WRITES_PER_SECOND: f64 = 10.0;
 const INITIAL_TAG_PAGES_PER_SECOND: f64 = 10.0;
 
 /// Retries back off with full jitter from this base. Quotas are met by pacing (see
 /// `rate`), so the backoff only has to spread retries, not find the quota: a short base
-/// keeps random throttling from other clients cheap.
+/// keeps random throttling from other clients cheap. The cap is short too: a run lasts as
+/// long as its unluckiest call, and under 30% random throttling some call of a few
+/// thousand is throttled seven times in a row, which a 20 s cap would let wait seconds
+/// per retry. Retries wait for a paced slot like any call, so they cannot flood a quota.
 pub(crate) const BACKOFF_BASE: Duration = Duration::from_millis(50);
-pub(crate) const BACKOFF_CAP: Duration = Duration::from_secs(20);
+pub(crate) const BACKOFF_CAP: Duration = Duration::from_secs(1);
 
 /// Full jitter: uniform in [0, min(cap, base * 2^retry)).
 fn backoff(retry: u32) -> Duration {
@@ -167,10 +178,38 @@ impl Calls {
         }
     }
 
+    /// Take a send slot of `class` ahead of the call it is for ([`Calls::call_in`]), so that
+    /// what must happen just before that call (a write's re-check) goes at its pace.
+    pub async fn take_slot(&self, class: CallClass) -> Slot {
+        let pace = if self.run.own_retries {
+            Some(self.wait_for_slot(class).await)
+        } else {
+            None
+        };
+        Slot { class, pace }
+    }
+
     /// Make one API call (`make` builds and sends it; it is called again for each attempt).
     pub async fn call<T, E, F, Fut>(
         &self,
         class: CallClass,
+        operation: &'static str,
+        make: F,
+    ) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        self.call_in(Slot { class, pace: None }, operation, make)
+            .await
+    }
+
+    /// [`Calls::call`], whose first attempt goes in `slot` (taken with
+    /// [`Calls::take_slot`]) unless the pace changed since.
+    pub async fn call_in<T, E, F, Fut>(
+        &self,
+        slot: Slot,
         operation: &'static str,
         mut make: F,
     ) -> Result<T, AwsError>
@@ -179,13 +218,18 @@ impl Calls {
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
+        let class = slot.class;
+        let mut taken = slot.pace.filter(|p| self.still_paced(class, *p));
         let mut retry = 0u32;
         loop {
             if self.run.stop.is_set() {
                 return Err(AwsError::interrupted(operation));
             }
             let pace = if self.run.own_retries {
-                Some(self.wait_for_slot(class).await)
+                match taken.take() {
+                    Some(pace) => Some(pace),
+                    None => Some(self.wait_for_slot(class).await),
+                }
             } else {
                 None
             };

@@ -6,7 +6,7 @@ pub mod call;
 pub mod error;
 pub mod rate;
 
-pub use call::{CallClass, Calls, Endpoints, RunLimits, Stop};
+pub use call::{CallClass, Calls, Endpoints, RunLimits, Slot, Stop};
 pub use error::{AwsError, ErrorKind};
 
 use std::collections::BTreeMap;
