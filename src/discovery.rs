@@ -8,7 +8,7 @@ use aws_sdk_ecr::config::{Credentials, SharedCredentialsProvider};
 use aws_sdk_organizations::types::{AccountState, AccountStatus};
 use futures::StreamExt;
 
-use crate::aws::{Aws, AwsError};
+use crate::aws::{sdk_standard_retry, Aws, AwsError};
 use crate::config::{AccountSource, AccountsConfig};
 use crate::report::Skipped;
 
@@ -59,11 +59,8 @@ pub async fn caller(aws: &Aws, sts_region: Option<&str>) -> Result<Caller, Disco
         // second or so, not after the whole retry budget (half a minute).
         .customize()
         .config_override(
-            aws_sdk_sts::config::Builder::default().retry_config(
-                aws_config::retry::RetryConfig::standard()
-                    .with_max_attempts(CALLER_CHECK_ATTEMPTS)
-                    .with_initial_backoff(std::time::Duration::from_millis(200)),
-            ),
+            aws_sdk_sts::config::Builder::default()
+                .retry_config(sdk_standard_retry(CALLER_CHECK_ATTEMPTS)),
         )
         .send()
         .await

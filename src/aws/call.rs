@@ -181,12 +181,19 @@ impl Calls {
     /// Take a send slot of `class` ahead of the call it is for ([`Calls::call_in`]), so that
     /// what must happen just before that call (a write's re-check) goes at its pace.
     pub async fn take_slot(&self, class: CallClass) -> Slot {
-        let pace = if self.run.own_retries {
+        Slot {
+            class,
+            pace: self.paced_slot(class).await,
+        }
+    }
+
+    /// A send slot when the pacing is ours; with the SDK's adaptive mode, none.
+    async fn paced_slot(&self, class: CallClass) -> Option<u64> {
+        if self.run.own_retries {
             Some(self.wait_for_slot(class).await)
         } else {
             None
-        };
-        Slot { class, pace }
+        }
     }
 
     /// Make one API call (`make` builds and sends it; it is called again for each attempt).
@@ -225,13 +232,9 @@ impl Calls {
             if self.run.stop.is_set() {
                 return Err(AwsError::interrupted(operation));
             }
-            let pace = if self.run.own_retries {
-                match taken.take() {
-                    Some(pace) => Some(pace),
-                    None => Some(self.wait_for_slot(class).await),
-                }
-            } else {
-                None
+            let pace = match taken.take() {
+                Some(pace) => Some(pace),
+                None => self.paced_slot(class).await,
             };
             let (sent, result) = {
                 // Local first: a target at its own cap holds no global permit while it waits.

@@ -142,16 +142,21 @@ impl Target {
     }
 }
 
+/// The SDK's standard retries as the run configures them for STS and Organizations.
+pub fn sdk_standard_retry(max_attempts: u32) -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(max_attempts)
+        .with_initial_backoff(Duration::from_millis(200))
+        .with_max_backoff(Duration::from_secs(20))
+}
+
 impl Aws {
     /// Load the SDK's default chain (environment, profile, SSO, IMDS, `AWS_ENDPOINT_URL`...) with
     /// our retry and timeout policy.
     pub async fn load(execution: &ExecutionConfig) -> Aws {
         // STS and Organizations (a handful of calls) keep the SDK's standard retries; ECR and
         // tagging calls get theirs from `Calls` unless the SDK's adaptive mode is asked for.
-        let retry = RetryConfig::standard()
-            .with_max_attempts(execution.max_attempts)
-            .with_initial_backoff(Duration::from_millis(200))
-            .with_max_backoff(Duration::from_secs(20));
+        let retry = sdk_standard_retry(execution.max_attempts);
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(10))
             .operation_attempt_timeout(Duration::from_secs(60))

@@ -210,17 +210,28 @@ impl RateController {
     pub fn sharing(mut self, shared: &Arc<SharedPaces>) -> RateController {
         if let Some(hint) = shared.hint() {
             self.limit = Some(hint);
-            self.slow_start = false;
-            self.ever_cut = true;
+            self.settle();
         }
         self.shared = Some((Arc::clone(shared), shared.join()));
         self
     }
 
-    /// Tell the run the pace this controller now holds, if a quota set it.
+    /// Where the quota is known (from this account-region or the run): no slow start, and
+    /// careful increases from here, as after a cut.
+    fn settle(&mut self) {
+        self.slow_start = false;
+        self.ever_cut = true;
+        self.clean_streak = 0;
+    }
+
+    /// Tell the run the pace this controller now holds, if a quota set it (not background).
     fn share_pace(&self) {
-        if let (Some((shared, member)), true, Some(limit), 0.0) =
-            (&self.shared, self.found_quota, self.limit, self.background)
+        let Some((shared, member)) = &self.shared else {
+            return;
+        };
+        if let Some(limit) = self
+            .limit
+            .filter(|_| self.found_quota && self.background == 0.0)
         {
             shared.learn(*member, limit);
         }
@@ -355,23 +366,20 @@ impl RateController {
                 // Additive increase, gentle enough that a quota is approached, not jumped;
                 // gentler once a cut has shown where the quota is.
                 self.clean_streak += 1;
+                // Nothing throttled yet: the start was a guess, not a finding.
+                let slow_starting = !self.ever_cut && self.slow_start;
                 let step = if self.ever_cut && self.clean_streak < 4 {
                     CAREFUL_INCREASE
-                } else if !self.ever_cut && self.slow_start {
-                    // Nothing throttled yet: the start was a guess, not a finding.
+                } else if slow_starting {
                     SLOW_START_INCREASE
                 } else {
                     INCREASE
                 };
                 let mut raised = limit + (limit * step).max(0.5);
-                if step == SLOW_START_INCREASE {
-                    // Where other account-regions found the quota, the slow start ends.
-                    if let Some(hint) = self.shared_hint().filter(|h| raised >= *h) {
-                        raised = hint.max(limit);
-                        self.slow_start = false;
-                        self.ever_cut = true;
-                        self.clean_streak = 0;
-                    }
+                // Where other account-regions found the quota, a slow start ends.
+                if let Some(hint) = self.shared_hint().filter(|h| slow_starting && raised >= *h) {
+                    raised = hint.max(limit);
+                    self.settle();
                 }
                 self.limit = Some(raised);
             }

@@ -520,6 +520,25 @@ fn ecr_fleet_steps(
     rows
 }
 
+/// The steps of one tool: ecr-fleet's plan, apply and re-run, or the Python tools' apply.
+fn tool_steps(
+    ws: &Workspace,
+    tool: &str,
+    endpoint: &str,
+    counters: &dyn Counters,
+    read_back: &mut dyn FnMut() -> BTreeMap<RepoKey, Option<String>>,
+    fleet: &Fleet,
+) -> Vec<Row> {
+    if tool == "ecr-fleet" {
+        let targets = api_targets(fleet);
+        ecr_fleet_steps(ws, endpoint, counters, targets, read_back, fleet)
+    } else {
+        vec![python_tool_step(
+            ws, tool, endpoint, counters, read_back, fleet,
+        )]
+    }
+}
+
 /// Runs c7n-org or the boto3 loop once (their apply), verifying after it.
 fn python_tool_step(
     ws: &Workspace,
@@ -755,19 +774,7 @@ fn fleet_benchmark() {
         });
         let mut rows = Vec::new();
         for tool in &tools {
-            let tool_rows = match tool.as_str() {
-                "ecr-fleet" => {
-                    ecr_fleet_steps(&ws, &endpoint, &proxy, targets, &mut read_back, &fleet)
-                }
-                other => vec![python_tool_step(
-                    &ws,
-                    other,
-                    &endpoint,
-                    &proxy,
-                    &mut read_back,
-                    &fleet,
-                )],
-            };
+            let tool_rows = tool_steps(&ws, tool, &endpoint, &proxy, &mut read_back, &fleet);
             // Back to the seeded fleet for the next tool.
             let now = read_back();
             runtime.block_on(aws::restore_seeded_policies(&moto.url(), &fleet, &now));
@@ -888,25 +895,7 @@ fn scale_benchmark() {
                 );
             }
             let cpu_before = synth.cpu_time();
-            let tool_rows = if tool == "ecr-fleet" {
-                ecr_fleet_steps(
-                    &ws,
-                    &synth.url(),
-                    &counters,
-                    api_targets(&this),
-                    &mut read_back,
-                    &this,
-                )
-            } else {
-                vec![python_tool_step(
-                    &ws,
-                    tool,
-                    &synth.url(),
-                    &counters,
-                    &mut read_back,
-                    &this,
-                )]
-            };
+            let tool_rows = tool_steps(&ws, tool, &synth.url(), &counters, &mut read_back, &this);
             let served: u64 = tool_rows.iter().map(Row::total).sum();
             if let (Some(before), Some(after)) = (cpu_before, synth.cpu_time()) {
                 let cpu = after.saturating_sub(before);

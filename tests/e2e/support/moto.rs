@@ -41,7 +41,17 @@ impl Moto {
     /// For benchmarks, where moto's speed would otherwise set every tool's pace.
     pub fn start_with_memoized_routing() -> Moto {
         let moto_server = server_program();
+        // The interpreter of moto's own virtualenv: the script imports moto.
         let python = moto_server.with_file_name("python");
+        if !python.is_file() {
+            panic!(
+                "no python beside {} (expected {}): the memoized-routing server runs with the \
+                 interpreter of moto's virtualenv; set ECR_FLEET_BENCH_MOTO=stock to use \
+                 moto_server itself",
+                moto_server.display(),
+                python.display()
+            );
+        }
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/bench/moto_server.py");
         Moto::start_program(&python, &[script.into_os_string()])
     }
