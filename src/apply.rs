@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use ecr_lifecycle::semantically_equal;
 use serde::{Deserialize, Serialize};
 
-use crate::aws::{AwsError, CallClass, ErrorKind, Target};
+use crate::aws::{AwsError, CallClass, ErrorKind, Slot, Target};
 use crate::config::Config;
-use crate::inventory::{read_policy, read_tags};
+use crate::inventory::{read_policy, read_tags_in};
 use crate::plan::{Outcome, RepoResult};
 use crate::templates::Template;
 
@@ -458,11 +458,13 @@ pub async fn write_row(
         row.error = Some(INTERRUPTED.to_string());
         return;
     }
-    // The write's slot comes first: its re-checks go at the write pace, right before the
-    // put, instead of in a burst of reads ahead of writes that wait for their turn.
+    // The write's slot comes first: its re-check of the tag rides on it, at the write pace,
+    // right before the put, instead of in a burst of reads ahead of writes that wait for
+    // their turn (or behind the account-region's queue of policy reads).
     let slot = target.calls.take_slot(CallClass::Write).await;
     if recheck.tags {
-        match read_tags(target, &target.repository_arn(&row.repository)).await {
+        let arn = target.repository_arn(&row.repository);
+        match read_tags_in(target, &arn, Slot::riding(CallClass::Read)).await {
             Ok(tags) if config.exception.exempts(&tags) => {
                 tracing::info!(repository = %row.repository, "exception tag found just before the write: left alone");
                 row.outcome = Outcome::Excluded;

@@ -330,6 +330,10 @@ pub struct ExecutionConfig {
     pub concurrency: usize,
     /// API calls in flight inside one account-region (ECR throttles per account and region).
     pub per_region_concurrency: usize,
+    /// Attempts per call, the first included. The default is sized for throttling: under
+    /// 30% of calls throttled by other clients' traffic, a call fails after 15 attempts
+    /// about once in 70 million (0.3^15), so a run of 100,000 repositories almost never
+    /// gives up on one; after 10, once in 170,000, about once in ten 2,000-repository runs.
     pub max_attempts: u32,
     pub retry_mode: RetryMode,
 }
@@ -339,7 +343,7 @@ impl Default for ExecutionConfig {
         ExecutionConfig {
             concurrency: 32,
             per_region_concurrency: 8,
-            max_attempts: 10,
+            max_attempts: 15,
             retry_mode: RetryMode::Standard,
         }
     }

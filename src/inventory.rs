@@ -8,7 +8,7 @@ use aws_sdk_ecr::primitives::DateTime;
 use aws_sdk_ecr::types::{DescribeImagesFilter, ImageDetail, ImageIdentifier, ImageStatusFilter};
 use ecr_lifecycle::{Image, ImageStatus};
 
-use crate::aws::{AwsError, CallClass, ErrorKind, Target};
+use crate::aws::{AwsError, CallClass, ErrorKind, Slot, Target};
 use crate::config::{Config, NameGlob};
 use crate::plan::{classify, Disposition, RepoFacts};
 
@@ -209,9 +209,18 @@ pub async fn inspect_repository(
 
 /// Tags of one repository (DescribeRepositories does not return them).
 pub async fn read_tags(target: &Target, arn: &str) -> Result<BTreeMap<String, String>, AwsError> {
+    read_tags_in(target, arn, Slot::paced(CallClass::Read)).await
+}
+
+/// [`read_tags`], whose first attempt goes in `slot`.
+pub async fn read_tags_in(
+    target: &Target,
+    arn: &str,
+    slot: Slot,
+) -> Result<BTreeMap<String, String>, AwsError> {
     let out = target
         .calls
-        .call(CallClass::Read, "ecr:ListTagsForResource", || {
+        .call_in(slot, "ecr:ListTagsForResource", || {
             target.ecr.list_tags_for_resource().resource_arn(arn).send()
         })
         .await?;

@@ -44,8 +44,38 @@ pub enum CallClass {
 #[derive(Debug, Clone, Copy)]
 pub struct Slot {
     class: CallClass,
-    /// The pace it was taken at; `None` when the SDK paces (adaptive) or none was taken.
-    pace: Option<u64>,
+    first: FirstAttempt,
+}
+
+/// How the first attempt of a call goes.
+#[derive(Debug, Clone, Copy)]
+enum FirstAttempt {
+    /// It waits for a slot of its class, as retries do.
+    Paced,
+    /// In a slot reserved at `pace`, unless the pace changed since.
+    Reserved { pace: u64 },
+    /// At once: it rides on a slot of another class (see [`Slot::riding`]).
+    Riding,
+}
+
+impl Slot {
+    /// No slot taken: the first attempt waits for one of `class`, as retries do.
+    pub fn paced(class: CallClass) -> Slot {
+        Slot {
+            class,
+            first: FirstAttempt::Paced,
+        }
+    }
+
+    /// The first attempt of a `class` call made in a slot taken for another call, whose
+    /// pace it follows (a write's re-check of the exception tag goes in the write's slot):
+    /// it does not also wait for a slot of its own class. Retries do.
+    pub fn riding(class: CallClass) -> Slot {
+        Slot {
+            class,
+            first: FirstAttempt::Riding,
+        }
+    }
 }
 
 /// What every account-region of a run shares.
@@ -96,7 +126,7 @@ pub struct Endpoints {
 /// Where each class starts: reads at a pace that slow-starts upward (see
 /// `RateController::slow_start`), writes and tag pages, of which an account-region makes few,
 /// at a modest pace that rises while nothing is throttled.
-const INITIAL_READS_PER_SECOND: f64 = 30.0;
+const INITIAL_READS_PER_SECOND: f64 = 20.0;
 const INITIAL_WRITES_PER_SECOND: f64 = 10.0;
 const INITIAL_TAG_PAGES_PER_SECOND: f64 = 10.0;
 
@@ -153,6 +183,7 @@ impl Calls {
     }
 
     fn record(&self, class: CallClass, sent: Instant, throttled: bool) {
+        let _span = tracing::debug_span!("pace", ?class).entered();
         self.rate(class)
             .lock()
             .expect("rate lock")
@@ -178,13 +209,25 @@ impl Calls {
         }
     }
 
+    /// Take the next send slot of `class` now, without waiting for its time: the calls
+    /// that come after wait one interval longer.
+    fn take_slot_now(&self, class: CallClass) {
+        if self.run.own_retries {
+            self.rate(class)
+                .lock()
+                .expect("rate lock")
+                .reserve(Instant::now());
+        }
+    }
+
     /// Take a send slot of `class` ahead of the call it is for ([`Calls::call_in`]), so that
     /// what must happen just before that call (a write's re-check) goes at its pace.
     pub async fn take_slot(&self, class: CallClass) -> Slot {
-        Slot {
-            class,
-            pace: self.paced_slot(class).await,
-        }
+        let first = match self.paced_slot(class).await {
+            Some(pace) => FirstAttempt::Reserved { pace },
+            None => FirstAttempt::Paced,
+        };
+        Slot { class, first }
     }
 
     /// A send slot when the pacing is ours; with the SDK's adaptive mode, none.
@@ -208,8 +251,7 @@ impl Calls {
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        self.call_in(Slot { class, pace: None }, operation, make)
-            .await
+        self.call_in(Slot::paced(class), operation, make).await
     }
 
     /// [`Calls::call`], whose first attempt goes in `slot` (taken with
@@ -226,15 +268,23 @@ impl Calls {
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         let class = slot.class;
-        let mut taken = slot.pace.filter(|p| self.still_paced(class, *p));
+        let mut first = Some(slot.first);
         let mut retry = 0u32;
         loop {
             if self.run.stop.is_set() {
                 return Err(AwsError::interrupted(operation));
             }
-            let pace = match taken.take() {
-                Some(pace) => Some(pace),
-                None => self.paced_slot(class).await,
+            let pace = match first.take() {
+                Some(FirstAttempt::Riding) => {
+                    // It does not wait, but it counts: the calls of its class that come
+                    // next are spaced after it.
+                    self.take_slot_now(class);
+                    None
+                }
+                Some(FirstAttempt::Reserved { pace }) if self.still_paced(class, pace) => {
+                    Some(pace)
+                }
+                _ => self.paced_slot(class).await,
             };
             let (sent, result) = {
                 // Local first: a target at its own cap holds no global permit while it waits.
@@ -296,6 +346,40 @@ impl Calls {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_riding_on_another_slot_goes_at_once_and_delays_its_class() {
+        let run = RunLimits::new(
+            &ExecutionConfig::default(),
+            ApiStats::default(),
+            Stop::default(),
+        );
+        let endpoints = Endpoints {
+            ecr: "http://127.0.0.1:1".to_string(),
+            tagging: "http://127.0.0.1:1".to_string(),
+        };
+        let calls = Calls::new(&run, endpoints);
+        let limit = calls.rate(CallClass::Read).lock().unwrap().limit().unwrap();
+        // Three re-checks ride on write slots: none waits, but the next read is spaced after
+        // them, so reads and re-checks together keep to the read pace.
+        for _ in 0..3 {
+            calls.take_slot_now(CallClass::Read);
+        }
+        let (wait, _) = calls
+            .rate(CallClass::Read)
+            .lock()
+            .unwrap()
+            .reserve(Instant::now());
+        let interval = 1.0 / limit;
+        assert!(wait.as_secs_f64() > 1.5 * interval, "{wait:?} at {limit}/s");
+        // Writes are a class of their own: untouched.
+        let (wait, _) = calls
+            .rate(CallClass::Write)
+            .lock()
+            .unwrap()
+            .reserve(Instant::now());
+        assert_eq!(wait, Duration::ZERO);
+    }
 
     #[test]
     fn backoff_is_jittered_under_an_exponential_ceiling() {

@@ -835,13 +835,19 @@ async fn interrupting_apply_reports_what_was_written() {
     let report = out.json();
     let rows = report["repositories"].as_array().unwrap();
     let written = rows.iter().filter(|r| r["applied"] == true).count();
+    // A repository not written was stopped before its write or, when the stop came first,
+    // before its policy read (the run streams: reads and writes interleave); either way the
+    // report says it was interrupted.
     let stopped = rows
         .iter()
-        .filter(|r| r["error"] == "not written: interrupted")
+        .filter(|r| {
+            r["error"] == "not written: interrupted"
+                || r["error"] == "ecr:GetLifecyclePolicy: not started: interrupted"
+        })
         .count();
     assert!(written >= 1, "the write in flight completes: {report}");
-    assert!(stopped >= 1, "later writes are not started: {report}");
-    assert_eq!(written + stopped, 8);
+    assert!(stopped >= 1, "later calls are not started: {report}");
+    assert_eq!(written + stopped, 8, "{report}");
     // Exactly the rows reported as applied hold the template.
     for r in rows {
         let now = aws::get_policy(&mgmt, r["repository"].as_str().unwrap()).await;
