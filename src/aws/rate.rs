@@ -32,12 +32,13 @@ use std::time::{Duration, Instant};
 const WINDOW: Duration = Duration::from_millis(500);
 const WINDOW_CALLS: u32 = 8;
 /// A flood: at least this share of the last `FLOOD_CALLS` calls throttled. Background traffic
-/// that heavy is rare; going unpaced over a quota is like that at once. Over 24 calls, 30%
-/// random throttling makes a false flood about once in 20,000 answers (over 16, once in
-/// 4,000: a run of a few thousand calls then had one account-region paced to a crawl
-/// until it told the throttling was background, and the run waited for it).
+/// that heavy is rare; going unpaced over a quota is like that at once. Under 30% random
+/// throttling, 23 or more of 32 answers throttled has odds of about 1 in 800,000 at any
+/// answer; 17 of 24 had 1 in 23,000, and a run's few thousand reads met one about every
+/// other run: that account-region was then paced down until it told the throttling was
+/// background, and the run waited for it.
 const FLOOD: f64 = 0.7;
-const FLOOD_CALLS: u32 = 24;
+const FLOOD_CALLS: u32 = 32;
 /// Throttled share above the background that counts as "we are too fast" while paced.
 const EXCESS: f64 = 0.05;
 /// A cut aims this far below the rate that got through.
@@ -152,7 +153,7 @@ pub struct RateController {
     /// When the successes of the last second were answered: the rate that gets through.
     successes: VecDeque<Instant>,
     /// Whether each of the last `FLOOD_CALLS` counted answers was throttled.
-    last: VecDeque<bool>,
+    last: VecDeque<(Instant, bool)>,
     first_answer: Option<Instant>,
     /// Throttled share that does not respond to our rate.
     background: f64,
@@ -160,6 +161,9 @@ pub struct RateController {
     /// go no deeper than half this pace: throttling that does not follow our rate would
     /// otherwise cut, run after run, a pace that was never too fast.
     unproven: Option<f64>,
+    /// A call of the current window waited for its slot: the pace, not the calls ready, set
+    /// the rate.
+    window_waited: bool,
     /// When the first throttle of the current window came: a token bucket lets through
     /// its rate from when it runs dry, whatever was sent.
     window_first_throttle: Option<Instant>,
@@ -204,6 +208,7 @@ impl RateController {
             first_answer: None,
             background: 0.0,
             unproven: limit,
+            window_waited: false,
             window_first_throttle: None,
             cut_run: None,
             pace: 0,
@@ -262,6 +267,7 @@ impl RateController {
             return (Duration::ZERO, self.pace);
         };
         let slot = self.next_slot.filter(|s| *s > now).unwrap_or(now);
+        self.window_waited |= slot > now;
         self.next_slot = Some(slot + Duration::from_secs_f64(1.0 / limit));
         (slot - now, self.pace)
     }
@@ -295,22 +301,26 @@ impl RateController {
         let elapsed = now.saturating_duration_since(start);
         let w = self.window;
         let share = w.share();
-        self.last.push_back(throttled);
+        self.last.push_back((now, throttled));
         if self.last.len() > FLOOD_CALLS as usize {
             self.last.pop_front();
         }
-        let last_throttled = self.last.iter().filter(|t| **t).count() as f64;
+        let last_throttled = self.last.iter().filter(|(_, t)| *t).count() as f64;
         if self.last.len() == FLOOD_CALLS as usize
             && last_throttled >= f64::from(FLOOD_CALLS) * FLOOD.max(self.background + EXCESS)
         {
-            // Far above a quota: at once down to what got through since the last cut (the
-            // rate over a longer span would count the quota's burst). Over too short a time
-            // that says little: then to a quarter of what was sent.
-            let seconds = elapsed.max(MIN_SPAN).as_secs_f64();
-            let to = if elapsed >= Duration::from_millis(200) {
-                f64::from(w.sent - w.throttled) / seconds * CUT_TO
+            // Far above a quota: at once down to what got through over these answers (a
+            // longer span would count the quota's burst). Over too short a time that says
+            // little: then to a quarter of what was sent.
+            let span = self.last.front().map_or(Duration::ZERO, |(first, _)| {
+                now.saturating_duration_since(*first)
+            });
+            let seconds = span.max(MIN_SPAN).as_secs_f64();
+            let answers = f64::from(FLOOD_CALLS);
+            let to = if span >= Duration::from_millis(200) {
+                (answers - last_throttled) / seconds * CUT_TO
             } else {
-                f64::from(w.sent) / seconds * FLOOD_CUT
+                answers / seconds * FLOOD_CUT
             };
             self.cut(now, last_throttled / f64::from(FLOOD_CALLS), to);
             // A flood is no sign of background: it starts no run of cuts.
@@ -368,9 +378,16 @@ impl RateController {
                     return;
                 }
             }
-            // What got through is what was asked for: when fewer calls are ready than the
-            // pace allows, cutting to it spirals down (see `unproven`).
-            let floor = self.unproven.map_or(FLOOR, |pace| pace * 0.5);
+            // What got through is also what was asked for: when fewer calls were ready than
+            // the pace allows (an account-region whose reads are nearly done), it says little
+            // about the quota. Then a cut at most halves the pace; and until a quota is shown,
+            // cuts spiral no lower than half the starting pace (`unproven`).
+            let unbound = if self.window_waited {
+                FLOOR
+            } else {
+                limit * 0.5
+            };
+            let floor = self.unproven.map_or(FLOOR, |pace| pace * 0.5).max(unbound);
             // A quota met for the first time is behind its burst: what got through since
             // the first throttle is its rate. Later, what got through lately is.
             let through = match self
@@ -478,6 +495,7 @@ impl RateController {
 
     fn restart_window(&mut self, now: Instant) {
         self.window_first_throttle = None;
+        self.window_waited = false;
         self.window_start = Some(now);
         self.window = Sample::default();
     }
@@ -917,5 +935,36 @@ mod tests {
             // (which counts the burst): 0.22 before.
             assert!(share < 0.16, "{latency} ms: throttled share {share:.3}");
         }
+    }
+
+    /// An account-region whose reads are nearly done asks for fewer calls than its pace
+    /// allows: under other clients' throttling, what gets through is then what was asked
+    /// for, not a quota, and cutting to it each window sank the pace to the floor.
+    #[test]
+    fn few_calls_under_random_throttling_do_not_sink_the_pace() {
+        let mut lowest = f64::MAX;
+        for seed in 0..20 {
+            let mut c = RateController::slow_start(40.0);
+            // As after a flood: no floor from the starting pace.
+            c.unproven = None;
+            c.slow_start = false;
+            c.ever_cut = true;
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let start = Instant::now();
+            let mut now = start;
+            while now < start + Duration::from_secs(20) {
+                // Three calls a second are ready, far below the pace.
+                now += c.reserve(now).0.max(Duration::from_millis(333));
+                c.record(now, now, rng.f64() < 0.3);
+                lowest = lowest.min(c.limit().unwrap());
+            }
+            // Told to be background: the cuts were undone, or most of them.
+            let end = c.limit().unwrap();
+            assert!(end >= 10.0, "seed {seed}: ends at {end:.1}/s");
+        }
+        println!("lowest pace {lowest:.1}/s");
+        // Cut by at most half per window until the cuts are told to be background: from
+        // 40/s, four halvings at most, not down to the floor the calls asked for.
+        assert!(lowest >= 2.0, "lowest pace {lowest:.1}/s");
     }
 }
