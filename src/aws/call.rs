@@ -190,6 +190,23 @@ impl Calls {
             .record(sent, Instant::now(), throttled);
     }
 
+    /// Calls that waited for their permits past their slots' times would go together, and a
+    /// quota's bucket would see a burst the pace was meant to spread: wait (briefly, permits
+    /// held) while a second's worth of this class went out in the last second.
+    async fn spread(&self, class: CallClass) {
+        loop {
+            let wait = self
+                .rate(class)
+                .lock()
+                .expect("rate lock")
+                .send_wait(Instant::now());
+            if wait.is_zero() {
+                return;
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
     /// Wait for this class's next send slot; returns the pace it was reserved at. A slot
     /// reserved before a cut is not used at the old pace: a new one is reserved.
     async fn wait_for_slot(&self, class: CallClass) -> u64 {
@@ -304,6 +321,9 @@ impl Calls {
                 // pace: it takes a new slot.
                 if pace.is_some_and(|p| !self.still_paced(class, p)) {
                     continue;
+                }
+                if self.run.own_retries {
+                    self.spread(class).await;
                 }
                 let sent = Instant::now();
                 (sent, make().await)

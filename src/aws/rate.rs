@@ -12,9 +12,16 @@
 //! So the controller starts unpaced (writes and tag pages start at a modest pace, see
 //! `starting_at`) and only a flood makes it pace: it cuts to what gets through. Once paced, it
 //! works like additive-increase, multiplicative-decrease: windows with excess throttling cut
-//! the rate to what got through, clean windows raise it a little. If cuts in a row do not
-//! lower the throttled share, it is background: the cuts are undone and that share no longer
-//! counts as excess. Retries with backoff handle the throttles that remain.
+//! the rate to what got through, clean windows raise it a little. If cuts in a row, then a
+//! halving, leave excess throttling, it is background: the cuts are undone and that share no
+//! longer counts as excess. Retries with backoff handle the throttles that remain.
+//!
+//! What got through measures a quota only while calls queue for the pace: an account-region
+//! whose calls are nearly done gets through what it asks for. So a cut at most halves a pace
+//! that was not in use, and until a flood or a clean window after the halving shows a quota,
+//! cuts stop at half the starting pace. Under other clients' throttling, cutting to what got
+//! through window after window otherwise sank an account-region's pace to the floor, and at
+//! a call a second its windows took seconds each to tell it was background.
 //!
 //! Account-regions of one organization usually have the same default quotas, and a run
 //! visits them side by side and in waves. So what one account-region found is shared
@@ -64,6 +71,7 @@ const MIN_SPAN: Duration = Duration::from_millis(50);
 /// What got through since the first throttle of a window is the rate a quota allows (its
 /// burst spent), if measured over at least this long.
 const THROTTLED_SPAN: Duration = Duration::from_millis(300);
+const SECOND: Duration = Duration::from_secs(1);
 /// Successes are counted over this span to estimate the rate that gets through.
 const RECENT: Duration = Duration::from_secs(1);
 
@@ -161,6 +169,8 @@ pub struct RateController {
     /// go no deeper than half this pace: throttling that does not follow our rate would
     /// otherwise cut, run after run, a pace that was never too fast.
     unproven: Option<f64>,
+    /// When the calls of the last second were sent (see `send_wait`).
+    sent: VecDeque<Instant>,
     /// A call of the current window waited for its slot: the pace, not the calls ready, set
     /// the rate.
     window_waited: bool,
@@ -209,6 +219,7 @@ impl RateController {
             background: 0.0,
             unproven: limit,
             window_waited: false,
+            sent: VecDeque::new(),
             window_first_throttle: None,
             cut_run: None,
             pace: 0,
@@ -270,6 +281,33 @@ impl RateController {
         self.window_waited |= slot > now;
         self.next_slot = Some(slot + Duration::from_secs_f64(1.0 / limit));
         (slot - now, self.pace)
+    }
+
+    /// How long a call about to be sent at `now` must wait so that no more calls than the
+    /// pace go out in any second (none when unpaced); when none, it counts as sent. A token
+    /// bucket holding a second of its rate never runs dry under that, whatever the bunching,
+    /// as long as the pace is at most its rate.
+    pub fn send_wait(&mut self, now: Instant) -> Duration {
+        let Some(limit) = self.limit else {
+            return Duration::ZERO;
+        };
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= SECOND)
+        {
+            self.sent.pop_front();
+        }
+        let per_second = (limit.floor() as usize).max(1);
+        match self.sent.front() {
+            Some(oldest) if self.sent.len() >= per_second => (*oldest + SECOND)
+                .saturating_duration_since(now)
+                .max(Duration::from_millis(1)),
+            _ => {
+                self.sent.push_back(now);
+                Duration::ZERO
+            }
+        }
     }
 
     /// Whether a slot reserved at `pace` may be used (no cut since).
@@ -966,5 +1004,46 @@ mod tests {
         // Cut by at most half per window until the cuts are told to be background: from
         // 40/s, four halvings at most, not down to the floor the calls asked for.
         assert!(lowest >= 2.0, "lowest pace {lowest:.1}/s");
+    }
+
+    /// Calls released together (their permits came at once) go no faster than the pace over
+    /// any second, so a quota's bucket of a second's burst at that rate never runs dry.
+    #[test]
+    fn a_bunch_of_calls_is_spread_to_the_pace_over_any_second() {
+        let mut c = RateController::starting_at(Some(5.0));
+        let start = Instant::now();
+        for _ in 0..5 {
+            assert_eq!(c.send_wait(start), Duration::ZERO);
+        }
+        let wait = c.send_wait(start);
+        assert!(
+            wait > Duration::from_millis(990) && wait <= SECOND,
+            "{wait:?}"
+        );
+        assert_eq!(c.send_wait(start + SECOND), Duration::ZERO);
+        // Against a bucket of 5/s holding a second's worth, 40 calls released in bunches
+        // of 8 every 0.8 s are never throttled once spread.
+        let mut c = RateController::starting_at(Some(5.0));
+        let mut service = bucket(5.0, 5.0);
+        let (mut throttled, mut now) = (0, start);
+        for bunch in 0..5u32 {
+            now = now.max(start + Duration::from_millis(800) * bunch);
+            for _ in 0..8 {
+                loop {
+                    let wait = c.send_wait(now);
+                    if wait.is_zero() {
+                        break;
+                    }
+                    now += wait;
+                }
+                throttled += u32::from(service(now));
+            }
+        }
+        assert_eq!(throttled, 0);
+        // Unpaced, nothing waits.
+        let mut c = RateController::new();
+        for _ in 0..100 {
+            assert_eq!(c.send_wait(start), Duration::ZERO);
+        }
     }
 }
