@@ -190,21 +190,13 @@ impl Calls {
             .record(sent, Instant::now(), throttled);
     }
 
-    /// Calls that waited for their permits past their slots' times would go together, and a
-    /// quota's bucket would see a burst the pace was meant to spread: wait (briefly, permits
-    /// held) while a second's worth of this class went out in the last second.
-    async fn spread(&self, class: CallClass) {
-        loop {
-            let wait = self
-                .rate(class)
-                .lock()
-                .expect("rate lock")
-                .send_wait(Instant::now());
-            if wait.is_zero() {
-                return;
-            }
-            tokio::time::sleep(wait).await;
-        }
+    /// How long a call of `class` must wait so that no more than its pace go out in any
+    /// second (see `RateController::send_wait`).
+    fn send_wait(&self, class: CallClass) -> Duration {
+        self.rate(class)
+            .lock()
+            .expect("rate lock")
+            .send_wait(Instant::now())
     }
 
     /// Wait for this class's next send slot; returns the pace it was reserved at. A slot
@@ -303,10 +295,10 @@ impl Calls {
                 }
                 _ => self.paced_slot(class).await,
             };
-            let (sent, result) = {
+            let attempt = loop {
                 // Local first: a target at its own cap holds no global permit while it waits.
-                let _local = self.local.acquire().await.expect("semaphore never closes");
-                let _global = self
+                let local = self.local.acquire().await.expect("semaphore never closes");
+                let global = self
                     .run
                     .global
                     .acquire()
@@ -320,13 +312,25 @@ impl Calls {
                 // Nor does a call that waited for its permits through a cut go at the old
                 // pace: it takes a new slot.
                 if pace.is_some_and(|p| !self.still_paced(class, p)) {
-                    continue;
+                    break None;
                 }
+                // Calls whose slots came while they waited for permits would go together:
+                // one that would exceed a second's worth of its class in the last second
+                // gives its permits back and waits.
                 if self.run.own_retries {
-                    self.spread(class).await;
+                    let wait = self.send_wait(class);
+                    if !wait.is_zero() {
+                        drop(global);
+                        drop(local);
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
                 }
                 let sent = Instant::now();
-                (sent, make().await)
+                break Some((sent, make().await));
+            };
+            let Some((sent, result)) = attempt else {
+                continue;
             };
             if retry > 0 {
                 // Each attempt of ours is a new SDK invocation; count it as a retry of the

@@ -298,7 +298,7 @@ impl RateController {
         {
             self.sent.pop_front();
         }
-        let per_second = (limit.floor() as usize).max(1);
+        let per_second = (limit.ceil() as usize).max(1);
         match self.sent.front() {
             Some(oldest) if self.sent.len() >= per_second => (*oldest + SECOND)
                 .saturating_duration_since(now)
