@@ -250,6 +250,8 @@ impl RateController {
         self.slow_start = false;
         self.ever_cut = true;
         self.clean_streak = 0;
+        // Floods showed the quota to the account-regions that shared it.
+        self.unproven = None;
     }
 
     /// Tell the run the pace this controller now holds, if a quota set it (not background).
