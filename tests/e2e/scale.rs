@@ -1,5 +1,6 @@
 //! 0.2 engine behaviour end to end: the tagging API and its fallback, SIGTERM and `kill -9`
-//! with the write-ahead journal, and restore from the journal of a run that was killed.
+//! with the write-ahead journal, restore from the journal of a run that was killed, and
+//! apply under quotas and under other clients' throttling.
 
 use std::path::Path;
 
@@ -7,11 +8,14 @@ use serde_json::Value;
 
 use crate::support::aws;
 use crate::support::cli::{ecr_fleet, row, Cli};
+use crate::support::faults::{LoadRules, Quotas};
+use crate::support::fixtures::FLEET_REGIONS;
 use crate::support::fixtures::{
     write_fleet_workspace, CI_BUILDS_POLICY, EXEMPT_TAG, OUTDATED_POLICY,
 };
 use crate::support::moto::Moto;
 use crate::support::proxy::{FaultProxy, FaultRules};
+use crate::support::synth::{SynthFleet, SynthSpec};
 
 fn journal(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -364,4 +368,60 @@ async fn kill_9_during_apply_leaves_a_journal_restore_undoes_every_write_from() 
         let expected = i.is_multiple_of(2).then_some(OUTDATED_POLICY);
         assert_eq!(now.as_deref(), expected, "{name} after restore");
     }
+}
+
+/// `apply --yes` on a synthetic fleet under `load`: every policy right, each written once,
+/// no error. Returns (calls answered, throttled).
+fn apply_under(load: LoadRules) -> (u64, u64) {
+    let synth = SynthFleet::start(&SynthSpec::new(4, &FLEET_REGIONS, 30));
+    let fleet = synth.fleet().clone();
+    let expected = fleet.expected_outcomes();
+    synth.set_load(load);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_fleet_workspace(dir.path(), &FLEET_REGIONS);
+    let apply = ecr_fleet(
+        &[
+            "apply",
+            "--config",
+            config.to_str().unwrap(),
+            "--yes",
+            "--output",
+            "json",
+            "--no-progress",
+        ],
+        &synth.url(),
+        dir.path(),
+    );
+    apply.assert_code(0);
+    let outcomes = &apply.json()["summary"]["outcomes"];
+    assert_eq!(outcomes["error"], 0, "{outcomes}");
+    assert_eq!(outcomes["create"].as_u64(), Some(expected["create"]));
+    assert_eq!(outcomes["update"].as_u64(), Some(expected["update"]));
+    let check = fleet.verify(&synth.policies(), &synth.writes());
+    assert!(check.correct(), "{check:?}");
+    assert_eq!(check.redundant_writes, 0, "{check:?}");
+    let throttled: u64 = synth.throttled().values().sum();
+    (synth.total(), throttled)
+}
+
+#[test]
+fn apply_meets_quotas_with_few_throttles() {
+    // Per account-region: reads 20/s, puts 5/s, tag pages 5/s, a second of burst.
+    let (calls, throttled) = apply_under(LoadRules::quotas(Quotas::default()));
+    // About 5% in the benchmark; going over the quotas unpaced throttles most calls. A
+    // slower machine only makes fewer calls go over.
+    assert!(
+        throttled * 5 <= calls,
+        "{throttled} of {calls} calls throttled"
+    );
+}
+
+#[test]
+fn apply_rides_out_other_clients_throttling() {
+    let (calls, throttled) = apply_under(LoadRules::random_throttle(30.0, 11));
+    // The load was there: about 30% of ECR and tagging calls throttled, and retried.
+    assert!(
+        throttled * 5 >= calls,
+        "{throttled} of {calls} calls throttled"
+    );
 }
