@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
@@ -171,43 +171,25 @@ impl Calls {
         &self.run.stop
     }
 
-    fn rate(&self, class: CallClass) -> &Mutex<RateController> {
-        &self.rates[class as usize]
+    /// The rate controller of `class`, locked (never across an await).
+    fn rate(&self, class: CallClass) -> MutexGuard<'_, RateController> {
+        self.rates[class as usize].lock().expect("rate lock")
     }
 
     fn still_paced(&self, class: CallClass, pace: u64) -> bool {
-        self.rate(class)
-            .lock()
-            .expect("rate lock")
-            .still_paced(pace)
+        self.rate(class).still_paced(pace)
     }
 
     fn record(&self, class: CallClass, sent: Instant, throttled: bool) {
         let _span = tracing::debug_span!("pace", ?class).entered();
-        self.rate(class)
-            .lock()
-            .expect("rate lock")
-            .record(sent, Instant::now(), throttled);
-    }
-
-    /// How long a call of `class` must wait so that no more than its pace go out in any
-    /// second (see `RateController::send_wait`).
-    fn send_wait(&self, class: CallClass) -> Duration {
-        self.rate(class)
-            .lock()
-            .expect("rate lock")
-            .send_wait(Instant::now())
+        self.rate(class).record(sent, Instant::now(), throttled);
     }
 
     /// Wait for this class's next send slot; returns the pace it was reserved at. A slot
     /// reserved before a cut is not used at the old pace: a new one is reserved.
     async fn wait_for_slot(&self, class: CallClass) -> u64 {
         loop {
-            let (wait, pace) = self
-                .rate(class)
-                .lock()
-                .expect("rate lock")
-                .reserve(Instant::now());
+            let (wait, pace) = self.rate(class).reserve(Instant::now());
             if wait.is_zero() {
                 return pace;
             }
@@ -222,10 +204,7 @@ impl Calls {
     /// that come after wait one interval longer.
     fn take_slot_now(&self, class: CallClass) {
         if self.run.own_retries {
-            self.rate(class)
-                .lock()
-                .expect("rate lock")
-                .reserve(Instant::now());
+            self.rate(class).reserve(Instant::now());
         }
     }
 
@@ -318,7 +297,8 @@ impl Calls {
                 // one that would exceed a second's worth of its class in the last second
                 // gives its permits back and waits.
                 if self.run.own_retries {
-                    let wait = self.send_wait(class);
+                    // (The guard is a temporary: released before the sleep.)
+                    let wait = self.rate(class).send_wait(Instant::now());
                     if !wait.is_zero() {
                         drop(global);
                         drop(local);
@@ -383,25 +363,17 @@ mod tests {
             tagging: "http://127.0.0.1:1".to_string(),
         };
         let calls = Calls::new(&run, endpoints);
-        let limit = calls.rate(CallClass::Read).lock().unwrap().limit().unwrap();
+        let limit = calls.rate(CallClass::Read).limit().unwrap();
         // Three re-checks ride on write slots: none waits, but the next read is spaced after
         // them, so reads and re-checks together keep to the read pace.
         for _ in 0..3 {
             calls.take_slot_now(CallClass::Read);
         }
-        let (wait, _) = calls
-            .rate(CallClass::Read)
-            .lock()
-            .unwrap()
-            .reserve(Instant::now());
+        let (wait, _) = calls.rate(CallClass::Read).reserve(Instant::now());
         let interval = 1.0 / limit;
         assert!(wait.as_secs_f64() > 1.5 * interval, "{wait:?} at {limit}/s");
         // Writes are a class of their own: untouched.
-        let (wait, _) = calls
-            .rate(CallClass::Write)
-            .lock()
-            .unwrap()
-            .reserve(Instant::now());
+        let (wait, _) = calls.rate(CallClass::Write).reserve(Instant::now());
         assert_eq!(wait, Duration::ZERO);
     }
 

@@ -71,6 +71,8 @@ const MIN_SPAN: Duration = Duration::from_millis(50);
 /// What got through since the first throttle of a window is the rate a quota allows (its
 /// burst spent), if measured over at least this long.
 const THROTTLED_SPAN: Duration = Duration::from_millis(300);
+/// A paced class sends no more than its pace over any span this long (see `send_wait`): a
+/// quota's bucket holds a second of its rate.
 const SECOND: Duration = Duration::from_secs(1);
 /// Successes are counted over this span to estimate the rate that gets through.
 const RECENT: Duration = Duration::from_secs(1);
@@ -160,14 +162,14 @@ pub struct RateController {
     counted_from: Option<Instant>,
     /// When the successes of the last second were answered: the rate that gets through.
     successes: VecDeque<Instant>,
-    /// Whether each of the last `FLOOD_CALLS` counted answers was throttled.
+    /// When each of the last `FLOOD_CALLS` counted answers came, and whether it was throttled.
     last: VecDeque<(Instant, bool)>,
     first_answer: Option<Instant>,
     /// Throttled share that does not respond to our rate.
     background: f64,
-    /// Until a quota is shown (a flood, or a halving that lowered the throttled share), cuts
-    /// go no deeper than half this pace: throttling that does not follow our rate would
-    /// otherwise cut, run after run, a pace that was never too fast.
+    /// Until a quota is shown (a flood, a clean window after the halving, or the run's shared
+    /// pace), cuts go no deeper than half this pace: throttling that does not follow our
+    /// rate would otherwise cut, run after run, a pace that was never too fast.
     unproven: Option<f64>,
     /// When the calls of the last second were sent (see `send_wait`).
     sent: VecDeque<Instant>,
@@ -461,15 +463,15 @@ impl RateController {
                 self.clean_streak += 1;
                 // Nothing throttled yet: the start was a guess, not a finding.
                 let slow_starting = !self.ever_cut && self.slow_start;
-                let step = if self.ever_cut && self.clean_streak < 4 {
-                    CAREFUL_INCREASE
+                // (Share of the limit, calls per second at least.)
+                let (step, at_least) = if self.ever_cut && self.clean_streak < 4 {
+                    (CAREFUL_INCREASE, 0.1)
                 } else if slow_starting {
-                    SLOW_START_INCREASE
+                    (SLOW_START_INCREASE, 0.5)
                 } else {
-                    INCREASE
+                    (INCREASE, 0.5)
                 };
-                let min_step = if step == CAREFUL_INCREASE { 0.1 } else { 0.5 };
-                let mut raised = limit + (limit * step).max(min_step);
+                let mut raised = limit + (limit * step).max(at_least);
                 // Where other account-regions found the quota, a slow start ends.
                 if let Some(hint) = self.shared_hint().filter(|h| slow_starting && raised >= *h) {
                     raised = hint.max(limit);

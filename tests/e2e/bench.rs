@@ -520,7 +520,8 @@ fn ecr_fleet_steps(
     rows
 }
 
-/// The steps of one tool: ecr-fleet's plan, apply and re-run, or the Python tools' apply.
+/// The steps of one tool: ecr-fleet's plan, apply and re-run, or the apply of c7n-org or
+/// the boto3 loop, each verified after it.
 fn tool_steps(
     ws: &Workspace,
     tool: &str,
@@ -531,28 +532,13 @@ fn tool_steps(
 ) -> Vec<Row> {
     if tool == "ecr-fleet" {
         let targets = api_targets(fleet);
-        ecr_fleet_steps(ws, endpoint, counters, targets, read_back, fleet)
-    } else {
-        vec![python_tool_step(
-            ws, tool, endpoint, counters, read_back, fleet,
-        )]
+        return ecr_fleet_steps(ws, endpoint, counters, targets, read_back, fleet);
     }
-}
-
-/// Runs c7n-org or the boto3 loop once (their apply), verifying after it.
-fn python_tool_step(
-    ws: &Workspace,
-    tool: &str,
-    endpoint: &str,
-    counters: &dyn Counters,
-    read_back: &mut dyn FnMut() -> BTreeMap<RepoKey, Option<String>>,
-    fleet: &Fleet,
-) -> Row {
     counters.reset();
     let (name, output) = match tool {
         "c7n-org" => ("c7n-org", ws.c7n_org(endpoint)),
         "boto3" => ("boto3", ws.boto3_loop(endpoint)),
-        other => panic!("not a Python tool of the benchmark: {other}"),
+        other => panic!("not a tool of the benchmark: {other}"),
     };
     eprintln!(
         "  {name}: exit {} in {} s",
@@ -560,7 +546,7 @@ fn python_tool_step(
         secs(output.elapsed)
     );
     let writes = counters.writes();
-    Row {
+    vec![Row {
         tool: name,
         step: "apply",
         reported_calls: None,
@@ -570,7 +556,7 @@ fn python_tool_step(
         target: None,
         peak_rss_kib: None,
         output,
-    }
+    }]
 }
 
 // ---------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::support::aws;
-use crate::support::cli::{ecr_fleet, row, Cli};
+use crate::support::cli::{apply_json, ecr_fleet, row, Cli};
 use crate::support::faults::{LoadRules, Quotas};
 use crate::support::fixtures::FLEET_REGIONS;
 use crate::support::fixtures::{
@@ -379,19 +379,7 @@ fn apply_under(load: LoadRules) -> (u64, u64) {
     synth.set_load(load);
     let dir = tempfile::tempdir().unwrap();
     let config = write_fleet_workspace(dir.path(), &FLEET_REGIONS);
-    let apply = ecr_fleet(
-        &[
-            "apply",
-            "--config",
-            config.to_str().unwrap(),
-            "--yes",
-            "--output",
-            "json",
-            "--no-progress",
-        ],
-        &synth.url(),
-        dir.path(),
-    );
+    let apply = apply_json(&config, &synth.url(), dir.path());
     apply.assert_code(0);
     let outcomes = &apply.json()["summary"]["outcomes"];
     assert_eq!(outcomes["error"], 0, "{outcomes}");

@@ -8,7 +8,7 @@ use aws_sdk_resourcegroupstagging::types::TagFilter;
 use futures::StreamExt;
 
 use crate::support::aws::{self, RepoKind};
-use crate::support::cli::ecr_fleet;
+use crate::support::cli::{apply_json, ecr_fleet};
 use crate::support::faults::{LoadRules, Quotas};
 use crate::support::fixtures::{write_fleet_workspace, FLEET_REGIONS, MANAGEMENT_ACCOUNT_ID};
 use crate::support::moto::Moto;
@@ -438,20 +438,7 @@ fn ecr_fleet_converges_a_synthetic_fleet() {
 
     let dir = tempfile::tempdir().unwrap();
     let config = write_fleet_workspace(dir.path(), &FLEET_REGIONS);
-    let config = config.to_str().unwrap();
-    let apply = ecr_fleet(
-        &[
-            "apply",
-            "--config",
-            config,
-            "--yes",
-            "--output",
-            "json",
-            "--no-progress",
-        ],
-        &synth.url(),
-        dir.path(),
-    );
+    let apply = apply_json(&config, &synth.url(), dir.path());
     // A repository deleted during the run is `gone`, not a failure.
     apply.assert_code(0);
     let report = apply.json();

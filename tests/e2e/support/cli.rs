@@ -256,6 +256,24 @@ pub fn ecr_fleet(args: &[&str], endpoint: &str, cwd: &Path) -> CliOutput {
     Cli::new(endpoint, cwd).run(args)
 }
 
+/// `apply --yes` of the workspace `config`, with the JSON report on stdout and no progress.
+pub fn apply_json(config: &Path, endpoint: &str, cwd: &Path) -> CliOutput {
+    let config = config.to_str().expect("a UTF-8 path");
+    ecr_fleet(
+        &[
+            "apply",
+            "--config",
+            config,
+            "--yes",
+            "--output",
+            "json",
+            "--no-progress",
+        ],
+        endpoint,
+        cwd,
+    )
+}
+
 /// The row of `repo` in a report (panics naming it when absent).
 pub fn row<'a>(report: &'a Value, repo: &str) -> &'a Value {
     report["repositories"]
