@@ -3,7 +3,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ecr_fleet::cli::{Cli, GlobalArgs};
-use ecr_fleet::run::{run, ExitStatus};
+use ecr_fleet::commands::run;
+use ecr_fleet::exit::ExitStatus;
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(g: &GlobalArgs) {

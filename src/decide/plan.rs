@@ -1,97 +1,15 @@
-//! The planner: from what the inventory saw to one outcome per repository. Pure: no AWS, no I/O.
-//! Every view (table, JSON, Markdown) renders the `RepoResult`s produced here.
+//! The planner: from what the inventory saw to one outcome per repository. Pure: no AWS, no
+//! I/O. Every view renders the `RepoResult`s produced here.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex, OnceLock};
-
-use ecr_lifecycle::{canonical_pretty, semantically_equal, Image, ImageAction};
+use ecr_lifecycle::{semantically_equal, Image, ImageAction};
 use jiff::Timestamp;
-use serde::Serialize;
 
-use crate::config::{Config, SafetyConfig};
-use crate::inuse::{Consumer, InUseIndex, SourceFailure};
-use crate::unused::{unused_images, Unused};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Create,
-    Update,
-    Unchanged,
-    Excluded,
-    Unmatched,
-    Blocked,
-    Error,
-    /// The repository was deleted during the run.
-    Gone,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 8] = [
-        Outcome::Create,
-        Outcome::Update,
-        Outcome::Unchanged,
-        Outcome::Excluded,
-        Outcome::Unmatched,
-        Outcome::Blocked,
-        Outcome::Error,
-        Outcome::Gone,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Create => "create",
-            Outcome::Update => "update",
-            Outcome::Unchanged => "unchanged",
-            Outcome::Excluded => "excluded",
-            Outcome::Unmatched => "unmatched",
-            Outcome::Blocked => "blocked",
-            Outcome::Error => "error",
-            Outcome::Gone => "gone",
-        }
-    }
-
-    /// A change `apply` would write.
-    pub fn is_write(self) -> bool {
-        matches!(self, Outcome::Create | Outcome::Update)
-    }
-}
-
-/// Where the configuration puts a repository, decided from its name and tags alone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Disposition {
-    /// Carries the exception tag; `template` is what would have matched otherwise.
-    Excluded {
-        template: Option<String>,
-    },
-    Unmatched,
-    Managed {
-        template: String,
-    },
-}
-
-impl Disposition {
-    pub fn template(&self) -> Option<&str> {
-        match self {
-            Disposition::Excluded { template } => template.as_deref(),
-            Disposition::Unmatched => None,
-            Disposition::Managed { template } => Some(template),
-        }
-    }
-}
-
-pub fn classify(config: &Config, name: &str, tags: &BTreeMap<String, String>) -> Disposition {
-    let matched = config
-        .match_repository(name, tags)
-        .map(|m| m.template.clone());
-    if config.exception.exempts(tags) {
-        return Disposition::Excluded { template: matched };
-    }
-    match matched {
-        Some(template) => Disposition::Managed { template },
-        None => Disposition::Unmatched,
-    }
-}
+use super::diff::{intern_diff, policy_diff};
+use super::inuse::InUseIndex;
+use super::safety::protected_images;
+use super::unused::unused_images;
+use crate::config::{Config, Disposition};
+use crate::model::{Consumer, Finding, Impact, Outcome, RepoResult};
 
 /// What the inventory learned about one repository. Fields stay `None` when they were not
 /// needed (no policy read for excluded or unmatched repositories) or could not be read.
@@ -107,134 +25,6 @@ pub struct RepoFacts {
     pub error: Option<String>,
     /// The repository disappeared while it was being read (RepositoryNotFoundException).
     pub gone: bool,
-}
-
-impl RepoFacts {
-    /// Record a failed read: a repository that went away is `gone`, anything else an error.
-    pub fn fail(&mut self, error: crate::aws::AwsError) {
-        if error.kind == crate::aws::ErrorKind::RepositoryNotFound {
-            self.gone = true;
-        } else {
-            self.error = Some(error.to_string());
-        }
-    }
-}
-
-/// An image the `[safety]` settings protect that a template would expire or archive.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ProtectedImage {
-    pub image_digest: String,
-    pub image_tags: Vec<String>,
-    /// `expire` or `transition`.
-    pub action: String,
-    pub rule_priority: i64,
-    /// Why it is protected: in use, `tag <glob>` or `pulled within N days`.
-    pub reason: String,
-    /// What runs it (`[safety] in_use`), in any visited account.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub consumers: Vec<Consumer>,
-}
-
-/// Images and bytes a policy would act on in one repository, now.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Impact {
-    pub images: u64,
-    pub bytes: u64,
-    pub expiring_images: u64,
-    pub expiring_bytes: u64,
-    pub transitioning_images: u64,
-    pub transitioning_bytes: u64,
-    /// Estimated monthly saving in USD from the expiring bytes at the configured price.
-    pub monthly_saving_usd: f64,
-}
-
-impl Impact {
-    /// Add another repository's impact (fleet totals).
-    pub fn add(&mut self, other: &Impact) {
-        self.images += other.images;
-        self.bytes += other.bytes;
-        self.expiring_images += other.expiring_images;
-        self.expiring_bytes += other.expiring_bytes;
-        self.transitioning_images += other.transitioning_images;
-        self.transitioning_bytes += other.transitioning_bytes;
-        self.monthly_saving_usd += other.monthly_saving_usd;
-    }
-}
-
-/// Content findings of `audit`, in a stable order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Finding {
-    NoPolicy,
-    NoUntaggedExpiry,
-    NoTaggedCap,
-    DriftFromTemplate,
-    Exempt,
-    /// The stored policy does not pass our validator (it may use grammar we do not know).
-    UnrecognisedPolicy,
-    /// `audit --images`: images never pulled and pushed more than `unused_after_days` ago.
-    UnusedNeverPulled,
-    /// `audit --images`: images not pulled for more than `unused_after_days`.
-    UnusedNotPulled,
-    /// `audit --images`: untagged images pushed more than `unused_after_days` ago.
-    UnusedUntagged,
-}
-
-/// One repository's row of the report: the single result model every view renders.
-#[derive(Debug, Clone, Serialize)]
-pub struct RepoResult {
-    pub account_id: String,
-    pub region: String,
-    pub repository: String,
-    pub template: Option<String>,
-    pub outcome: Outcome,
-    pub applied: bool,
-    /// Shared between rows with the same change (see [`intern_diff`]).
-    pub diff: Option<Arc<str>>,
-    pub error: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub findings: Vec<Finding>,
-    /// What the target template would do to the images there (with `--images`). Boxed, as
-    /// the other rarely set fields: a row of a 100,000-repository run stays small.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub impact: Option<Box<Impact>>,
-    /// What the repository's current policy does to them (audit with `--images`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub current_impact: Option<Box<Impact>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub protected_images: Vec<ProtectedImage>,
-    /// Unused images, not in use (`audit --images`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unused: Option<Box<Unused>>,
-    /// The policy text found before this run (kept for backups, not rendered).
-    #[serde(skip)]
-    pub current_policy: Option<String>,
-}
-
-impl RepoResult {
-    /// A row with no outcome decided yet (`error` until something better is known).
-    pub fn new(account_id: &str, region: &str, repository: &str, template: Option<String>) -> Self {
-        RepoResult {
-            account_id: account_id.to_string(),
-            region: region.to_string(),
-            repository: repository.to_string(),
-            template,
-            outcome: Outcome::Error,
-            applied: false,
-            diff: None,
-            error: None,
-            findings: Vec::new(),
-            impact: None,
-            current_impact: None,
-            protected_images: Vec::new(),
-            unused: None,
-            current_policy: None,
-        }
-    }
-
-    pub fn key(&self) -> (&str, &str, &str) {
-        (&self.account_id, &self.region, &self.repository)
-    }
 }
 
 /// Options that change what the planner computes.
@@ -425,52 +215,6 @@ fn content_findings(current: Option<&str>, outcome: Outcome) -> Vec<Finding> {
     findings
 }
 
-/// Unified diff of the canonical pretty forms (so key order and whitespace never show up).
-/// `None` on either side means "no policy".
-/// One copy of each distinct diff text for the whole run: across a fleet, most changes are
-/// the same few (every `create` of a template has the same diff), and a 100,000-repository
-/// run would otherwise hold tens of thousands of copies.
-pub fn intern_diff(diff: String) -> Arc<str> {
-    static DIFFS: OnceLock<Mutex<HashSet<Arc<str>>>> = OnceLock::new();
-    let mut diffs = DIFFS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(known) = diffs.get(diff.as_str()) {
-        return known.clone();
-    }
-    let diff: Arc<str> = diff.into();
-    diffs.insert(diff.clone());
-    diff
-}
-
-pub fn policy_diff(current: Option<&str>, target: Option<&str>) -> String {
-    labelled_diff(current, target, "template")
-}
-
-/// [`policy_diff`] with another name for the new side (restore writes the previous policy).
-pub fn labelled_diff(current: Option<&str>, target: Option<&str>, target_label: &str) -> String {
-    let canon = |t: &str| canonical_pretty(t).unwrap_or_else(|_| format!("{}\n", t.trim_end()));
-    let old = current.map(canon).unwrap_or_default();
-    let new = target.map(canon).unwrap_or_default();
-    similar::TextDiff::from_lines(&old, &new)
-        .unified_diff()
-        .context_radius(3)
-        .header(
-            if current.is_some() {
-                "current"
-            } else {
-                "/dev/null"
-            },
-            if target.is_some() {
-                target_label
-            } else {
-                "/dev/null"
-            },
-        )
-        .to_string()
-}
-
 const BYTES_PER_GB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 pub fn impact(images: &[Image], actions: &[ImageAction], price_per_gb_month: f64) -> Impact {
@@ -492,90 +236,12 @@ fn round_cents(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
-/// Images the `[safety]` settings protect that the template would act on. `consumers[i]` are
-/// the consumers of `images[i]` (shorter or empty: none); `unknown_in_use` lists the
-/// account-regions whose consumers could not be read: while it is not empty, every image the
-/// template would act on may be in use, so each is protected.
-pub fn protected_images(
-    safety: &SafetyConfig,
-    images: &[Image],
-    actions: &[ImageAction],
-    now: Timestamp,
-    consumers: &[Vec<Consumer>],
-    unknown_in_use: &[SourceFailure],
-) -> Vec<ProtectedImage> {
-    if !safety.is_enabled() {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    for action in actions {
-        let Some(image) = images.get(action.index) else {
-            continue;
-        };
-        let users = consumers.get(action.index).cloned().unwrap_or_default();
-        let in_use = if !users.is_empty() {
-            Some(format!(
-                "in use by {}",
-                users
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        } else if !safety.in_use.is_empty() && !unknown_in_use.is_empty() {
-            Some(format!(
-                "may be in use: consumers of {} could not be read",
-                unknown_in_use
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ))
-        } else {
-            None
-        };
-        let by_tag = image.tags.iter().find_map(|t| {
-            safety
-                .protected_tags
-                .iter()
-                .find(|g| g.is_match(t))
-                .map(|g| (t, g))
-        });
-        let reason = if let Some(reason) = in_use {
-            Some(reason)
-        } else if let Some((tag, glob)) = by_tag {
-            Some(format!(
-                "tag {tag:?} matches protected glob {:?}",
-                glob.pattern
-            ))
-        } else {
-            safety.pulled_within_days.and_then(|days| {
-                let pulled = image.last_pulled_at?;
-                let window = jiff::SignedDuration::from_hours(24 * i64::from(days));
-                (now.duration_since(pulled) <= window)
-                    .then(|| format!("pulled within {days} days ({pulled})"))
-            })
-        };
-        if let Some(reason) = reason {
-            out.push(ProtectedImage {
-                image_digest: image.digest.clone(),
-                image_tags: image.tags.clone(),
-                action: match action.action {
-                    ecr_lifecycle::ActionType::Expire => "expire".to_string(),
-                    ecr_lifecycle::ActionType::Transition => "transition".to_string(),
-                },
-                rule_priority: action.rule_priority,
-                reason,
-                consumers: users,
-            });
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{classify, SafetyConfig};
+    use crate::decide::inuse::SourceFailure;
+    use std::collections::BTreeMap;
     use std::path::Path;
 
     fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -825,11 +491,11 @@ tags = { team = ["*"] }
 
     #[test]
     fn an_image_run_in_another_account_blocks_and_names_its_consumer() {
-        use crate::inuse::{parse_image_uri, Consumer};
+        use crate::decide::inuse::parse_image_uri;
         let c = config("[safety]\nin_use = [\"ecs\"]\n");
         let mut index = InUseIndex::default();
         let consumer = Consumer {
-            source: crate::config::InUseSource::Ecs,
+            source: crate::model::InUseSource::Ecs,
             account_id: "222222222222".into(),
             region: "us-east-1".into(),
             name: "prod/web".into(),
@@ -884,7 +550,7 @@ tags = { team = ["*"] }
         // An index that could not be completed protects whatever would be removed.
         let mut partial = InUseIndex::default();
         partial.incomplete.push(SourceFailure {
-            source: Some(crate::config::InUseSource::Ecs),
+            source: Some(crate::model::InUseSource::Ecs),
             account_id: "333333333333".into(),
             region: Some("us-east-1".into()),
             error: "ecs:ListClusters: AccessDeniedException".into(),

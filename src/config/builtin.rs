@@ -3,8 +3,7 @@
 //! an unattended `apply --yes` in a folder that merely lacks its config must not write it to
 //! every repository, so it refuses unless the built-in default is asked for by name.
 
-use crate::cli::CONFIG_ENV;
-use crate::config::{Config, DEFAULT_CONFIG_FILE};
+use super::{Config, CONFIG_ENV, DEFAULT_CONFIG_FILE};
 
 /// The flag that asks for the built-in default explicitly.
 pub const USE_BUILTIN_FLAG: &str = "--use-builtin-default";

@@ -13,13 +13,13 @@ use std::collections::{BTreeSet, HashMap};
 use futures::StreamExt;
 use jiff::Timestamp;
 
+use super::discovery::{self, AccountAccess, Caller};
+use super::{inuse, regions};
 use crate::aws::{Aws, Stop};
-use crate::config::{Config, InUseSource, RegionSelection};
-use crate::discovery::{self, AccountAccess, Caller};
-use crate::inuse::{self, InUseIndex, SourceFailure};
+use crate::config::{Config, RegionSelection};
+use crate::decide::inuse::{InUseIndex, SourceFailure};
+use crate::model::{DisabledRegion, InUseSource, Skipped};
 use crate::progress::Progress;
-use crate::regions::{self, DisabledRegion};
-use crate::report::Skipped;
 
 /// What the first pass learned.
 #[derive(Default)]

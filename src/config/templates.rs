@@ -8,7 +8,7 @@ use ecr_lifecycle::{parse_policy, Policy, PolicyError};
 
 /// Name of the built-in default template (untagged-only cleanup), always available.
 pub const BUILTIN_DEFAULT: &str = "untagged-cleanup";
-const BUILTIN_DEFAULT_TEXT: &str = include_str!("../policies/untagged-cleanup.json");
+const BUILTIN_DEFAULT_TEXT: &str = include_str!("../../policies/untagged-cleanup.json");
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {

@@ -1,4 +1,4 @@
-//! `ecr-fleet report merge FILE...`: join the JSON reports of the shards of one run (`--shard
+//! Merging reports: join the JSON reports of the shards of one run (`--shard
 //! K/N`) into the report one unsharded run would have written: rows and skipped targets joined
 //! and sorted, the summary summed.
 //!
@@ -14,16 +14,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Number;
 
-use crate::cli::MergeArgs;
-use crate::run::{ExitStatus, Fatal};
-use crate::shard::Shard;
+use crate::model::Shard;
 
 /// A JSON value that keeps the order of object keys (serde_json's `Value` sorts them unless
 /// its `preserve_order` feature is on, which would change every other use of it).
@@ -648,43 +646,6 @@ fn finish(report: &mut Json) {
         summary.set("repositories", Json::Number(rows.into()));
         summary.set("skipped", Json::Number(skipped.into()));
     }
-}
-
-/// `ecr-fleet report merge`.
-pub fn run(args: &MergeArgs) -> Result<ExitStatus, Fatal> {
-    if let Some(path) = &args.report {
-        check_dir("--report", path).map_err(Fatal::Input)?;
-    }
-    let merged = merge_files(&args.files).map_err(|e| Fatal::Input(e.into()))?;
-    let text = merged.to_pretty();
-    {
-        use std::io::Write as _;
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(text.as_bytes());
-        let _ = out.flush();
-    }
-    if let Some(path) = &args.report {
-        if let Err(e) = std::fs::write(path, &text) {
-            eprintln!("error: {}: cannot write report: {e}", path.display());
-            return Ok(ExitStatus::Failure);
-        }
-    }
-    Ok(ExitStatus::Success)
-}
-
-fn check_dir(flag: &str, path: &Path) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !dir.is_dir() {
-        anyhow::bail!(
-            "{flag}: {}: directory {} does not exist",
-            path.display(),
-            dir.display()
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]

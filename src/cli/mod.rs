@@ -1,11 +1,13 @@
-//! Command-line surface (clap). Commands never see clap types beyond this module and `run`.
+//! The command line (clap): flags, subcommands and their help. Only `commands` sees these
+//! types; the layers below take plain values.
+
+pub mod help;
 
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-/// Environment variable read when `--config` is not given.
-pub const CONFIG_ENV: &str = "ECR_FLEET_CONFIG";
+use crate::config::CONFIG_ENV;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -13,7 +15,7 @@ pub const CONFIG_ENV: &str = "ECR_FLEET_CONFIG";
     version = crate::VERSION,
     about = "Put the right Amazon ECR lifecycle policy on every repository of an AWS Organization, and prove it",
     long_about = None,
-    after_help = crate::help::main_after_help()
+    after_help = help::main_after_help()
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -38,36 +40,36 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Discover, inventory, match and diff (read-only); print what `apply` would change.
-    #[command(after_help = crate::help::PLAN_EXAMPLES)]
+    #[command(after_help = help::PLAN_EXAMPLES)]
     Plan(RunArgs),
     /// The same plan, then write every create/update (asks for confirmation unless --yes).
-    #[command(after_help = crate::help::APPLY_EXAMPLES)]
+    #[command(after_help = help::APPLY_EXAMPLES)]
     Apply(ApplyArgs),
     /// The plan plus content findings per repository (read-only); --images adds image impact.
-    #[command(after_help = crate::help::AUDIT_EXAMPLES)]
+    #[command(after_help = help::AUDIT_EXAMPLES)]
     Audit(RunArgs),
     /// Check a config and its templates, or lifecycle policy files, offline.
     Validate(ValidateArgs),
     /// Evaluate a policy offline against a repository's images, like ECR's lifecycle preview.
     Preview(PreviewArgs),
     /// Put back the policies an earlier apply replaced (and delete the ones it created).
-    #[command(after_help = crate::help::RESTORE_EXAMPLES)]
+    #[command(after_help = help::RESTORE_EXAMPLES)]
     Restore(RestoreArgs),
     /// Work with JSON reports: `report merge` joins the reports of a sharded run.
     #[command(subcommand)]
     Report(ReportCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
-    #[command(after_help = crate::help::COMPLETIONS_EXAMPLES)]
+    #[command(after_help = help::COMPLETIONS_EXAMPLES)]
     Completions(CompletionsArgs),
     /// Print the man page (roff) on stdout, or write one page per command with --dir.
-    #[command(after_help = crate::help::MAN_EXAMPLES)]
+    #[command(after_help = help::MAN_EXAMPLES)]
     Man(ManArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
     /// Join the JSON reports of the shards of one run into one report (JSON on stdout).
-    #[command(after_help = crate::help::MERGE_EXAMPLES)]
+    #[command(after_help = help::MERGE_EXAMPLES)]
     Merge(MergeArgs),
 }
 
@@ -124,7 +126,7 @@ pub struct RunArgs {
     pub junit: Option<PathBuf>,
     /// Only the accounts of shard K of N: those whose id, as a number, is K-1 modulo N.
     #[arg(long, value_name = "K/N")]
-    pub shard: Option<crate::shard::Shard>,
+    pub shard: Option<crate::model::Shard>,
     /// Only these account ids (comma-separated or repeated).
     #[arg(long, value_delimiter = ',', value_name = "IDS")]
     pub accounts: Vec<String>,
@@ -157,7 +159,7 @@ pub struct ApplyArgs {
     /// Also write repositories the [safety] settings block.
     #[arg(long)]
     pub allow_unsafe: bool,
-    /// Where to record the policies this apply replaces [default: <backup_dir>/ecr-fleet-backup-<time>.json]
+    /// The write-ahead journal of this apply: each policy it replaces, recorded before the write [default: <backup_dir>/ecr-fleet-journal-<time>.jsonl]
     #[arg(long, value_name = "FILE")]
     pub backup: Option<PathBuf>,
     /// Write the built-in default template without a config file (otherwise `apply --yes`

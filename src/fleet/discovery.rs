@@ -10,7 +10,7 @@ use futures::StreamExt;
 
 use crate::aws::{sdk_standard_retry, Aws, AwsError};
 use crate::config::{AccountSource, AccountsConfig};
-use crate::report::Skipped;
+use crate::model::Skipped;
 
 /// Who is running ecr-fleet.
 #[derive(Debug, Clone)]

@@ -8,15 +8,16 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 
-use crate::apply::{write_row, Journal, Recheck};
+use super::discovery::{self, Caller};
+use super::inventory::{bulk_tags, inspect_repository, list_repositories, InventoryOptions};
+use super::prepass::Prepass;
 use crate::aws::{Aws, AwsError, ErrorKind, RunLimits, Target};
 use crate::config::Config;
-use crate::discovery::{self, Caller};
-use crate::inventory::{bulk_tags, inspect_repository, list_repositories, InventoryOptions};
-use crate::plan::{plan_one, Outcome, PlanOptions, RepoResult};
-use crate::prepass::Prepass;
+use crate::decide::plan::{plan_one, PlanOptions};
+use crate::model::{Notice, Outcome, RepoResult, Skipped};
 use crate::progress::Progress;
-use crate::report::{Notice, Skipped};
+use crate::write::journal::Journal;
+use crate::write::put::{write_row, Recheck};
 
 /// Repositories of one account-region in progress at once; the call gate bounds the calls.
 const REPOSITORIES_IN_FLIGHT: usize = 64;

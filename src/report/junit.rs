@@ -16,12 +16,12 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
 
-use crate::plan::{Finding, Outcome, RepoResult};
-use crate::report::{Report, Skipped};
+use super::{Command, Report};
+use crate::model::{Finding, Outcome, RepoResult, Skipped};
 
 /// The JUnit XML document of `report`.
 pub fn render(report: &Report) -> String {
-    let mut junit = quick_junit::Report::new(format!("ecr-fleet {}", report.command));
+    let mut junit = quick_junit::Report::new(format!("ecr-fleet {}", report.command.as_str()));
     if let Some(time) = elapsed(report) {
         junit.set_time(time);
     }
@@ -30,7 +30,7 @@ pub fn render(report: &Report) -> String {
         suites
             .entry((r.account_id.as_str(), Some(r.region.as_str())))
             .or_insert_with(|| new_suite(&r.account_id, Some(&r.region)))
-            .add_test_case(repository_case(&report.command, r));
+            .add_test_case(repository_case(report.command, r));
     }
     for s in &report.skipped {
         suites
@@ -112,9 +112,9 @@ fn finding_name(f: Finding) -> String {
 }
 
 /// Why a repository fails, if it does: (type, message, details).
-fn failure(command: &str, r: &RepoResult) -> Option<(String, String, Option<String>)> {
-    let checks = matches!(command, "plan" | "audit");
-    let writes = matches!(command, "apply" | "restore");
+fn failure(command: Command, r: &RepoResult) -> Option<(String, String, Option<String>)> {
+    let checks = command.is_read_only();
+    let writes = !checks;
     let template = r.template.as_deref().unwrap_or("-");
     let mut reasons: Vec<(String, String)> = Vec::new();
     let mut details = String::new();
@@ -167,7 +167,7 @@ fn failure(command: &str, r: &RepoResult) -> Option<(String, String, Option<Stri
             details.push_str(diff);
         }
     }
-    if command == "audit" {
+    if command == Command::Audit {
         let findings: Vec<String> = r
             .findings
             .iter()
@@ -197,7 +197,7 @@ fn failure(command: &str, r: &RepoResult) -> Option<(String, String, Option<Stri
     Some((ty, message, (!details.is_empty()).then_some(details)))
 }
 
-fn repository_case(command: &str, r: &RepoResult) -> TestCase {
+fn repository_case(command: Command, r: &RepoResult) -> TestCase {
     let status = if let Some((ty, message, details)) = failure(command, r) {
         let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
         s.set_type(ty).set_message(message);
@@ -239,7 +239,7 @@ fn skipped_case(s: &Skipped) -> TestCase {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::ProtectedImage;
+    use crate::model::ProtectedImage;
     use crate::report::Summary;
 
     fn row(account: &str, region: &str, name: &str, outcome: Outcome) -> RepoResult {
@@ -251,10 +251,10 @@ mod tests {
         r
     }
 
-    fn report(command: &str, rows: Vec<RepoResult>, skipped: Vec<Skipped>) -> Report {
+    fn report(command: Command, rows: Vec<RepoResult>, skipped: Vec<Skipped>) -> Report {
         let mut r = Report {
             schema_version: crate::report::SCHEMA_VERSION,
-            command: command.into(),
+            command,
             started_at: "2026-11-22T10:00:00Z".into(),
             finished_at: "2026-11-22T10:00:09Z".into(),
             summary: Summary::default(),
@@ -294,7 +294,7 @@ mod tests {
             consumers: Vec::new(),
         });
         let r = report(
-            "plan",
+            Command::Plan,
             vec![
                 row("111111111111", "us-east-1", "c", Outcome::Create),
                 row("111111111111", "us-east-1", "u", Outcome::Update),
@@ -341,7 +341,7 @@ mod tests {
         written.applied = true;
         let mut interrupted = row("111111111111", "us-east-1", "i", Outcome::Create);
         interrupted.error = Some("not written: interrupted".into());
-        let xml = render(&report("apply", vec![written, interrupted], vec![]));
+        let xml = render(&report(Command::Apply, vec![written, interrupted], vec![]));
         assert!(!case(&xml, "w").contains("<failure"), "{xml}");
         assert!(case(&xml, "i").contains(r#"message="not written: interrupted""#));
     }
@@ -352,7 +352,7 @@ mod tests {
         drift.findings = vec![Finding::NoTaggedCap];
         let mut exempt = row("111111111111", "us-east-1", "x", Outcome::Excluded);
         exempt.findings = vec![Finding::Exempt];
-        let xml = render(&report("audit", vec![drift, exempt], vec![]));
+        let xml = render(&report(Command::Audit, vec![drift, exempt], vec![]));
         assert!(
             case(&xml, "d")
                 .contains(r#"<failure message="findings: no_tagged_cap" type="finding""#),
@@ -362,14 +362,14 @@ mod tests {
         // Not findings in plan.
         let mut drift = row("111111111111", "us-east-1", "d", Outcome::Unchanged);
         drift.findings = vec![Finding::NoTaggedCap];
-        let xml = render(&report("plan", vec![drift], vec![]));
+        let xml = render(&report(Command::Plan, vec![drift], vec![]));
         assert!(!case(&xml, "d").contains("<failure"), "{xml}");
     }
 
     #[test]
     fn names_are_escaped() {
         let xml = render(&report(
-            "plan",
+            Command::Plan,
             vec![row(
                 "111111111111",
                 "us-east-1",

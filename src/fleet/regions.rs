@@ -9,7 +9,6 @@
 use std::collections::BTreeSet;
 
 use aws_sdk_account::types::RegionOptStatus;
-use serde::Serialize;
 
 use crate::aws::AwsError;
 
@@ -41,13 +40,6 @@ pub fn may_be_disabled(region: &str) -> bool {
     !ENABLED_BY_DEFAULT.contains(&region)
         && !region.starts_with("us-gov-")
         && !region.starts_with("cn-")
-}
-
-/// A region named explicitly that an account has not enabled.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct DisabledRegion {
-    pub account_id: String,
-    pub region: String,
 }
 
 /// Split the listed regions into those to visit and those the account has not enabled.

@@ -8,9 +8,11 @@ use aws_sdk_ecr::primitives::DateTime;
 use aws_sdk_ecr::types::{DescribeImagesFilter, ImageDetail, ImageIdentifier, ImageStatusFilter};
 use ecr_lifecycle::{Image, ImageStatus};
 
-use crate::aws::{AwsError, CallClass, ErrorKind, Slot, Target};
+use crate::aws::ecr::{read_policy, read_tags};
+use crate::aws::{AwsError, CallClass, ErrorKind, Target};
+use crate::config::{classify, Disposition};
 use crate::config::{Config, NameGlob};
-use crate::plan::{classify, Disposition, RepoFacts};
+use crate::decide::plan::RepoFacts;
 
 /// Which repositories get their images described.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,7 +152,7 @@ pub async fn inspect_repository(
         None => match read_tags(target, &repo.arn).await {
             Ok(t) => t,
             Err(e) => {
-                facts.fail(e);
+                fail(&mut facts, e);
                 return facts;
             }
         },
@@ -163,14 +165,14 @@ pub async fn inspect_repository(
             match read_policy(target, &repo.name).await {
                 Ok(p) => facts.current_policy = Some(p),
                 Err(e) => {
-                    facts.fail(e);
+                    fail(&mut facts, e);
                     return facts;
                 }
             }
             if options.images == ImagesMode::AllManaged {
                 match describe_images(target, &repo.name).await {
                     Ok(images) => facts.images = Some(images),
-                    Err(e) => facts.fail(e),
+                    Err(e) => fail(&mut facts, e),
                 }
             }
             return facts;
@@ -184,7 +186,7 @@ pub async fn inspect_repository(
     let current = match read_policy(target, &repo.name).await {
         Ok(p) => p,
         Err(e) => {
-            facts.fail(e);
+            fail(&mut facts, e);
             return facts;
         }
     };
@@ -201,53 +203,10 @@ pub async fn inspect_repository(
     if wants_images {
         match describe_images(target, &repo.name).await {
             Ok(images) => facts.images = Some(images),
-            Err(e) => facts.fail(e),
+            Err(e) => fail(&mut facts, e),
         }
     }
     facts
-}
-
-/// Tags of one repository (DescribeRepositories does not return them).
-pub async fn read_tags(target: &Target, arn: &str) -> Result<BTreeMap<String, String>, AwsError> {
-    read_tags_in(target, arn, Slot::paced(CallClass::Read)).await
-}
-
-/// [`read_tags`], whose first attempt goes in `slot`.
-pub async fn read_tags_in(
-    target: &Target,
-    arn: &str,
-    slot: Slot,
-) -> Result<BTreeMap<String, String>, AwsError> {
-    let out = target
-        .calls
-        .call_in(slot, "ecr:ListTagsForResource", || {
-            target.ecr.list_tags_for_resource().resource_arn(arn).send()
-        })
-        .await?;
-    Ok(out
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect())
-}
-
-/// The current policy text; `None` when the repository has none.
-pub async fn read_policy(target: &Target, repository: &str) -> Result<Option<String>, AwsError> {
-    match target
-        .calls
-        .call(CallClass::Read, "ecr:GetLifecyclePolicy", || {
-            target
-                .ecr
-                .get_lifecycle_policy()
-                .repository_name(repository)
-                .send()
-        })
-        .await
-    {
-        Ok(out) => Ok(out.lifecycle_policy_text().map(str::to_string)),
-        Err(e) if e.kind == ErrorKind::PolicyNotFound => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 /// Every image of a repository, whatever its storage status (archived images included, since
@@ -407,6 +366,15 @@ fn image_from_detail(d: &ImageDetail) -> Option<Image> {
         // Filled in by `link_manifest_lists`.
         referenced_by_manifest_lists: Vec::new(),
     })
+}
+
+/// Record a failed read: a repository that went away is `gone`, anything else an error.
+fn fail(facts: &mut RepoFacts, error: AwsError) {
+    if error.kind == ErrorKind::RepositoryNotFound {
+        facts.gone = true;
+    } else {
+        facts.error = Some(error.to_string());
+    }
 }
 
 #[cfg(test)]
