@@ -20,7 +20,7 @@ use crate::decide::plan::PlanOptions;
 use crate::exit::{ExitStatus, Fatal};
 use crate::fleet::discovery;
 use crate::fleet::inventory::{ImagesMode, InventoryOptions};
-use crate::fleet::pipeline::{self, FleetRun, StreamingWrites};
+use crate::fleet::pipeline::{self, FleetRun, WriteMode};
 use crate::fleet::prepass::{self, Prepass, PrepassInput};
 use crate::progress::{Progress, ProgressMode};
 use crate::report::{Command, Report, Summary, SCHEMA_VERSION};
@@ -213,10 +213,16 @@ pub async fn run(
         Journal::new(path, journal_header(&config, started))
     });
     // `apply --yes` writes while it reads; interactive apply plans, asks, then writes.
-    let streaming = apply_args.filter(|a| a.yes).map(|a| StreamingWrites {
-        journal: journal.clone().expect("apply has a journal"),
-        allow_unsafe: a.allow_unsafe,
-    });
+    let writes = match (apply_args, &journal) {
+        (Some(a), Some(journal)) if a.yes => WriteMode::Streaming {
+            journal: journal.clone(),
+            allow_unsafe: a.allow_unsafe,
+        },
+        (Some(a), _) => WriteMode::AfterConfirmation {
+            allow_unsafe: a.allow_unsafe,
+        },
+        (None, _) => WriteMode::None,
+    };
     let run = FleetRun {
         aws: &aws,
         config: &config,
@@ -237,9 +243,7 @@ pub async fn run(
             in_use: prepass.as_ref().and_then(|p| p.in_use.as_ref()),
         },
         limits: RunLimits::new(&config.execution, aws.stats.clone(), stop.clone()),
-        writes: streaming,
-        // Interactive apply writes after the confirmation, from what the plan read.
-        confirm_writes: apply_args.filter(|a| !a.yes).map(|a| a.allow_unsafe),
+        writes,
         prepass: prepass.as_ref(),
     };
     let accounts_in_scope = selection.ids.len() as u64;

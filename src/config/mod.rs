@@ -81,40 +81,6 @@ impl Source<'_> {
         let column = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
         (line, column)
     }
-
-    /// Best-effort dotted name of the key whose value sits at `offset`: the nearest table
-    /// header above plus the key on that line. Used for serde errors, which carry only a span.
-    fn field_at(&self, offset: usize) -> String {
-        let offset = offset.min(self.text.len());
-        let line_start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
-        let line_end = self.text[offset..]
-            .find('\n')
-            .map_or(self.text.len(), |i| offset + i);
-        let line = &self.text[line_start..line_end];
-        let table = self.text[..line_start]
-            .lines()
-            .rev()
-            .map(str::trim)
-            .find(|l| l.starts_with('['))
-            .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
-        let key = line
-            .split_once('=')
-            .map(|(k, _)| k.trim().trim_matches('"').to_string())
-            .filter(|k| !k.is_empty() && !k.starts_with('['));
-        let header = line.trim();
-        if header.starts_with('[') {
-            return header
-                .trim_matches(|c| c == '[' || c == ']')
-                .trim()
-                .to_string();
-        }
-        match (table, key) {
-            (Some(t), Some(k)) => format!("{t}.{k}"),
-            (None, Some(k)) => k,
-            (Some(t), None) => t,
-            (None, None) => "(top level)".to_string(),
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -378,7 +344,18 @@ price_per_gb_month = 0.09
         ));
         assert!(e.contains(":4:"), "{e}");
         assert!(e.contains("unknown field `role`"), "{e}");
+        assert!(e.contains(": accounts.role: "), "{e}");
         assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn an_error_in_an_array_of_tables_names_the_entry() {
+        let e = err(&format!(
+            "regions = [\"us-east-1\"]\n{MATCH}[[match]]\ntemplate = \"x\"\nnamez = [\"b\"]\n"
+        ));
+        assert!(e.contains(": match[1].namez: unknown field"), "{e}");
+        let e = err(&format!("regions = [\"us-east-1\"]\n{MATCH}[[match]]\nnames = \"b\"\n"));
+        assert!(e.contains(": match[1].names: invalid type"), "{e}");
     }
 
     #[test]

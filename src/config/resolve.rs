@@ -19,9 +19,10 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         path: path.display().to_string(),
         text,
     };
-    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+    // The path of the key at fault comes from serde_path_to_error; the line and column
+    // from the TOML parser's span.
+    let fail = |e: toml::de::Error, field: String| {
         let span = e.span().unwrap_or(0..0);
-        let field = src.field_at(span.start);
         // serde messages are multi-line only when they quote the source; keep the first line.
         let message = e
             .message()
@@ -30,8 +31,38 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             .unwrap_or("invalid TOML")
             .to_string();
         ConfigError::at(&src, span, field, message)
+    };
+    let de = toml::Deserializer::parse(text).map_err(|e| fail(e, "TOML syntax".to_string()))?;
+    let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = key_path(e.path());
+        fail(e.into_inner(), field)
     })?;
     resolve(raw, &src, path)
+}
+
+/// `accounts.role_name`, `match[1].names`: the path serde_path_to_error recorded, without the
+/// private segment of toml's `Spanned` wrapper.
+fn key_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Map { key } if key.starts_with("$__serde_spanned") => {}
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Unknown => {}
+        }
+    }
+    if out.is_empty() {
+        "(top level)".to_string()
+    } else {
+        out
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

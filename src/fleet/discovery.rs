@@ -2,6 +2,7 @@
 //! caller's credentials, every other account the spoke role.
 
 use std::collections::{BTreeSet, VecDeque};
+use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::{error::CredentialsError, future, ProvideCredentials};
 use aws_sdk_ecr::config::{Credentials, SharedCredentialsProvider};
@@ -219,8 +220,14 @@ pub async fn discover(
 }
 
 /// The spoke role of one account. The first session is taken up front (so an account that
-/// cannot be entered is skipped before any ECR call); a new one is taken when the current one
-/// nears its expiry, so a long run never outlives its credentials.
+/// cannot be entered is skipped before any ECR call) and reused by every client of the
+/// account; a new one is taken when the current one nears its expiry, so a long run never
+/// outlives its credentials.
+///
+/// Why not aws-config's `AssumeRoleProvider`: it does not cache, and each client's identity
+/// cache would call AssumeRole again after the up-front check, one more call per account;
+/// here the up-front session is the one the clients use, and [`Session`] refreshes it once
+/// for all of them.
 #[derive(Debug)]
 struct SpokeRole {
     sts: aws_sdk_sts::Client,
@@ -229,7 +236,36 @@ struct SpokeRole {
     session_name: String,
     external_id: Option<String>,
     duration_seconds: Option<i32>,
-    current: std::sync::Mutex<Option<Credentials>>,
+    session: Session,
+}
+
+/// How long before expiry a session is replaced.
+const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
+
+/// One account's current credentials, refreshed single-flight: callers that find them near
+/// expiry wait on one refresh instead of each calling AssumeRole.
+#[derive(Debug, Default)]
+struct Session(tokio::sync::Mutex<Option<Credentials>>);
+
+impl Session {
+    async fn get_or_refresh<F, Fut, E>(&self, refresh: F) -> Result<Credentials, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Credentials, E>>,
+    {
+        // Held across the refresh: the next caller waits and then finds fresh credentials.
+        let mut current = self.0.lock().await;
+        let fresh_until = SystemTime::now() + REFRESH_BEFORE_EXPIRY;
+        if let Some(c) = current
+            .as_ref()
+            .filter(|c| c.expiry().is_none_or(|e| e > fresh_until))
+        {
+            return Ok(c.clone());
+        }
+        let c = refresh().await?;
+        *current = Some(c.clone());
+        Ok(c)
+    }
 }
 
 impl SpokeRole {
@@ -260,7 +296,7 @@ impl SpokeRole {
             c.access_key_id(),
             c.secret_access_key(),
             Some(c.session_token().to_string()),
-            std::time::SystemTime::try_from(*c.expiration()).ok(),
+            SystemTime::try_from(*c.expiration()).ok(),
             "ecr-fleet-spoke-role",
         ))
     }
@@ -272,19 +308,13 @@ impl ProvideCredentials for SpokeRole {
         Self: 'a,
     {
         future::ProvideCredentials::new(async move {
-            // Shared by the clients of every region of this account: hand out the current
-            // session while it has a few minutes left, take a new one otherwise.
-            let current = self.current.lock().expect("credentials lock").clone();
-            let fresh_until = std::time::SystemTime::now() + std::time::Duration::from_secs(300);
-            if let Some(c) = current.filter(|c| c.expiry().is_none_or(|e| e > fresh_until)) {
-                return Ok(c);
-            }
-            let c = self
-                .assume()
+            self.session
+                .get_or_refresh(|| async {
+                    self.assume()
+                        .await
+                        .map_err(CredentialsError::provider_error)
+                })
                 .await
-                .map_err(CredentialsError::provider_error)?;
-            *self.current.lock().expect("credentials lock") = Some(c.clone());
-            Ok(c)
         })
     }
 }
@@ -303,15 +333,17 @@ async fn enter_account(
         session_name: cfg.session_name.clone(),
         external_id: cfg.external_id.clone(),
         duration_seconds: cfg.session_duration_seconds,
-        current: std::sync::Mutex::new(None),
+        session: Session::default(),
     };
-    let first = role.assume().await.map_err(|error| Skipped {
-        account_id: account_id.to_string(),
-        region: None,
-        error,
-    })?;
+    role.session
+        .get_or_refresh(|| role.assume())
+        .await
+        .map_err(|error| Skipped {
+            account_id: account_id.to_string(),
+            region: None,
+            error,
+        })?;
     tracing::debug!(account = %account_id, role = %role.role_arn, "assumed spoke role");
-    *role.current.lock().expect("credentials lock") = Some(first);
     Ok(AccountAccess {
         account_id: account_id.to_string(),
         credentials: Some(SharedCredentialsProvider::new(role)),
@@ -422,5 +454,50 @@ mod tests {
         assert_eq!(organizations_region("aws"), "us-east-1");
         assert_eq!(organizations_region("aws-cn"), "cn-northwest-1");
         assert_eq!(organizations_region("aws-us-gov"), "us-gov-west-1");
+    }
+
+    fn session_expiring_in(secs: u64) -> Credentials {
+        Credentials::new(
+            "key",
+            "secret",
+            None,
+            Some(SystemTime::now() + Duration::from_secs(secs)),
+            "test",
+        )
+    }
+
+    #[tokio::test]
+    async fn callers_near_expiry_share_one_refresh() {
+        let session = Session::default();
+        *session.0.lock().await = Some(session_expiring_in(60));
+        let refreshes = std::sync::atomic::AtomicUsize::new(0);
+        let calls = (0..20).map(|_| {
+            session.get_or_refresh(|| async {
+                refreshes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok::<_, String>(session_expiring_in(3600))
+            })
+        });
+        let got = futures::future::join_all(calls).await;
+        assert!(got.iter().all(|c| c.is_ok()));
+        assert_eq!(refreshes.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn fresh_credentials_are_reused_and_a_failed_refresh_is_retried() {
+        let session = Session::default();
+        let failed: Result<Credentials, String> = session
+            .get_or_refresh(|| async { Err("denied".into()) })
+            .await;
+        assert_eq!(failed.unwrap_err(), "denied");
+        let first = session
+            .get_or_refresh(|| async { Ok::<_, String>(session_expiring_in(3600)) })
+            .await
+            .unwrap();
+        let again = session
+            .get_or_refresh(|| async { Err::<Credentials, String>("not called".into()) })
+            .await
+            .unwrap();
+        assert_eq!(first.access_key_id(), again.access_key_id());
     }
 }

@@ -83,44 +83,30 @@ async fn collect_ecs(
     account: &str,
     region: &str,
 ) -> Result<Vec<(ImageRef, Consumer)>, AwsError> {
-    let mut clusters = Vec::new();
-    let mut token = None;
-    loop {
-        let page = (ecs
-            .list_clusters()
-            .max_results(100)
-            .set_next_token(token)
-            .send())
+    let clusters: Vec<String> = ecs
+        .list_clusters()
+        .max_results(100)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
         .await
         .map_err(|e| AwsError::from_sdk("ecs:ListClusters", &e, endpoint))?;
-        clusters.extend(page.cluster_arns().iter().cloned());
-        token = page.next_token().map(str::to_string);
-        if token.is_none() {
-            break;
-        }
-    }
     let mut out = Vec::new();
     // Task definition → the services that run it.
     let mut task_definitions: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for cluster in &clusters {
         let cluster_name = arn_name(cluster);
-        let mut services = Vec::new();
-        let mut token = None;
-        loop {
-            let page = (ecs
-                .list_services()
-                .cluster(cluster)
-                .max_results(100)
-                .set_next_token(token)
-                .send())
+        let services: Vec<String> = ecs
+            .list_services()
+            .cluster(cluster)
+            .max_results(100)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
             .await
             .map_err(|e| AwsError::from_sdk("ecs:ListServices", &e, endpoint))?;
-            services.extend(page.service_arns().iter().cloned());
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                break;
-            }
-        }
         for chunk in services.chunks(DESCRIBE_SERVICES_MAX) {
             let page = (ecs
                 .describe_services()
@@ -147,24 +133,17 @@ async fn collect_ecs(
                 }
             }
         }
-        let mut tasks = Vec::new();
-        let mut token = None;
-        loop {
-            let page = (ecs
-                .list_tasks()
-                .cluster(cluster)
-                .desired_status(aws_sdk_ecs::types::DesiredStatus::Running)
-                .max_results(100)
-                .set_next_token(token)
-                .send())
+        let tasks: Vec<String> = ecs
+            .list_tasks()
+            .cluster(cluster)
+            .desired_status(aws_sdk_ecs::types::DesiredStatus::Running)
+            .max_results(100)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
             .await
             .map_err(|e| AwsError::from_sdk("ecs:ListTasks", &e, endpoint))?;
-            tasks.extend(page.task_arns().iter().cloned());
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                break;
-            }
-        }
         for chunk in tasks.chunks(DESCRIBE_TASKS_MAX) {
             let page = (ecs
                 .describe_tasks()
@@ -242,28 +221,20 @@ async fn collect_lambda(
     region: &str,
     in_flight: usize,
 ) -> Result<Vec<(ImageRef, Consumer)>, AwsError> {
-    let mut names = Vec::new();
-    let mut marker = None;
-    loop {
-        let page = (lambda
-            .list_functions()
-            .max_items(50)
-            .set_marker(marker)
-            .send())
+    let functions: Vec<aws_sdk_lambda::types::FunctionConfiguration> = lambda
+        .list_functions()
+        .max_items(50)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
         .await
         .map_err(|e| AwsError::from_sdk("lambda:ListFunctions", &e, endpoint))?;
-        for f in page.functions() {
-            if f.package_type() == Some(&aws_sdk_lambda::types::PackageType::Image) {
-                if let Some(name) = f.function_name() {
-                    names.push(name.to_string());
-                }
-            }
-        }
-        marker = page.next_marker().map(str::to_string);
-        if marker.is_none() {
-            break;
-        }
-    }
+    let names: Vec<String> = functions
+        .iter()
+        .filter(|f| f.package_type() == Some(&aws_sdk_lambda::types::PackageType::Image))
+        .filter_map(|f| f.function_name().map(str::to_string))
+        .collect();
     let answers = futures::stream::iter(names)
         .map(|name| async move {
             let answer = (lambda.get_function().function_name(&name).send())
@@ -313,49 +284,44 @@ async fn collect_inspector(
                 .expect("comparison and value are set"),
         )
         .build();
-    let mut out = Vec::new();
-    let mut token = None;
-    loop {
-        let page = (inspector
-            .list_coverage()
-            .filter_criteria(filter.clone())
-            .max_results(200)
-            .set_next_token(token)
-            .send())
+    let covered: Vec<aws_sdk_inspector2::types::CoveredResource> = inspector
+        .list_coverage()
+        .filter_criteria(filter)
+        .max_results(200)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
         .await
         .map_err(|e| AwsError::from_sdk("inspector2:ListCoverage", &e, endpoint))?;
-        for r in page.covered_resources() {
-            let Some(meta) = r.resource_metadata().and_then(|m| m.ecr_image()) else {
-                continue;
-            };
-            let last = meta
-                .last_in_use_at()
-                .and_then(|t| Timestamp::new(t.secs(), t.subsec_nanos() as i32).ok());
-            if !inspector_in_use(meta.in_use_count(), last, now) {
-                continue;
-            }
-            let Some(image) = parse_inspector_resource_id(r.resource_id()) else {
-                continue;
-            };
-            let name = format!(
-                "in use by {} task(s) or pod(s){}",
-                meta.in_use_count().unwrap_or(0),
-                last.map(|t| format!(", last at {t}")).unwrap_or_default()
-            );
-            let owner = if r.account_id().is_empty() {
-                account
-            } else {
-                r.account_id()
-            };
-            out.push((
-                image,
-                Consumer::new(InUseSource::Inspector, owner, region, name),
-            ));
+    let mut out = Vec::new();
+    for r in &covered {
+        let Some(meta) = r.resource_metadata().and_then(|m| m.ecr_image()) else {
+            continue;
+        };
+        let last = meta
+            .last_in_use_at()
+            .and_then(|t| Timestamp::new(t.secs(), t.subsec_nanos() as i32).ok());
+        if !inspector_in_use(meta.in_use_count(), last, now) {
+            continue;
         }
-        token = page.next_token().map(str::to_string);
-        if token.is_none() {
-            break;
-        }
+        let Some(image) = parse_inspector_resource_id(r.resource_id()) else {
+            continue;
+        };
+        let name = format!(
+            "in use by {} task(s) or pod(s){}",
+            meta.in_use_count().unwrap_or(0),
+            last.map(|t| format!(", last at {t}")).unwrap_or_default()
+        );
+        let owner = if r.account_id().is_empty() {
+            account
+        } else {
+            r.account_id()
+        };
+        out.push((
+            image,
+            Consumer::new(InUseSource::Inspector, owner, region, name),
+        ));
     }
     Ok(out)
 }

@@ -22,11 +22,20 @@ use crate::write::put::{write_row, Recheck};
 /// Repositories of one account-region in progress at once; the call gate bounds the calls.
 const REPOSITORIES_IN_FLIGHT: usize = 64;
 
-/// Writes made while the run streams (`apply --yes`).
+/// Whether and when a run writes.
 #[derive(Debug, Clone)]
-pub struct StreamingWrites {
-    pub journal: Arc<Journal>,
-    pub allow_unsafe: bool,
+pub enum WriteMode {
+    /// `plan`, `audit`: nothing is written, and nothing read outlives its account-region, so
+    /// memory stays flat on large fleets.
+    None,
+    /// `apply --yes`: each row is written as soon as it is decided, from the policy just read.
+    Streaming {
+        journal: Arc<Journal>,
+        allow_unsafe: bool,
+    },
+    /// Interactive `apply`: the account-regions' clients and the policies read are kept for
+    /// the writes after the confirmation ([`write_planned`]).
+    AfterConfirmation { allow_unsafe: bool },
 }
 
 /// Everything a run needs to visit the fleet.
@@ -39,11 +48,7 @@ pub struct FleetRun<'a> {
     pub inventory: InventoryOptions,
     pub plan: PlanOptions<'a>,
     pub limits: RunLimits,
-    pub writes: Option<StreamingWrites>,
-    /// Interactive apply (with `--allow-unsafe` or not): the account-regions' clients and the
-    /// policies read are kept for the writes after the confirmation. Otherwise neither
-    /// outlives its account-region, so that memory stays flat on large fleets.
-    pub confirm_writes: Option<bool>,
+    pub writes: WriteMode,
     /// Accounts already entered and their regions (region discovery, in-use index).
     pub prepass: Option<&'a Prepass>,
 }
@@ -202,22 +207,29 @@ impl FleetRun<'_> {
                     let facts =
                         inspect_repository(target, repo, tags, self.config, &self.inventory).await;
                     let mut row = plan_one(facts, self.config, self.plan);
-                    if let Some(writes) = &self.writes {
-                        if wants_write(&row, writes.allow_unsafe) {
-                            // The tagging API is eventually consistent: the exception tag is
-                            // read again before the write; the policy was read just now.
-                            let recheck = Recheck {
-                                tags: bulk,
-                                policy: false,
-                            };
-                            write(&mut row, self.config, target, &writes.journal, recheck).await;
+                    let keep_policy = match &self.writes {
+                        WriteMode::Streaming {
+                            journal,
+                            allow_unsafe,
+                        } => {
+                            if wants_write(&row, *allow_unsafe) {
+                                // The tagging API is eventually consistent: the exception tag
+                                // is read again before the write; the policy was read just now.
+                                let recheck = Recheck {
+                                    tags: bulk,
+                                    policy: false,
+                                };
+                                write(&mut row, self.config, target, journal, recheck).await;
+                            }
+                            false
                         }
-                    }
-                    // The policy read is needed again only for a write still to come.
-                    if !self
-                        .confirm_writes
-                        .is_some_and(|allow_unsafe| wants_write(&row, allow_unsafe))
-                    {
+                        // The policy read is needed again only for a write still to come.
+                        WriteMode::AfterConfirmation { allow_unsafe } => {
+                            wants_write(&row, *allow_unsafe)
+                        }
+                        WriteMode::None => false,
+                    };
+                    if !keep_policy {
                         row.current_policy = None;
                     }
                     progress.item();
@@ -230,7 +242,7 @@ impl FleetRun<'_> {
         TargetOutcome::Done {
             rows,
             notice,
-            target: self.confirm_writes.is_some().then_some(target),
+            target: matches!(self.writes, WriteMode::AfterConfirmation { .. }).then_some(target),
         }
     }
 }

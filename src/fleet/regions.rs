@@ -55,33 +55,28 @@ pub async fn enabled_regions(
     client: &aws_sdk_account::Client,
     endpoint: &str,
 ) -> Result<BTreeSet<String>, String> {
-    let mut out = BTreeSet::new();
-    let mut token = None;
-    loop {
-        let page = client
-            .list_regions()
-            .region_opt_status_contains(RegionOptStatus::Enabled)
-            .region_opt_status_contains(RegionOptStatus::EnabledByDefault)
-            .max_results(50)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("account:ListRegions", &e, endpoint).to_string())?;
-        for r in page.regions() {
-            let usable = matches!(
-                r.region_opt_status(),
-                Some(RegionOptStatus::Enabled | RegionOptStatus::EnabledByDefault)
-            );
-            if let (true, Some(name)) = (usable, r.region_name()) {
-                out.insert(name.to_string());
-            }
-        }
-        token = page.next_token().map(str::to_string);
-        if token.is_none() {
-            break;
-        }
-    }
-    Ok(out)
+    let regions: Vec<aws_sdk_account::types::Region> = client
+        .list_regions()
+        .region_opt_status_contains(RegionOptStatus::Enabled)
+        .region_opt_status_contains(RegionOptStatus::EnabledByDefault)
+        .max_results(50)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| AwsError::from_sdk("account:ListRegions", &e, endpoint).to_string())?;
+    let usable = |r: &aws_sdk_account::types::Region| {
+        matches!(
+            r.region_opt_status(),
+            Some(RegionOptStatus::Enabled | RegionOptStatus::EnabledByDefault)
+        )
+    };
+    Ok(regions
+        .iter()
+        .filter(|r| usable(r))
+        .filter_map(|r| r.region_name().map(str::to_string))
+        .collect())
 }
 
 #[cfg(test)]

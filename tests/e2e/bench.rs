@@ -926,36 +926,3 @@ fn scale_benchmark() {
         problems.join("\n")
     );
 }
-
-#[test]
-fn api_targets_match_the_issue() {
-    // The issue's fleet: 20 members x 2 regions, 845 writes, 506 right, 150 exempt,
-    // 499 unmatched: 3,304 and 1,530 calls.
-    let mut repos = Vec::new();
-    let kinds = [
-        (RepoKind::Missing, 845),
-        (RepoKind::Current, 506),
-        (RepoKind::Exempt, 150),
-        (RepoKind::Unmatched, 499),
-    ];
-    let members: Vec<String> = (0..20).map(crate::support::synth::member_id).collect();
-    let mut i = 0;
-    for (kind, n) in kinds {
-        for _ in 0..n {
-            let account = &members[i % 20];
-            let region = FLEET_REGIONS[(i / 20) % 2];
-            let (repo, _) = aws::repo_of_kind(account, region, i, kind);
-            repos.push(repo);
-            i += 1;
-        }
-    }
-    let fleet = Fleet {
-        members,
-        suspended: Vec::new(),
-        regions: FLEET_REGIONS.iter().map(|r| r.to_string()).collect(),
-        repos,
-        api_calls: 0,
-        elapsed: Duration::ZERO,
-    };
-    assert_eq!(api_targets(&fleet), (3304, 1530));
-}
