@@ -23,7 +23,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 log() { printf 'upload-release.sh: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+# Prints the header comment above as the usage text, and exits with $1 (2 by default).
+usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}" >&2; exit "${1:-2}"; }
 
 stack="" bucket="" region="" version="" arch="x86_64" dry_run=false
 while (( $# > 0 )); do
@@ -34,7 +35,7 @@ while (( $# > 0 )); do
         --version) version="${2:?--version needs a value}"; shift 2 ;;
         --arch) arch="${2:?--arch needs a value}"; shift 2 ;;
         --dry-run) dry_run=true; shift ;;
-        -h|--help) usage ;;
+        -h|--help) usage 0 ;;
         *) log "unknown argument '$1'"; usage ;;
     esac
 done
