@@ -54,7 +54,7 @@ pub fn split_listed(listed: &[String], enabled: &BTreeSet<String>) -> (Vec<Strin
 pub async fn enabled_regions(
     client: &aws_sdk_account::Client,
     endpoint: &str,
-) -> Result<BTreeSet<String>, String> {
+) -> Result<BTreeSet<String>, AwsError> {
     let mut out = BTreeSet::new();
     let mut token = None;
     loop {
@@ -66,7 +66,7 @@ pub async fn enabled_regions(
             .set_next_token(token)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("account:ListRegions", &e, endpoint).to_string())?;
+            .map_err(|e| AwsError::from_sdk("account:ListRegions", &e, endpoint))?;
         for r in page.regions() {
             let usable = matches!(
                 r.region_opt_status(),

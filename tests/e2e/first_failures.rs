@@ -1,0 +1,86 @@
+//! What a new user sees when the AWS setup is missing: no credentials at all, or no region.
+//! A few readable lines, never the SDK's debug dumps.
+
+use crate::support::cli::Cli;
+
+/// Nothing listens here: a request that got this far would fail to connect.
+const CLOSED: &str = "http://127.0.0.1:9";
+
+/// The environment of a machine without any AWS setup: no `AWS_*` variable but the endpoint,
+/// an empty home directory.
+fn bare(home: &std::path::Path) -> Cli {
+    Cli::new(CLOSED, home)
+        .env("HOME", home)
+        .without("AWS_ACCESS_KEY_ID")
+        .without("AWS_SECRET_ACCESS_KEY")
+        .without("AWS_CONFIG_FILE")
+        .without("AWS_SHARED_CREDENTIALS_FILE")
+}
+
+fn assert_no_debug_dump(stderr: &str) {
+    for dump in [
+        "FailedToLoadToken",
+        "ServiceError {",
+        "SdkBody",
+        "DispatchFailure",
+        "Some(",
+        "{ source",
+    ] {
+        assert!(
+            !stderr.contains(dump),
+            "debug output {dump:?} in:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn no_credentials_say_so_where_the_chain_looked_and_what_to_do() {
+    let home = tempfile::tempdir().unwrap();
+    for command in [&["plan"][..], &["doctor"][..]] {
+        let out = bare(home.path()).run(command);
+        out.assert_code(1);
+        let text = format!("{}{}", out.stdout, out.stderr);
+        assert!(text.contains("no AWS credentials found"), "{text}");
+        for place in [
+            "environment",
+            "~/.aws/config",
+            "web identity",
+            "instance metadata",
+        ] {
+            assert!(text.contains(place), "{place} not named:\n{text}");
+        }
+        for todo in ["aws configure sso", "AWS_PROFILE", "aws sso login"] {
+            assert!(text.contains(todo), "{todo} not suggested:\n{text}");
+        }
+        assert_no_debug_dump(&out.stderr);
+        assert!(out.stderr.lines().count() <= 3, "{}", out.stderr);
+    }
+}
+
+#[test]
+fn unreachable_instance_metadata_leaves_no_sdk_warning_at_the_default_level() {
+    let home = tempfile::tempdir().unwrap();
+    // Instance metadata enabled but nowhere to be found, as on a laptop.
+    let cli = bare(home.path())
+        .env("AWS_EC2_METADATA_DISABLED", "false")
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", CLOSED);
+    let out = cli.run(&["plan"]);
+    out.assert_code(1);
+    assert!(out.stderr.contains("no AWS credentials"), "{}", out.stderr);
+    assert_no_debug_dump(&out.stderr);
+    assert!(!out.stderr.contains("WARN"), "{}", out.stderr);
+}
+
+#[test]
+fn no_region_says_so_and_how_to_set_one() {
+    let home = tempfile::tempdir().unwrap();
+    let out = Cli::new(CLOSED, home.path())
+        .env("HOME", home.path())
+        .without("AWS_REGION")
+        .run(&["plan"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("no AWS region"), "{}", out.stderr);
+    assert!(out.stderr.contains("AWS_REGION"), "{}", out.stderr);
+    assert_no_debug_dump(&out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+}
