@@ -243,8 +243,13 @@ fn describe_credentials_error(
              AWS_CONFIG_FILE){profile}",
             first_line(&root_cause(err))
         ),
+        // The spoke role's session (our own provider) could not be renewed.
+        _ if chain.contains("sts:AssumeRole") => format!(
+            "cannot renew the spoke role's session: {}",
+            first_line(&root_cause(err))
+        ),
         _ => format!(
-            "cannot load AWS credentials: {}",
+            "no usable AWS credentials: {} (the chain looks in {CHAIN}). To fix: {CREDENTIALS_TODO}",
             first_line(&root_cause(err))
         ),
     }

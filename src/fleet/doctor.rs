@@ -76,18 +76,23 @@ pub async fn run(input: &DoctorInput<'_>) -> Vec<Check> {
     }
 
     let concurrency = config.execution.concurrency.max(1);
-    let entered: Vec<(String, Vec<Check>, Option<AccountAccess>, Vec<String>)> =
-        futures::stream::iter(&accounts.ids)
-            .map(|id| enter(input, &caller, id))
-            .buffered(concurrency)
-            .collect()
-            .await;
+    let entered: Vec<Entered> = futures::stream::iter(&accounts.ids)
+        .map(|id| enter(input, &caller, id))
+        .buffered(concurrency)
+        .collect()
+        .await;
     let limits = RunLimits::new(&config.execution, aws.stats.clone(), Stop::default());
     let mut targets = Vec::new();
-    for (id, account_rows, access, regions) in entered {
-        rows.extend(account_rows);
-        if let Some(access) = access {
-            targets.extend(regions.into_iter().map(|r| (id.clone(), r, access.clone())));
+    for account in entered {
+        rows.extend(account.rows);
+        if let Some(access) = account.access {
+            let id = &account.id;
+            targets.extend(
+                account
+                    .regions
+                    .into_iter()
+                    .map(|r| (id.clone(), r, access.clone())),
+            );
         }
     }
     let options = &input.options;
@@ -173,12 +178,24 @@ fn listing_failed(e: &DiscoveryError) -> Check {
         .failed(format!("{}{parent}", error.detail), fix)
 }
 
+/// One account after its spoke role and regions checks.
+struct Entered {
+    id: String,
+    rows: Vec<Check>,
+    /// `None` when the account could not be entered.
+    access: Option<AccountAccess>,
+    /// The regions to check in it.
+    regions: Vec<String>,
+}
+
 /// Enter one account: its spoke role row, its regions row, and the regions to visit.
-async fn enter(
-    input: &DoctorInput<'_>,
-    caller: &Caller,
-    id: &String,
-) -> (String, Vec<Check>, Option<AccountAccess>, Vec<String>) {
+async fn enter(input: &DoctorInput<'_>, caller: &Caller, id: &str) -> Entered {
+    let entered = |rows, access, regions| Entered {
+        id: id.to_string(),
+        rows,
+        access,
+        regions,
+    };
     let DoctorInput {
         aws,
         config,
@@ -226,7 +243,7 @@ async fn enter(
                         assume_fix(&failure, caller, config),
                     ),
             );
-            return (id.clone(), rows, None, Vec::new());
+            return entered(rows, None, Vec::new());
         }
     };
     let listed = match selection {
@@ -235,12 +252,7 @@ async fn enter(
     };
     let ask = listed.is_none_or(|l| l.iter().any(|r| regions::may_be_disabled(r)));
     if !ask {
-        return (
-            id.clone(),
-            rows,
-            Some(access),
-            listed.unwrap_or(&[]).to_vec(),
-        );
+        return entered(rows, Some(access), listed.unwrap_or(&[]).to_vec());
     }
     let client = aws.account(home, access.credentials.as_ref());
     let grantee = match access.credentials {
@@ -280,7 +292,7 @@ async fn enter(
             listed.unwrap_or(&[]).to_vec()
         }
     };
-    (id.clone(), rows, Some(access), visit)
+    entered(rows, Some(access), visit)
 }
 
 /// What to change when the spoke role cannot be assumed.

@@ -1,6 +1,8 @@
 //! What a new user sees when the AWS setup is missing: no credentials at all, or no region.
 //! A few readable lines, never the SDK's debug dumps.
 
+use std::io::{Read as _, Write as _};
+
 use crate::support::cli::Cli;
 
 /// Nothing listens here: a request that got this far would fail to connect.
@@ -57,18 +59,51 @@ fn no_credentials_say_so_where_the_chain_looked_and_what_to_do() {
     }
 }
 
+/// An instance metadata endpoint that refuses every request (HTTP 403), as one with IMDS
+/// turned off does: the SDK's chain warns with a debug dump of the error.
+fn refusing_metadata_endpoint() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let body = "IMDS is disabled";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 403 Forbidden\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
 #[test]
-fn unreachable_instance_metadata_leaves_no_sdk_warning_at_the_default_level() {
+fn a_refusing_instance_metadata_service_leaves_no_sdk_warning_at_the_default_level() {
     let home = tempfile::tempdir().unwrap();
-    // Instance metadata enabled but nowhere to be found, as on a laptop.
     let cli = bare(home.path())
         .env("AWS_EC2_METADATA_DISABLED", "false")
-        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", CLOSED);
+        .env(
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+            refusing_metadata_endpoint(),
+        );
     let out = cli.run(&["plan"]);
     out.assert_code(1);
-    assert!(out.stderr.contains("no AWS credentials"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no usable AWS credentials"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("aws configure sso"), "{}", out.stderr);
     assert_no_debug_dump(&out.stderr);
     assert!(!out.stderr.contains("WARN"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    // The SDK's own warning is there, from -v on.
+    let verbose = cli.run(&["-v", "plan"]);
+    verbose.assert_code(1);
+    assert!(verbose.stderr.contains("WARN"), "{}", verbose.stderr);
 }
 
 #[test]
