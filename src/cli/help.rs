@@ -2,8 +2,8 @@
 //! (`commands::docs`) show the same text.
 
 pub const MAIN_EXAMPLES: &str =
-    "  ecr-fleet doctor --write-access         # before the first run: what is missing, and the fix
-  ecr-fleet plan                         # read-only; ecr-fleet.toml or built-in default
+    "  ecr-fleet plan                         # read-only; ecr-fleet.toml or built-in default
+  ecr-fleet doctor --write-access        # what a run lacks (roles, permissions), and the fix
   ecr-fleet plan --output markdown --report plan.json
   ecr-fleet apply --yes --report apply.json --junit apply.xml
   ecr-fleet audit --images --output junit > audit.xml

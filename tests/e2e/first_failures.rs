@@ -119,3 +119,42 @@ fn no_region_says_so_and_how_to_set_one() {
     assert_no_debug_dump(&out.stderr);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
 }
+
+/// `sha1("corp")`: the file name the SDK gives the cached token of the SSO session `corp`.
+const CORP_TOKEN_FILE: &str = "ee0bfd2552fbd840c02cc48b6e823320543c450f.json";
+
+#[test]
+fn an_expired_sso_session_says_so_and_how_to_log_in_again() {
+    let home = tempfile::tempdir().unwrap();
+    let aws = home.path().join(".aws");
+    std::fs::create_dir_all(aws.join("sso/cache")).unwrap();
+    std::fs::write(
+        aws.join("config"),
+        "[profile dev]\nsso_session = corp\nsso_account_id = 111111111111\n\
+         sso_role_name = Admin\nregion = us-east-1\n\n[sso-session corp]\n\
+         sso_start_url = https://example.invalid/start\nsso_region = us-east-1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        aws.join("sso/cache").join(CORP_TOKEN_FILE),
+        r#"{"accessToken":"expired","expiresAt":"2020-01-01T00:00:00Z","region":"us-east-1","startUrl":"https://example.invalid/start"}"#,
+    )
+    .unwrap();
+    let out = bare(home.path())
+        // The profile files are found in HOME, as on a laptop.
+        .env("AWS_PROFILE", "dev")
+        .run(&["plan"]);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("SSO session has expired"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("aws sso login --profile dev"),
+        "{}",
+        out.stderr
+    );
+    assert_no_debug_dump(&out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+}
