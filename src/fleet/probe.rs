@@ -2,10 +2,11 @@
 //! the smallest page (and on one repository, when there is one), and, when asked, each write
 //! proven allowed without changing anything.
 //!
-//! The write probe names a repository that does not exist (made sure of first): ECR
-//! authorizes a request against the ARN it names before it looks the repository up, so
-//! `RepositoryNotFoundException` proves the write was authorized and `AccessDenied` that it
-//! was not. Nothing exists to be written, so nothing is.
+//! The write probe names a repository that does not exist (made sure of first). AWS
+//! authorizes a request from its request context, the resource ARN it names included, before
+//! the service acts on it (IAM User Guide, "How IAM works"), so `RepositoryNotFoundException`
+//! shows the write passed authorization and `AccessDenied` that it did not. Nothing exists
+//! to be written, so nothing is. The README's Doctor section states the limits.
 
 use aws_sdk_ecr::config::SharedCredentialsProvider;
 
