@@ -3,6 +3,7 @@
 
 pub const MAIN_EXAMPLES: &str =
     "  ecr-fleet plan                         # read-only; ecr-fleet.toml or built-in default
+  ecr-fleet doctor --write-access        # what a run lacks (roles, permissions), and the fix
   ecr-fleet plan --output markdown --report plan.json
   ecr-fleet apply --yes --report apply.json --junit apply.xml
   ecr-fleet audit --images --output junit > audit.xml
@@ -50,6 +51,21 @@ Examples:
   ecr-fleet audit --output markdown > audit.md
   ecr-fleet audit --images --price-per-gb-month 0.10 --report audit.json
   ecr-fleet audit --output junit > audit.xml       # findings and drift as failed test cases";
+
+pub const DOCTOR_EXAMPLES: &str = "\
+Examples:
+  ecr-fleet doctor                                 # ecr-fleet.toml or built-in default
+  ecr-fleet doctor --config fleet.toml --write-access
+  ecr-fleet doctor --accounts 111111111111 --regions eu-west-1 --output json
+
+One row per check: credentials (sts:GetCallerIdentity), the account listing, the spoke role of
+each account (AssumeRole with the configured session duration and external id), the enabled
+regions when asked, and in each account-region every read a run makes (repositories, tags,
+lifecycle policy, creation templates, images with [safety], each [safety] in_use source).
+--write-access tries ecr:PutLifecyclePolicy and ecr:DeleteLifecyclePolicy on a repository that
+does not exist: RepositoryNotFoundException proves the write is allowed, AccessDenied that it
+is not; nothing is written. Exit 0 when every check passes, 1 when any fails (each failure
+names account, region, action and the fix), 2 for a bad config or usage.";
 
 pub const RESTORE_EXAMPLES: &str = "\
 Examples:

@@ -48,6 +48,9 @@ pub enum Command {
     /// The plan plus content findings per repository (read-only); --images adds image impact.
     #[command(after_help = help::AUDIT_EXAMPLES)]
     Audit(RunArgs),
+    /// Check, without writing anything, what a run needs: credentials, accounts, roles, permissions.
+    #[command(after_help = help::DOCTOR_EXAMPLES)]
+    Doctor(DoctorArgs),
     /// Check a config and its templates, or lifecycle policy files, offline.
     Validate(ValidateArgs),
     /// Evaluate a policy offline against a repository's images, like ECR's lifecycle preview.
@@ -166,6 +169,25 @@ pub struct ApplyArgs {
     /// refuses to run when no config file is found).
     #[arg(long)]
     pub use_builtin_default: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Config file [default: ecr-fleet.toml if present, else the built-in default on the current account]
+    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
+    pub config: Option<PathBuf>,
+    /// Only these account ids (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    pub accounts: Vec<String>,
+    /// Only these regions (comma-separated or repeated), or `enabled`; replaces the config's list.
+    #[arg(long, value_delimiter = ',', value_name = "REGIONS")]
+    pub regions: Vec<String>,
+    /// Also prove that the writes of apply and restore are allowed, without changing anything
+    /// (each is tried on a repository that does not exist).
+    #[arg(long)]
+    pub write_access: bool,
+    #[arg(long, value_enum, default_value_t = PreviewFormat::Table)]
+    pub output: PreviewFormat,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -27,8 +27,8 @@ use crate::report::{Command, Report, Summary, SCHEMA_VERSION};
 use crate::write::journal::{self, Journal, JournalRecord, JOURNAL_VERSION};
 
 /// Check the narrowing options before any AWS call.
-struct Narrowing {
-    accounts: Option<Vec<String>>,
+pub(super) struct Narrowing {
+    pub(super) accounts: Option<Vec<String>>,
     regions: Vec<String>,
     /// `--regions enabled`.
     regions_enabled: bool,
@@ -36,30 +36,37 @@ struct Narrowing {
 }
 
 fn narrowing(args: &RunArgs) -> Result<Narrowing, Fatal> {
-    for id in &args.accounts {
+    narrow(&args.accounts, &args.regions, args.repositories.as_deref())
+}
+
+/// `--accounts`, `--regions` and `--repositories`, checked.
+pub(super) fn narrow(
+    accounts: &[String],
+    regions: &[String],
+    repositories: Option<&str>,
+) -> Result<Narrowing, Fatal> {
+    for id in accounts {
         check_account_id(id).map_err(|m| input(anyhow!("--accounts: {m}")))?;
     }
-    let regions_enabled = args.regions.iter().any(|r| r == REGIONS_ENABLED);
-    if regions_enabled && args.regions.len() > 1 {
+    let regions_enabled = regions.iter().any(|r| r == REGIONS_ENABLED);
+    if regions_enabled && regions.len() > 1 {
         return Err(input(anyhow!(
             "--regions: \"{REGIONS_ENABLED}\" stands alone (every enabled region); do not list regions with it"
         )));
     }
-    for r in args.regions.iter().filter(|_| !regions_enabled) {
+    for r in regions.iter().filter(|_| !regions_enabled) {
         check_region(r).map_err(|m| input(anyhow!("--regions: {m}")))?;
     }
-    let repositories = args
-        .repositories
-        .as_deref()
+    let repositories = repositories
         .map(NameGlob::new)
         .transpose()
         .map_err(|m| input(anyhow!("--repositories: {m}")))?;
     Ok(Narrowing {
-        accounts: (!args.accounts.is_empty()).then(|| args.accounts.clone()),
+        accounts: (!accounts.is_empty()).then(|| accounts.to_vec()),
         regions: if regions_enabled {
             Vec::new()
         } else {
-            args.regions.clone()
+            regions.to_vec()
         },
         regions_enabled,
         repositories,
@@ -67,7 +74,7 @@ fn narrowing(args: &RunArgs) -> Result<Narrowing, Fatal> {
 }
 
 /// The run's region selection: `--regions` replaces the config's.
-fn region_selection(
+pub(super) fn region_selection(
     narrow: &Narrowing,
     config: &Config,
     aws: &Aws,
@@ -87,7 +94,9 @@ fn resolve_regions(narrow: &[String], config: &Config, aws: &Aws) -> Result<Vec<
         vec![r]
     } else {
         return Err(input(anyhow!(
-            "no region: set `regions` in the config, pass --regions, or set AWS_REGION"
+            "no AWS region: none in the config (`regions`), on the command line (--regions), \
+             in AWS_REGION or in the profile (`region` in ~/.aws/config); set one, e.g. \
+             `export AWS_REGION=us-east-1` or `aws configure set region us-east-1`"
         )));
     };
     let mut seen = BTreeSet::new();

@@ -14,6 +14,7 @@ use crate::exit::{ExitStatus, Fatal};
 use crate::report::{Command as RunCommand, Report, View};
 
 mod docs;
+mod doctor;
 mod fleet;
 mod merge;
 mod preview;
@@ -28,6 +29,7 @@ pub async fn run(cli: Cli) -> Result<ExitStatus, Fatal> {
         Command::Plan(args) => fleet::run(RunCommand::Plan, args, None, g).await,
         Command::Audit(args) => fleet::run(RunCommand::Audit, args, None, g).await,
         Command::Apply(args) => fleet::run(RunCommand::Apply, &args.run, Some(args), g).await,
+        Command::Doctor(args) => doctor::run(args).await,
         Command::Validate(args) => validate::run(args),
         Command::Preview(args) => preview::run(args),
         Command::Restore(args) => restore::run(args, g).await,

@@ -354,7 +354,9 @@ price_per_gb_month = 0.09
             "regions = [\"us-east-1\"]\n{MATCH}[[match]]\ntemplate = \"x\"\nnamez = [\"b\"]\n"
         ));
         assert!(e.contains(": match[1].namez: unknown field"), "{e}");
-        let e = err(&format!("regions = [\"us-east-1\"]\n{MATCH}[[match]]\nnames = \"b\"\n"));
+        let e = err(&format!(
+            "regions = [\"us-east-1\"]\n{MATCH}[[match]]\nnames = \"b\"\n"
+        ));
         assert!(e.contains(": match[1].names: invalid type"), "{e}");
     }
 

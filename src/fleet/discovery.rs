@@ -40,13 +40,22 @@ pub struct Discovery {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
-    #[error("cannot identify the caller: {0}")]
+    #[error("{}", caller_text(.0))]
     Caller(AwsError),
     #[error("cannot list the organization's accounts: {error}{}", parent.as_deref().map(|p| format!(" (parent {p})")).unwrap_or_default())]
     Organization {
         error: AwsError,
         parent: Option<String>,
     },
+}
+
+/// A credentials problem is the whole story (where the chain looked, what to do); any other
+/// error is told as a failed call.
+fn caller_text(e: &AwsError) -> String {
+    match e.kind {
+        crate::aws::ErrorKind::Credentials => e.detail.clone(),
+        _ => format!("cannot identify the caller: {e}"),
+    }
 }
 
 /// Attempts at the caller check (`sts:GetCallerIdentity`).
@@ -180,6 +189,31 @@ pub async fn enter(
     sts_region: Option<&str>,
     account_id: &str,
 ) -> Result<AccountAccess, Skipped> {
+    enter_checked(aws, caller, cfg, sts_region, account_id)
+        .await
+        .map_err(|failure| Skipped {
+            account_id: account_id.to_string(),
+            region: None,
+            error: failure.to_string(),
+        })
+}
+
+/// Why the spoke role of an account could not be assumed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{error} (role {role_arn})")]
+pub struct AssumeFailure {
+    pub role_arn: String,
+    pub error: AwsError,
+}
+
+/// [`enter`], keeping the error of AssumeRole (`doctor` names a fix from its kind).
+pub async fn enter_checked(
+    aws: &Aws,
+    caller: &Caller,
+    cfg: &AccountsConfig,
+    sts_region: Option<&str>,
+    account_id: &str,
+) -> Result<AccountAccess, AssumeFailure> {
     if account_id == caller.account_id {
         return Ok(AccountAccess {
             account_id: account_id.to_string(),
@@ -269,7 +303,7 @@ impl Session {
 }
 
 impl SpokeRole {
-    async fn assume(&self) -> Result<Credentials, String> {
+    async fn assume(&self) -> Result<Credentials, AssumeFailure> {
         let out = self
             .sts
             .assume_role()
@@ -279,18 +313,18 @@ impl SpokeRole {
             .set_duration_seconds(self.duration_seconds)
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "{} (role {})",
-                    AwsError::from_sdk("sts:AssumeRole", &e, &self.endpoint),
-                    self.role_arn
-                )
+            .map_err(|e| AssumeFailure {
+                role_arn: self.role_arn.clone(),
+                error: AwsError::from_sdk("sts:AssumeRole", &e, &self.endpoint),
             })?;
-        let c = out.credentials().ok_or_else(|| {
-            format!(
-                "cannot assume {}: no credentials in the response",
-                self.role_arn
-            )
+        let c = out.credentials().ok_or_else(|| AssumeFailure {
+            role_arn: self.role_arn.clone(),
+            error: AwsError {
+                operation: "sts:AssumeRole",
+                kind: crate::aws::ErrorKind::Other,
+                code: None,
+                detail: "no credentials in the response".to_string(),
+            },
         })?;
         Ok(Credentials::new(
             c.access_key_id(),
@@ -312,7 +346,7 @@ impl ProvideCredentials for SpokeRole {
                 .get_or_refresh(|| async {
                     self.assume()
                         .await
-                        .map_err(CredentialsError::provider_error)
+                        .map_err(|f| CredentialsError::provider_error(f.to_string()))
                 })
                 .await
         })
@@ -325,7 +359,7 @@ async fn enter_account(
     caller: &Caller,
     cfg: &AccountsConfig,
     account_id: &str,
-) -> Result<AccountAccess, Skipped> {
+) -> Result<AccountAccess, AssumeFailure> {
     let role = SpokeRole {
         sts: sts.clone(),
         endpoint: sts_endpoint.to_string(),
@@ -335,14 +369,7 @@ async fn enter_account(
         duration_seconds: cfg.session_duration_seconds,
         session: Session::default(),
     };
-    role.session
-        .get_or_refresh(|| role.assume())
-        .await
-        .map_err(|error| Skipped {
-            account_id: account_id.to_string(),
-            region: None,
-            error,
-        })?;
+    role.session.get_or_refresh(|| role.assume()).await?;
     tracing::debug!(account = %account_id, role = %role.role_arn, "assumed spoke role");
     Ok(AccountAccess {
         account_id: account_id.to_string(),

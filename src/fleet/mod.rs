@@ -3,8 +3,10 @@
 //! inventory of each account-region, and the pipeline that streams them.
 
 pub mod discovery;
+pub mod doctor;
 pub mod inuse;
 pub mod inventory;
 pub mod pipeline;
 pub mod prepass;
+pub mod probe;
 pub mod regions;

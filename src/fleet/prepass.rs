@@ -123,7 +123,11 @@ pub async fn run(input: &PrepassInput<'_>, ids: &[String], progress: &Progress) 
             let enabled = match (&access, ask) {
                 (Ok(a), true) => {
                     let client = aws.account(home, a.credentials.as_ref());
-                    Some(regions::enabled_regions(&client, &aws.endpoint("account", home)).await)
+                    Some(
+                        regions::enabled_regions(&client, &aws.endpoint("account", home))
+                            .await
+                            .map_err(|e| e.to_string()),
+                    )
                 }
                 _ => None,
             };

@@ -54,7 +54,7 @@ pub fn split_listed(listed: &[String], enabled: &BTreeSet<String>) -> (Vec<Strin
 pub async fn enabled_regions(
     client: &aws_sdk_account::Client,
     endpoint: &str,
-) -> Result<BTreeSet<String>, String> {
+) -> Result<BTreeSet<String>, AwsError> {
     let regions: Vec<aws_sdk_account::types::Region> = client
         .list_regions()
         .region_opt_status_contains(RegionOptStatus::Enabled)
@@ -65,7 +65,7 @@ pub async fn enabled_regions(
         .send()
         .try_collect()
         .await
-        .map_err(|e| AwsError::from_sdk("account:ListRegions", &e, endpoint).to_string())?;
+        .map_err(|e| AwsError::from_sdk("account:ListRegions", &e, endpoint))?;
     let usable = |r: &aws_sdk_account::types::Region| {
         matches!(
             r.region_opt_status(),

@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+mod check;
 mod shard;
 mod unused;
 
+pub use check::{Check, CheckStatus};
 pub use shard::{Shard, ShardError};
 pub use unused::{Unused, UnusedBucket};
 

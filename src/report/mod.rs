@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::model::{DisabledRegion, Finding, Impact, Notice, Outcome, RepoResult, Skipped, Unused};
 
+pub mod doctor;
 pub mod junit;
 pub mod markdown;
 pub mod merge;

@@ -69,8 +69,12 @@ pub fn render(report: &Report, show_all: bool) -> String {
         for p in &r.protected_images {
             let _ = writeln!(
                 out,
-                "  {} {:?} would {} (rule {}): {}",
-                p.image_digest, p.image_tags, p.action, p.rule_priority, p.reason
+                "  {} [{}] would {} (rule {}): {}",
+                p.image_digest,
+                p.image_tags.join(", "),
+                p.action,
+                p.rule_priority,
+                p.reason
             );
         }
     }

@@ -5,6 +5,8 @@ mod support;
 
 mod bench;
 mod cli_docs;
+mod doctor;
+mod first_failures;
 mod fleet;
 mod harness;
 mod inuse;

@@ -5,7 +5,10 @@
 //! - Lambda `GetFunction`'s `Code.ResolvedImageUri`, whose digest moto makes up: rewritten to
 //!   the real digest of the image ([`Emulation::lambda_digests`]);
 //! - ECR `DescribeImages` push and pull times and image sizes, which moto cannot set
-//!   ([`Emulation::image_times`], [`Emulation::image_sizes`]).
+//!   ([`Emulation::image_times`], [`Emulation::image_sizes`]);
+//! - ECR `DescribeRepositoryCreationTemplates`: none in any account;
+//! - a missing permission: `AccessDeniedException` for one operation in one account
+//!   ([`Emulation::deny`]), as IAM answers what moto never evaluates.
 //!
 //! The caller's account is known from its access key: the static test key is the management
 //! account, and the proxy records the key of every `sts:AssumeRole` answer it forwards.
@@ -74,6 +77,9 @@ pub struct Emulation {
     pub image_times: HashMap<String, (Option<i64>, Option<i64>)>,
     /// Image digest → `imageSizeInBytes` (moto reports the size of its synthetic manifests).
     pub image_sizes: HashMap<String, u64>,
+    /// `(account id, service:Operation)` pairs answered HTTP 400 `AccessDeniedException`, for
+    /// the account's own credentials or those of a role assumed in it.
+    pub deny: Vec<(String, String)>,
 }
 
 /// What the emulation learns from traffic.
@@ -130,6 +136,34 @@ fn rest_ok(body: &Value) -> Response {
     }
 }
 
+/// The refusal of an operation [`Emulation::deny`] names for the caller's account.
+pub(super) fn denied(
+    request: &Request,
+    op: &Operation,
+    emulation: &Emulation,
+    learned: &Learned,
+) -> Option<Response> {
+    if emulation.deny.is_empty() {
+        return None;
+    }
+    let account = caller_account(request, learned);
+    let key = op.key();
+    emulation
+        .deny
+        .iter()
+        .any(|(a, o)| *a == account && *o == key)
+        .then(|| {
+            super::json_error(
+                400,
+                "AccessDeniedException",
+                &format!(
+                    "User: arn:aws:sts::{account}:assumed-role/EcrFleetSpoke/ecr-fleet is not \
+                     authorized to perform: {key} (injected by the test proxy)"
+                ),
+            )
+        })
+}
+
 /// An answer for an API moto lacks, or `None` to go on as usual.
 pub(super) fn answer(
     request: &Request,
@@ -138,6 +172,12 @@ pub(super) fn answer(
     learned: &Learned,
 ) -> Option<Response> {
     match (op.service.as_str(), op.name.as_str()) {
+        ("ecr", "DescribeRepositoryCreationTemplates") => {
+            let account = caller_account(request, learned);
+            Some(rest_ok(
+                &json!({"registryId": account, "repositoryCreationTemplates": []}),
+            ))
+        }
         ("account", "ListRegions") => {
             let account = caller_account(request, learned);
             let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);

@@ -483,6 +483,9 @@ fn decide(request: &Request, op: &Operation, account: Option<&str>, shared: &Sha
     let state = &mut *guard;
     let rules = &mut state.rules;
     let key = op.key();
+    if let Some(refused) = emulate::denied(request, op, &rules.emulation, &state.learned) {
+        return Decision::Answer(refused);
+    }
 
     // Throttling comes first, as a rate limiter in front of the service would.
     if let Some(remaining) = rules
