@@ -15,10 +15,11 @@
 
 use serde_json::{json, Value};
 
+use crate::ecr::ecr_page;
 use crate::http::{form_field, Request, Response};
 use crate::org::parse_offset;
 use crate::server::{State, SynthRepo};
-use crate::wire::{json_error, json_ok, rest_error, rest_ok, Operation, LAMBDA_FUNCTIONS};
+use crate::wire::{json_ok, rest_error, rest_ok, Operation, LAMBDA_FUNCTIONS};
 
 const DAY: i64 = 86_400;
 const MIB: u64 = 1 << 20;
@@ -124,19 +125,12 @@ pub(crate) fn describe_images(
     repo: &SynthRepo,
     body: &Value,
 ) -> Response {
-    let max = body["maxResults"].as_u64().unwrap_or(100);
-    if !(1..=1000).contains(&max) {
-        return json_error(
-            400,
-            "InvalidParameterException",
-            "maxResults must be between 1 and 1000",
-        );
-    }
-    let Ok(offset) = parse_offset(body["nextToken"].as_str(), "synth-images-") else {
-        return json_error(400, "InvalidParameterException", "Invalid NextToken");
+    let (max, offset) = match ecr_page(body, "synth-images-") {
+        Ok(page) => page,
+        Err(response) => return response,
     };
     let images = images_of(seed, epoch, account, region, repo);
-    let end = (offset + max as usize).min(images.len());
+    let end = (offset + max).min(images.len());
     let details: Vec<Value> = images[offset.min(end)..end]
         .iter()
         .map(|image| {
