@@ -209,7 +209,7 @@ async fn proxy_emulates_repository_creation_templates() {
     let read = templates::get(&other_account, "team-z").await.unwrap();
     assert_eq!(settings(&read), seeded);
     // Answered by the proxy, counted as client requests like any other.
-    assert_eq!(proxy.count("ecr:CreateRepositoryCreationTemplate"), 6);
+    assert_eq!(proxy.count("ecr:CreateRepositoryCreationTemplate"), 7);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

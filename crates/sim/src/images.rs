@@ -3,8 +3,9 @@
 //! A repository's images are not stored: they are drawn again, the same every time, from
 //! the fleet's seed and the repository's account, region and name, so 100,000
 //! repositories cost no memory for them. Each holds [`SynthRepo::image_count`] images:
-//! pushed up to 400 days before the server started, untagged or tagged `ci-N`,
-//! `release-1.N` (and the newest `latest`), 20 to 600 MiB, half of them pulled since.
+//! pushed up to 400 days before the server started, untagged or tagged `ci-N` or
+//! `release-1.N` (the newest tagged one also `latest`), 20 to 600 MiB, about half of them
+//! pulled since.
 //! A repository marked [`SynthRepo::in_use`] also holds an untagged image pushed 60 days
 //! ago that a Lambda function of its account-region runs, by digest: an image a template
 //! expiring old untagged images would remove, which the in-use check must protect.
@@ -69,7 +70,7 @@ pub fn images_of(
         .map(|i| {
             let age_days = rng.i64(0..400);
             let tags = match (i, rng.u8(0..10)) {
-                (0, _) => vec!["latest".to_string(), format!("release-1.{i}")],
+                (0, _) => vec![format!("release-1.{i}")],
                 (_, 0..=3) => Vec::new(),
                 (_, 4..=6) => vec![format!("ci-{i}")],
                 _ => vec![format!("release-1.{i}")],
@@ -98,6 +99,10 @@ pub fn images_of(
         });
     }
     images.sort_by_key(|image| std::cmp::Reverse(image.pushed_at));
+    // The first image always has a tag, so some image is `latest`: the newest tagged one.
+    if let Some(newest) = images.iter_mut().find(|image| !image.tags.is_empty()) {
+        newest.tags.insert(0, "latest".to_string());
+    }
     images
 }
 
@@ -274,10 +279,10 @@ mod tests {
         assert_ne!(a, images_of(1, epoch, "1", "r", &repo("b", 8, false)));
         assert_ne!(a, images_of(2, epoch, "1", "r", &repo("a", 8, false)));
         assert!(a.windows(2).all(|w| w[0].pushed_at >= w[1].pushed_at));
-        assert!(
-            a[0].tags.contains(&"latest".to_string())
-                || a.iter().any(|i| i.tags.contains(&"latest".to_string()))
-        );
+        let latest = a.iter().filter(|i| i.tags.iter().any(|t| t == "latest"));
+        assert_eq!(latest.count(), 1);
+        let newest_tagged = a.iter().find(|i| !i.tags.is_empty()).unwrap();
+        assert_eq!(newest_tagged.tags[0], "latest");
         let used = repo("a", 8, true);
         let image = in_use_image(1, epoch, "1", "r", &used).unwrap();
         assert!(image.tags.is_empty());
