@@ -6,7 +6,6 @@
 //!   the real digest of the image ([`Emulation::lambda_digests`]);
 //! - ECR `DescribeImages` push and pull times and image sizes, which moto cannot set
 //!   ([`Emulation::image_times`], [`Emulation::image_sizes`]);
-//! - ECR `DescribeRepositoryCreationTemplates`: none in any account;
 //! - a missing permission: `AccessDeniedException` for one operation in one account
 //!   ([`Emulation::deny`]), as IAM answers what moto never evaluates.
 //!
@@ -17,8 +16,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Value};
 
-use super::{request_id, Operation, Request, Response};
 use crate::support::fixtures::MANAGEMENT_ACCOUNT_ID;
+use ecr_fleet_sim::http::{form_field, Request, Response};
+use ecr_fleet_sim::wire::{json_error, rest_ok, Operation};
 
 /// Regions every account has enabled by default.
 pub const DEFAULT_REGIONS: [&str; 17] = [
@@ -89,19 +89,6 @@ pub struct Learned {
     accounts: HashMap<String, String>,
 }
 
-/// Operation names of the rest-JSON services (no `X-Amz-Target` to read them from).
-pub(super) fn rest_operation(service: &str, method: &str, path: &str) -> Option<&'static str> {
-    match (service, method, path) {
-        ("account", "POST", "/listRegions") => Some("ListRegions"),
-        ("inspector2", "POST", "/coverage/list") => Some("ListCoverage"),
-        ("lambda", "GET", p) if p.trim_end_matches('/') == "/2015-03-31/functions" => {
-            Some("ListFunctions")
-        }
-        ("lambda", "GET", p) if p.starts_with("/2015-03-31/functions/") => Some("GetFunction"),
-        _ => None,
-    }
-}
-
 fn scope(request: &Request) -> Vec<String> {
     request
         .header("authorization")
@@ -124,18 +111,6 @@ fn signing_region(request: &Request) -> String {
     scope(request).get(2).cloned().unwrap_or_default()
 }
 
-fn rest_ok(body: &Value) -> Response {
-    Response {
-        status: 200,
-        reason: "OK".into(),
-        headers: vec![
-            ("content-type".into(), "application/json".into()),
-            ("x-amzn-requestid".into(), request_id()),
-        ],
-        body: serde_json::to_vec(body).expect("json"),
-    }
-}
-
 /// The refusal of an operation [`Emulation::deny`] names for the caller's account.
 pub(super) fn denied(
     request: &Request,
@@ -153,7 +128,7 @@ pub(super) fn denied(
         .iter()
         .any(|(a, o)| *a == account && *o == key)
         .then(|| {
-            super::json_error(
+            json_error(
                 400,
                 "AccessDeniedException",
                 &format!(
@@ -172,12 +147,6 @@ pub(super) fn answer(
     learned: &Learned,
 ) -> Option<Response> {
     match (op.service.as_str(), op.name.as_str()) {
-        ("ecr", "DescribeRepositoryCreationTemplates") => {
-            let account = caller_account(request, learned);
-            Some(rest_ok(
-                &json!({"registryId": account, "repositoryCreationTemplates": []}),
-            ))
-        }
         ("account", "ListRegions") => {
             let account = caller_account(request, learned);
             let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
@@ -254,7 +223,7 @@ pub struct Seen {
 impl Seen {
     pub(super) fn of(request: &Request, op: &Operation) -> Seen {
         let assumed_account = (op.service == "sts" && op.name == "AssumeRole")
-            .then(|| super::form_field(&request.body, "RoleArn"))
+            .then(|| form_field(&request.body, "RoleArn"))
             .flatten()
             .and_then(|arn| arn.split(':').nth(4).map(str::to_string));
         Seen {
