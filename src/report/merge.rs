@@ -19,7 +19,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -77,7 +77,10 @@ impl Input {
                 Ok(v) if v.schema_version != SCHEMA_VERSION => {
                     shape("schema_version".into(), format!("is {}", v.schema_version))
                 }
-                _ => shape(field_name(e.path()), e.into_inner().to_string()),
+                _ => match e.path().to_string() {
+                    root if root == "." => shape("(root)".into(), e.into_inner().to_string()),
+                    path => shape(path, e.into_inner().to_string()),
+                },
             }
         })?;
         if let Some(s) = &report.shard {
@@ -91,27 +94,16 @@ impl Input {
     }
 }
 
-fn field_name(path: &serde_path_to_error::Path) -> String {
-    let p = path.to_string();
-    if p == "." {
-        "(root)".into()
-    } else {
-        p
-    }
-}
-
 /// Read and merge `files`; the merged report.
 pub fn merge_files(files: &[PathBuf]) -> Result<Report, MergeError> {
-    let inputs = files.iter().map(|p| read(p)).collect::<Result<_, _>>()?;
-    merge(inputs)
-}
-
-fn read(path: &Path) -> Result<Input, MergeError> {
-    let file = path.display().to_string();
-    match std::fs::read_to_string(path) {
-        Ok(text) => Input::parse(&file, &text),
-        Err(error) => Err(MergeError::Read { file, error }),
-    }
+    let read = |path: &PathBuf| {
+        let file = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Input::parse(&file, &text),
+            Err(error) => Err(MergeError::Read { file, error }),
+        }
+    };
+    merge(files.iter().map(read).collect::<Result<_, _>>()?)
 }
 
 /// Every input that gives a `value` must give the same one; that value.
@@ -134,41 +126,31 @@ fn same<T: PartialEq + fmt::Display>(
     Ok(values.pop().map(|(_, v)| v))
 }
 
-/// The account-regions an input covers: every row's, and every skipped target (`None` for a
-/// whole account that could not be entered).
-fn coverage(report: &Report) -> BTreeSet<(&str, Option<&str>)> {
-    let rows = report
-        .repositories
-        .iter()
-        .map(|r| (r.account_id.as_str(), Some(r.region.as_str())));
-    let skipped = report
-        .skipped
-        .iter()
-        .map(|s| (s.account_id.as_str(), s.region.as_deref()));
-    rows.chain(skipped).collect()
-}
-
+/// No account-region in two inputs, as a row or a skipped target (a region of `None`: the
+/// whole account, which clashes with any of its regions).
 fn check_overlap(inputs: &[Input]) -> Result<(), MergeError> {
-    // account -> (region or whole account, input index)
-    let mut by_account: BTreeMap<&str, Vec<(Option<&str>, usize)>> = BTreeMap::new();
+    let mut keys = BTreeSet::new();
     for (i, input) in inputs.iter().enumerate() {
-        for (account, region) in coverage(&input.report) {
-            by_account.entry(account).or_default().push((region, i));
-        }
+        let r = &input.report;
+        let rows = r
+            .repositories
+            .iter()
+            .map(|r| (&r.account_id, Some(&r.region)));
+        let skipped = r.skipped.iter().map(|s| (&s.account_id, s.region.as_ref()));
+        keys.extend(
+            rows.chain(skipped)
+                .map(|(a, g)| (a.as_str(), g.map(String::as_str), i)),
+        );
     }
+    let keys: Vec<(&str, Option<&str>, usize)> = keys.into_iter().collect();
     let mut overlaps = Vec::new();
-    for (account, entries) in &by_account {
-        for (n, (ra, ia)) in entries.iter().enumerate() {
-            for (rb, ib) in &entries[n + 1..] {
-                // A whole account in one input clashes with any of its regions in another.
-                if ia != ib && (ra.is_none() || rb.is_none() || ra == rb) {
-                    overlaps.push(format!(
-                        "{account} {} in {} and {}",
-                        ra.or(*rb).unwrap_or("(whole account)"),
-                        inputs[*ia].name,
-                        inputs[*ib].name
-                    ));
-                }
+    for (n, (account, ra, ia)) in keys.iter().enumerate() {
+        let same_account = keys[n + 1..].iter().take_while(|(b, ..)| b == account);
+        for (_, rb, ib) in same_account {
+            if ia != ib && (ra.is_none() || rb.is_none() || ra == rb) {
+                let region = ra.or(*rb).unwrap_or("(whole account)");
+                let (a, b) = (&inputs[*ia.min(ib)].name, &inputs[*ia.max(ib)].name);
+                overlaps.push(format!("{account} {region} in {a} and {b}"));
             }
         }
     }
@@ -342,21 +324,24 @@ mod tests {
     use crate::model::{DisabledRegion, Notice, Outcome, RepoResult, Skipped, Unused};
     use crate::report::{Command, Summary};
 
-    /// A tallied report of one account: rows `a` (create) and `b` (unchanged) in each region.
-    fn report(account: &str, regions: &[&str], shard: Option<&str>, times: (&str, &str)) -> Report {
-        let mut rows = Vec::new();
-        for region in regions {
-            for (name, outcome) in [("b", Outcome::Unchanged), ("a", Outcome::Create)] {
-                let mut row = RepoResult::new(account, region, name, Some("standard".into()));
-                row.outcome = outcome;
-                rows.push(row);
-            }
-        }
+    /// A tallied report of one account: rows `b` (unchanged) and `a` (create) per region.
+    fn report(account: &str, regions: &[&str]) -> Report {
+        let row = |region: &&str, (name, outcome): (&str, Outcome)| {
+            let mut row = RepoResult::new(account, region, name, Some("standard".into()));
+            row.outcome = outcome;
+            row
+        };
+        let rows = [("b", Outcome::Unchanged), ("a", Outcome::Create)];
+        let skipped = Skipped {
+            account_id: account.into(),
+            region: Some("ap-south-1".into()),
+            error: "x".into(),
+        };
         let mut r = Report {
             schema_version: SCHEMA_VERSION,
             command: Command::Plan,
-            started_at: times.0.into(),
-            finished_at: times.1.into(),
+            started_at: "2026-11-22T10:00:00Z".into(),
+            finished_at: "2026-11-22T10:00:09Z".into(),
             summary: Summary {
                 accounts: 1,
                 inactive_accounts: 1,
@@ -364,30 +349,24 @@ mod tests {
                 api_retries: 2,
                 ..Summary::default()
             },
-            repositories: rows,
-            skipped: vec![Skipped {
-                account_id: account.into(),
-                region: Some("ap-south-1".into()),
-                error: "x".into(),
-            }],
+            repositories: regions
+                .iter()
+                .flat_map(|g| rows.map(|x| row(g, x)))
+                .collect(),
+            skipped: vec![skipped],
             regions: regions.iter().map(|r| r.to_string()).collect(),
             disabled_regions: Vec::new(),
             notices: Vec::new(),
             backup_file: None,
-            shard: shard.map(Into::into),
+            shard: None,
         };
         r.tally();
         r
     }
 
-    const T: (&str, &str) = ("2026-11-22T10:00:00Z", "2026-11-22T10:00:09Z");
-
-    fn input(name: &str, r: &Report) -> Input {
-        Input::parse(name, &r.to_json()).unwrap()
-    }
-
     fn merged(inputs: &[(&str, &Report)]) -> Result<Report, MergeError> {
-        merge(inputs.iter().map(|(n, r)| input(n, r)).collect())
+        let parse = |(name, r): &(&str, &Report)| Input::parse(name, &r.to_json()).unwrap();
+        merge(inputs.iter().map(parse).collect())
     }
 
     fn error(inputs: &[(&str, &Report)]) -> String {
@@ -396,34 +375,30 @@ mod tests {
 
     #[test]
     fn one_report_merges_to_itself_byte_for_byte() {
-        let mut r = report("111111111111", &["us-east-1", "eu-west-1"], None, T);
+        let mut r = report("111111111111", &["us-east-1", "eu-west-1"]);
         r.repositories.sort_by(|a, b| a.key().cmp(&b.key()));
         r.backup_file = Some("journal.jsonl".into());
-        let text = r.to_json();
-        let once = merge(vec![Input::parse("a.json", &text).unwrap()]).unwrap();
-        assert_eq!(once.to_json(), text);
+        assert_eq!(merged(&[("a.json", &r)]).unwrap().to_json(), r.to_json());
     }
 
     #[test]
     fn sums_what_rows_cannot_tell_sorts_rows_and_spans_the_time() {
-        let a = report(
-            "222222222222",
-            &["us-east-1"],
-            Some("1/2"),
-            ("2026-11-22T10:00:05Z", "2026-11-22T10:00:09Z"),
+        let mut a = report("222222222222", &["us-east-1"]);
+        let mut b = report("111111111111", &["eu-west-1", "us-east-1"]);
+        (a.started_at, a.shard, a.backup_file) = (
+            "2026-11-22T10:00:05Z".into(),
+            Some("1/2".into()),
+            Some("a".into()),
         );
-        let b = report(
-            "111111111111",
-            &["eu-west-1", "us-east-1"],
-            Some("2/2"),
-            ("2026-11-22T10:00:00Z", "2026-11-22T10:00:07Z"),
+        (b.finished_at, b.shard, b.backup_file) = (
+            "2026-11-22T10:00:07Z".into(),
+            Some("2/2".into()),
+            Some("b".into()),
         );
         let m = merged(&[("a.json", &a), ("b.json", &b)]).unwrap();
-        assert_eq!(
-            (m.started_at.as_str(), m.finished_at.as_str()),
-            ("2026-11-22T10:00:00Z", "2026-11-22T10:00:09Z")
-        );
-        assert_eq!(m.shard, None);
+        assert_eq!(m.started_at, "2026-11-22T10:00:00Z");
+        assert_eq!(m.finished_at, "2026-11-22T10:00:09Z");
+        assert_eq!((m.shard, m.backup_file), (None, None));
         let s = &m.summary;
         assert_eq!((s.accounts, s.inactive_accounts), (2, 2));
         assert_eq!((s.repositories, s.skipped, s.outcomes.create), (6, 2, 3));
@@ -432,37 +407,36 @@ mod tests {
             (2, 4)
         );
         // Shards that visit different regions: the union, counted once.
-        assert_eq!(m.regions, ["eu-west-1", "us-east-1"]);
-        assert_eq!(s.regions, 2);
+        assert_eq!(
+            (m.regions.join(" "), s.regions),
+            ("eu-west-1 us-east-1".into(), 2)
+        );
         let keys: Vec<String> = m
             .repositories
             .iter()
             .map(|r| format!("{}/{}/{}", r.account_id, r.region, r.repository))
             .collect();
         assert_eq!(
-            keys,
+            keys[..3],
             [
                 "111111111111/eu-west-1/a",
                 "111111111111/eu-west-1/b",
-                "111111111111/us-east-1/a",
-                "111111111111/us-east-1/b",
-                "222222222222/us-east-1/a",
-                "222222222222/us-east-1/b",
+                "111111111111/us-east-1/a"
             ]
         );
+        assert_eq!(keys[5], "222222222222/us-east-1/b");
         assert_eq!(m.skipped[0].account_id, "111111111111");
     }
 
     #[test]
     fn a_report_without_the_region_list_counts_at_least_its_own_regions() {
-        let a = report("111111111111", &["us-east-1"], None, T);
-        let mut old: serde_json::Value = serde_json::from_str(
-            &report("222222222222", &["eu-west-1", "us-east-1"], None, T).to_json(),
-        )
-        .unwrap();
+        let a = report("111111111111", &["us-east-1"]).to_json();
+        let mut old: serde_json::Value =
+            serde_json::from_str(&report("222222222222", &["eu-west-1", "us-east-1"]).to_json())
+                .unwrap();
         old.as_object_mut().unwrap().remove("regions");
         let inputs = vec![
-            input("a.json", &a),
+            Input::parse("a.json", &a).unwrap(),
             Input::parse("old.json", &old.to_string()).unwrap(),
         ];
         assert_eq!(merge(inputs).unwrap().summary.regions, 2);
@@ -470,75 +444,68 @@ mod tests {
 
     #[test]
     fn overlapping_inputs_are_refused_naming_both_files() {
-        let a = report("111111111111", &["us-east-1", "eu-west-1"], None, T);
+        let a = report("111111111111", &["us-east-1", "eu-west-1"]);
         let err = error(&[("a.json", &a), ("again.json", &a)]);
-        assert!(err.contains("overlap"), "{err}");
         assert!(
-            err.contains("111111111111 eu-west-1 in a.json and again.json"),
+            err.contains("overlap")
+                && err.contains("111111111111 eu-west-1 in a.json and again.json"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn a_whole_skipped_account_overlaps_its_regions() {
-        let a = report("111111111111", &["us-east-1"], None, T);
-        let mut b = report("222222222222", &[], None, T);
-        b.skipped = vec![Skipped {
+        // A whole account that could not be entered overlaps each of its regions.
+        let mut b = report("222222222222", &[]);
+        b.skipped[0] = Skipped {
             account_id: "111111111111".into(),
             region: None,
             error: "AssumeRole".into(),
-        }];
+        };
         let err = error(&[("a.json", &a), ("b.json", &b)]);
         assert!(
-            err.contains("111111111111 us-east-1 in a.json and b.json"),
+            err.contains("111111111111 eu-west-1 in a.json and b.json"),
             "{err}"
         );
     }
 
     #[test]
     fn different_commands_versions_settings_or_shard_counts_are_refused() {
-        let a = report("111111111111", &["us-east-1"], None, T);
-        let mut b = report("222222222222", &["us-east-1"], None, T);
-        b.command = Command::Audit;
-        let err = error(&[("a.json", &a), ("b.json", &b)]);
-        assert!(
-            err.contains(r#"command: "plan" in a.json, "audit" in b.json"#),
-            "{err}"
+        let a = report("111111111111", &["us-east-1"]);
+        let b = report("222222222222", &["us-east-1"]);
+        let refused = |change: &dyn Fn(&mut Report, &mut Report), want: &str| {
+            let (mut a, mut b) = (a.clone(), b.clone());
+            change(&mut a, &mut b);
+            let err = error(&[("a.json", &a), ("b.json", &b)]);
+            assert!(err.contains(want), "{want}: {err}");
+        };
+        refused(
+            &|_, b| b.command = Command::Audit,
+            r#"command: "plan" in a.json, "audit" in b.json"#,
         );
-        b.command = Command::Plan;
-        b.schema_version = 2;
-        let err = error(&[("a.json", &a), ("b.json", &b)]);
-        assert!(
-            err.contains("schema_version: 1 in a.json, 2 in b.json"),
-            "{err}"
+        refused(
+            &|_, b| b.schema_version = 2,
+            "schema_version: 1 in a.json, 2 in b.json",
         );
-        b.schema_version = 1;
-        let (mut a, mut b) = (a.clone(), b.clone());
-        for (r, price) in [(&mut a, 0.1), (&mut b, 0.2)] {
+        refused(
+            &|a, b| (a.shard, b.shard) = (Some("1/2".into()), Some("2/3".into())),
+            "shard count: 1/2 in a.json, 2/3 in b.json",
+        );
+        refused(
+            &|a, b| (a.shard, b.shard) = (Some("1/2".into()), Some("1/2".into())),
+            "shard 1/2 in a.json and b.json",
+        );
+        let price = |r: &mut Report, price| {
             r.summary.price_per_gb_month = price;
             r.repositories[0].impact = Some(Default::default());
             r.tally();
-        }
-        let err = error(&[("a.json", &a), ("b.json", &b)]);
-        assert!(
-            err.contains("price_per_gb_month: 0.1 in a.json, 0.2 in b.json"),
-            "{err}"
+        };
+        refused(
+            &|a, b| (price(a, 0.1), price(b, 0.2)).1,
+            "price_per_gb_month: 0.1 in a.json, 0.2 in b.json",
         );
-        let a = report("111111111111", &["us-east-1"], Some("1/2"), T);
-        let b = report("222222222222", &["us-east-1"], Some("2/3"), T);
-        let err = error(&[("a.json", &a), ("b.json", &b)]);
-        assert!(
-            err.contains("shard count: 1/2 in a.json, 2/3 in b.json"),
-            "{err}"
-        );
-        let b = report("222222222222", &["us-east-1"], Some("1/2"), T);
-        let err = error(&[("a.json", &a), ("b.json", &b)]);
-        assert!(err.contains("shard 1/2 in a.json and b.json"), "{err}");
     }
 
     #[test]
     fn malformed_inputs_name_file_and_field() {
-        let good = report("111111111111", &["us-east-1"], None, T).to_json();
+        let good = report("111111111111", &["us-east-1"]).to_json();
+        let changed = |from: &str, to: &str| good.replacen(from, to, 1);
         for (text, want) in [
             (
                 "[]".to_string(),
@@ -549,22 +516,21 @@ mod tests {
                 "(root): missing field `command`",
             ),
             (
-                good.replacen(r#""account_id": "111111111111""#, r#""account_id": 1"#, 1),
+                changed(r#""account_id": "111111111111""#, r#""account_id": 1"#),
                 "repositories[0].account_id: invalid type: integer `1`",
             ),
             (
-                good.replacen(r#""outcome": "create""#, r#""outcome": "deleted""#, 1),
+                changed(r#""outcome": "create""#, r#""outcome": "deleted""#),
                 "repositories[1].outcome: unknown variant `deleted`",
             ),
             (
-                good.replacen(r#""accounts": 1"#, r#""accounts": 1, "api_errors": 0"#, 1),
+                changed(r#""accounts": 1"#, r#""accounts": 1, "api_errors": 0"#),
                 "summary.api_errors: unknown field `api_errors`",
             ),
             (
-                good.replacen(
+                changed(
                     r#""command": "plan""#,
                     r#""command": "plan", "shard": "0/2""#,
-                    1,
                 ),
                 r#"shard: "0/2": K must be between 1 and N"#,
             ),
@@ -585,22 +551,19 @@ mod tests {
     #[test]
     fn lists_by_account_region_are_joined_and_totals_tallied() {
         let with = |account: &str, region: &str, notes: &[&str]| {
-            let mut r = report(account, &["us-east-1"], None, T);
+            let mut r = report(account, &["us-east-1"]);
             r.disabled_regions.push(DisabledRegion {
                 account_id: account.into(),
                 region: region.into(),
             });
-            r.notices = notes
-                .iter()
-                .map(|m| Notice {
-                    account_id: account.into(),
-                    region: "us-east-1".into(),
-                    message: m.to_string(),
-                })
-                .collect();
+            let notice = |m: &&str| Notice {
+                account_id: account.into(),
+                region: "us-east-1".into(),
+                message: m.to_string(),
+            };
+            r.notices = notes.iter().map(notice).collect();
             let mut unused = Unused::default();
-            unused.total.images = 3;
-            unused.total.bytes = 1 << 30;
+            (unused.total.images, unused.total.bytes) = (3, 1 << 30);
             r.repositories[0].unused = Some(Box::new(unused));
             (r.summary.unused_after_days, r.summary.price_per_gb_month) = (90, 0.5);
             r.tally();
@@ -622,30 +585,6 @@ mod tests {
         assert_eq!(
             u.totals.total.monthly_cost_usd, 1.0,
             "priced once at the shards' price"
-        );
-    }
-
-    #[test]
-    fn differing_backup_files_are_left_out() {
-        let mut a = report("111111111111", &["us-east-1"], None, T);
-        let mut b = report("222222222222", &["us-east-1"], None, T);
-        for (r, file) in [(&mut a, "a"), (&mut b, "b")] {
-            r.command = Command::Apply;
-            r.backup_file = Some(file.into());
-        }
-        assert_eq!(
-            merged(&[("a.json", &a), ("b.json", &b)])
-                .unwrap()
-                .backup_file,
-            None
-        );
-        b.backup_file = Some("a".into());
-        assert_eq!(
-            merged(&[("a.json", &a), ("b.json", &b)])
-                .unwrap()
-                .backup_file
-                .as_deref(),
-            Some("a")
         );
     }
 }
