@@ -78,10 +78,11 @@ Examples:
   ecr-fleet plan --shard 2/2 --report plan-2.json  # in another
   ecr-fleet report merge plan-1.json plan-2.json --report plan.json
 
-The merged report is the report of one unsharded run, but for started_at (the earliest),
-finished_at (the latest), and summary.api_calls/api_retries (summed: each shard lists the
-organization and identifies the caller once). Inputs that cover the same account-region, come
-from different commands or schema versions, or from different shard counts exit 2.";
+The merged report is the report of one unsharded run (rows joined, counts tallied, regions
+the union of the shards'), but for started_at (the earliest), finished_at (the latest), and
+summary.api_calls/api_retries (summed: each shard lists the organization and identifies the
+caller once). Inputs that are not reports of this schema_version, cover the same
+account-region, come from different commands or shard counts exit 2.";
 
 pub const COMPLETIONS_EXAMPLES: &str = "\
 Examples:

@@ -261,9 +261,9 @@ pub async fn run(
         None => accounts_in_scope * regions.len() as u64,
     };
     // Regions actually visited (with region discovery, they differ per account).
-    let regions_visited = match prepass.as_ref().and_then(|p| p.regions.as_ref()) {
-        Some(map) => map.values().flatten().collect::<BTreeSet<_>>().len(),
-        None => regions.len(),
+    let regions_visited: Vec<String> = match prepass.as_ref().and_then(|p| p.regions.as_ref()) {
+        Some(map) => map.values().flatten().cloned().collect(),
+        None => regions.clone(),
     };
     let progress = Progress::new(mode, command.as_str(), "account-regions", target_count);
     let output = run.run(selection.ids, &progress).await;
@@ -286,13 +286,13 @@ pub async fn run(
             // Accounts that could not be entered count; so do mistyped `--accounts` ids.
             accounts: accounts_in_scope + named_but_absent,
             inactive_accounts: selection.inactive_accounts as u64,
-            regions: regions_visited as u64,
             price_per_gb_month: config.price_per_gb_month,
             unused_after_days: config.unused_after_days,
             ..Summary::default()
         },
         repositories: output.rows,
         skipped,
+        regions: regions_visited,
         disabled_regions,
         notices: output.notices,
         backup_file: None,

@@ -8,7 +8,7 @@ use crate::report::merge::merge_files;
 pub fn run(args: &MergeArgs) -> Result<ExitStatus, Fatal> {
     check_output_paths(args.report.as_deref(), None)?;
     let merged = merge_files(&args.files).map_err(|e| Fatal::Input(e.into()))?;
-    let text = merged.to_pretty();
+    let text = merged.to_json();
     {
         use std::io::Write as _;
         let mut out = std::io::stdout().lock();

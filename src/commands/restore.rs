@@ -123,10 +123,10 @@ pub async fn run(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
         .await;
     progress.finish();
     rows.sort_by(|a, b| a.key().cmp(&b.key()));
-    let regions: BTreeSet<&str> = backup
+    let regions = backup
         .entries
         .iter()
-        .map(|e| e.entry.region.as_str())
+        .map(|e| e.entry.region.clone())
         .collect();
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
@@ -135,13 +135,13 @@ pub async fn run(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
         finished_at: now().to_string(),
         summary: Summary {
             accounts: (discovered.accounts.len() + discovered.skipped.len()) as u64,
-            regions: regions.len() as u64,
             api_calls: aws.stats.calls(),
             api_retries: aws.stats.retries(),
             ..Summary::default()
         },
         repositories: rows,
         skipped: discovered.skipped.clone(),
+        regions,
         disabled_regions: Vec::new(),
         notices: Vec::new(),
         backup_file: Some(args.backup.display().to_string()),

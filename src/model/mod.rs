@@ -5,7 +5,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 mod check;
 mod shard;
@@ -15,7 +15,9 @@ pub use check::{Check, CheckStatus};
 pub use shard::{Shard, ShardError};
 pub use unused::{Unused, UnusedBucket};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+/// What the run decided for one repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Create,
@@ -61,22 +63,27 @@ impl Outcome {
 }
 
 /// An image the `[safety]` settings protect that a template would expire or archive.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ProtectedImage {
     pub image_digest: String,
     pub image_tags: Vec<String>,
     /// `expire` or `transition`.
     pub action: String,
+    /// rulePriority of the template rule that selects the image.
     pub rule_priority: i64,
     /// Why it is protected: in use, `tag <glob>` or `pulled within N days`.
     pub reason: String,
     /// What runs it (`[safety] in_use`), in any visited account.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub consumers: Vec<Consumer>,
 }
 
 /// Images and bytes a policy would act on in one repository, now.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Impact {
     pub images: u64,
     pub bytes: u64,
@@ -102,7 +109,8 @@ impl Impact {
 }
 
 /// Content findings of `audit`, in a stable order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Finding {
     NoPolicy,
@@ -121,18 +129,29 @@ pub enum Finding {
 }
 
 /// One repository's row of the report: the single result model every view renders.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(test, schemars(transform = written_as_null(&["template", "diff", "error"])))]
 pub struct RepoResult {
+    /// The 12-digit AWS account id.
     pub account_id: String,
     pub region: String,
+    /// Repository name, e.g. team/api.
     pub repository: String,
+    /// The template the configuration assigns (restore: the one named in the backup); null
+    /// when none matches. Excluded repositories keep the template they would otherwise get.
     pub template: Option<String>,
     pub outcome: Outcome,
+    /// True only when this run wrote the repository's policy.
     pub applied: bool,
-    /// Shared between rows with the same change (see [`intern_diff`]).
+    /// Unified diff from the current policy to the template (create, update, blocked); null
+    /// otherwise. Rows with the same change share one text.
     pub diff: Option<Arc<str>>,
+    /// Why the repository could not be planned or written; null when it could.
     pub error: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Content findings (`audit`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
     /// What the target template would do to the images there (with `--images`). Boxed, as
     /// the other rarely set fields: a row of a 100,000-repository run stays small.
@@ -141,7 +160,7 @@ pub struct RepoResult {
     /// What the repository's current policy does to them (audit with `--images`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_impact: Option<Box<Impact>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub protected_images: Vec<ProtectedImage>,
     /// Unused images, not in use (`audit --images`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -178,7 +197,9 @@ impl RepoResult {
 }
 
 /// Something that runs an image: where it is and what it is called.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Consumer {
     pub source: InUseSource,
     pub account_id: String,
@@ -212,15 +233,21 @@ impl fmt::Display for Consumer {
 }
 
 /// An account or account-region that could not be visited.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(test, schemars(transform = written_as_null(&["region"])))]
 pub struct Skipped {
     pub account_id: String,
+    /// null when the whole account was unreachable (e.g. the role could not be assumed).
     pub region: Option<String>,
     pub error: String,
 }
 
 /// Something the run worked around in one account-region, that a reader should know.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Notice {
     pub account_id: String,
     pub region: String,
@@ -228,13 +255,16 @@ pub struct Notice {
 }
 
 /// A region named explicitly that an account has not enabled.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct DisabledRegion {
     pub account_id: String,
     pub region: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum InUseSource {
     /// Task definitions of active ECS services and of running tasks.
@@ -269,5 +299,16 @@ impl InUseSource {
                     "unknown in-use source {name:?}: expected \"ecs\", \"lambda\" or \"inspector\""
                 )
             })
+    }
+}
+
+/// A schema transform: `fields` are `Option`s that every report writes, as null when empty,
+/// so the schema requires them (a reader of the first report shape relies on them).
+#[cfg(test)]
+fn written_as_null(fields: &'static [&'static str]) -> impl Fn(&mut schemars::Schema) {
+    move |schema| {
+        if let Some(required) = schema.get_mut("required").and_then(|r| r.as_array_mut()) {
+            required.extend(fields.iter().map(|f| serde_json::Value::from(*f)));
+        }
     }
 }

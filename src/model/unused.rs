@@ -1,12 +1,14 @@
 //! Unused-image totals (`audit --images`): count, bytes and monthly cost per bucket.
 
 use ecr_lifecycle::Image;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 const BYTES_PER_GB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// Count, bytes and what they cost per month.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct UnusedBucket {
     pub images: u64,
     pub bytes: u64,
@@ -34,7 +36,9 @@ impl UnusedBucket {
 
 /// Unused images of one repository (or, summed, of the fleet). An image can fall in two
 /// buckets (untagged and never pulled); `total` counts each image once.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Unused {
     pub never_pulled: UnusedBucket,
     pub not_pulled: UnusedBucket,

@@ -260,6 +260,7 @@ mod tests {
             summary: Summary::default(),
             repositories: rows,
             skipped,
+            regions: vec!["us-east-1".into()],
             disabled_regions: Vec::new(),
             notices: Vec::new(),
             backup_file: None,

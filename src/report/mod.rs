@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{DisabledRegion, Finding, Impact, Notice, Outcome, RepoResult, Skipped, Unused};
 
@@ -14,6 +14,8 @@ pub mod junit;
 pub mod markdown;
 pub mod merge;
 pub mod preview;
+#[cfg(test)]
+mod schema;
 pub mod table;
 mod text;
 
@@ -22,7 +24,8 @@ pub use text::human_bytes;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// The command a report comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Command {
     Plan,
@@ -56,7 +59,10 @@ pub enum View {
     Junit,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// Repositories per outcome; every outcome is listed, zero or not.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct OutcomeCounts {
     pub create: u64,
     pub update: u64,
@@ -98,47 +104,67 @@ impl OutcomeCounts {
 }
 
 /// Fleet totals of `--images` impact: the per-repository fields, summed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct ImpactSummary {
+    /// Repositories that have an impact.
     pub repositories: u64,
     #[serde(flatten)]
     pub totals: Impact,
+    /// The storage price the estimate used, in USD per GB-month.
     pub price_per_gb_month: f64,
 }
 
 /// Fleet totals of the unused-image findings (`audit --images`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct UnusedSummary {
     /// Repositories whose images were examined.
     pub repositories: u64,
+    /// The window (`[audit] unused_after_days`).
     pub unused_after_days: u32,
     #[serde(flatten)]
     pub totals: Unused,
+    /// The storage price the costs used, in USD per GB-month.
     pub price_per_gb_month: f64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+/// Run totals. The counts are derived from the rest of the report.
 pub struct Summary {
+    /// Accounts in scope, including those that were skipped.
     pub accounts: u64,
+    /// Accounts left out because their Organizations status is not ACTIVE.
     pub inactive_accounts: u64,
+    /// Regions visited: the length of the top-level `regions`.
     pub regions: u64,
     /// Regions named explicitly that an account has not enabled (account-region pairs; listed
     /// in the report's `disabled_regions`).
+    #[serde(default)]
     pub disabled_regions: u64,
+    /// Number of entries in the top-level `repositories`.
     pub repositories: u64,
     pub outcomes: OutcomeCounts,
+    /// Number of entries in the top-level `skipped`.
     pub skipped: u64,
     /// Policies written by this run (`apply`, `restore`).
+    #[serde(default)]
     pub applied: u64,
     /// Repositories with at least one content finding (`audit`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repositories_with_findings: Option<u64>,
     /// Repositories per finding (`audit`).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub findings: BTreeMap<Finding, u64>,
+    /// AWS operations called, keyed service:Operation (e.g. ecr:GetLifecyclePolicy). Retries
+    /// are not counted here. `report merge` sums the shards' calls.
     pub api_calls: BTreeMap<String, u64>,
     /// Attempts beyond the first (throttling and transient errors the SDK retried).
+    #[serde(default)]
     pub api_retries: u64,
+    /// With `--images`: fleet totals of what the templates would do to the images.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub impact: Option<ImpactSummary>,
     /// The same totals for the repositories' current policies (`audit --images`).
@@ -155,24 +181,43 @@ pub struct Summary {
     pub price_per_gb_month: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Report {
+    /// Version of this report shape. Changes that remove or retype a field bump it.
+    #[cfg_attr(test, schemars(range(min = 1, max = 1)))]
     pub schema_version: u32,
+    /// The subcommand that produced the report.
     pub command: Command,
+    /// When the run started: a UTC instant in RFC 3339 form, e.g. 2026-11-22T10:00:00Z.
+    #[cfg_attr(test, schemars(extend("format" = "date-time")))]
     pub started_at: String,
+    /// When the run finished, in the same form.
+    #[cfg_attr(test, schemars(extend("format" = "date-time")))]
     pub finished_at: String,
     pub summary: Summary,
+    /// One entry per repository, sorted by account_id, region, then repository.
     pub repositories: Vec<RepoResult>,
+    /// Accounts or account-regions that could not be visited. Any entry here makes the run
+    /// exit 1.
     pub skipped: Vec<Skipped>,
+    /// The regions the run visited, sorted: with `regions = "enabled"`, every region enabled
+    /// in any visited account. `summary.regions` counts them; `report merge` joins them.
+    #[serde(default)]
+    pub regions: Vec<String>,
     /// Regions named explicitly that an account has not enabled: not visited, not failures.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub disabled_regions: Vec<DisabledRegion>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<Notice>,
-    /// Where `apply` recorded the policies it replaced.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Things the run worked around that a reader should know, per account-region (for
+    /// example tags read one repository at a time because the tagging API was unavailable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_file: Option<String>,
-    /// `--shard K/N` of this run; `report merge` joins the shards' reports.
+    /// The `--shard K/N` of the run (1 <= K <= N). `report merge` joins the reports of the
+    /// shards of one run and leaves it out.
+    #[cfg_attr(test, schemars(regex(pattern = r"^[1-9][0-9]*/[1-9][0-9]*$")))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
 }
@@ -187,6 +232,9 @@ impl Report {
         self.summary.outcomes = counts;
         self.summary.repositories = self.repositories.len() as u64;
         self.summary.skipped = self.skipped.len() as u64;
+        self.regions.sort();
+        self.regions.dedup();
+        self.summary.regions = self.regions.len() as u64;
         self.summary.disabled_regions = self.disabled_regions.len() as u64;
         self.summary.applied = self.repositories.iter().filter(|r| r.applied).count() as u64;
         if self.command == Command::Audit {
@@ -340,6 +388,7 @@ mod tests {
                 region: None,
                 error: "cannot assume role: AccessDenied".into(),
             }],
+            regions: vec!["us-east-1".into()],
             disabled_regions: Vec::new(),
             notices: Vec::new(),
             backup_file: None,
