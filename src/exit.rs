@@ -14,6 +14,20 @@ pub enum ExitStatus {
     Pending = 3,
 }
 
+impl ExitStatus {
+    /// The status a process exit code stands for (`None`: not one of ours).
+    pub fn from_code(code: i32) -> Option<ExitStatus> {
+        [
+            ExitStatus::Success,
+            ExitStatus::Failure,
+            ExitStatus::Invalid,
+            ExitStatus::Pending,
+        ]
+        .into_iter()
+        .find(|s| *s as i32 == code)
+    }
+}
+
 /// Why a command could not run to the end.
 #[derive(Debug)]
 pub enum Fatal {

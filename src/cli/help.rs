@@ -52,6 +52,20 @@ Examples:
   ecr-fleet audit --images --price-per-gb-month 0.10 --report audit.json
   ecr-fleet audit --output junit > audit.xml       # findings and drift as failed test cases";
 
+pub const DEMO_EXAMPLES: &str = "\
+Examples:
+  ecr-fleet demo                                   # plan a simulated organization
+  ecr-fleet demo apply                             # write into it (nothing real is touched)
+  ecr-fleet demo audit --output markdown           # findings and the saving of the template
+  ecr-fleet demo restore                           # an apply, then the restore of its journal
+  ecr-fleet demo apply --accounts 20 --repos 100 --throttle 30   # ride out throttling
+  ecr-fleet demo apply --quotas -v                 # meet per account-region quotas
+
+The organization is generated from --seed and served on 127.0.0.1 for the run only: no AWS
+account, no credentials, no network. Every outcome shows: create, update, unchanged, excluded,
+unmatched, blocked (an image a Lambda function runs), a suspended account left out, and
+repository creation templates.";
+
 pub const DOCTOR_EXAMPLES: &str = "\
 Examples:
   ecr-fleet doctor                                 # ecr-fleet.toml or built-in default

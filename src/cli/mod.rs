@@ -48,6 +48,9 @@ pub enum Command {
     /// The plan plus content findings per repository (read-only); --images adds image impact.
     #[command(after_help = help::AUDIT_EXAMPLES)]
     Audit(RunArgs),
+    /// Run plan, apply, audit or restore against a simulated organization: no AWS account needed.
+    #[command(after_help = help::DEMO_EXAMPLES)]
+    Demo(DemoArgs),
     /// Check, without writing anything, what a run needs: credentials, accounts, roles, permissions.
     #[command(after_help = help::DOCTOR_EXAMPLES)]
     Doctor(DoctorArgs),
@@ -169,6 +172,52 @@ pub struct ApplyArgs {
     /// refuses to run when no config file is found).
     #[arg(long)]
     pub use_builtin_default: bool,
+}
+
+/// What `demo` runs against the simulated organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DemoCommand {
+    Plan,
+    /// Writes into the simulated organization only (no confirmation asked).
+    Apply,
+    /// With --images: content findings, what the template would expire, unused images.
+    Audit,
+    /// An apply, then the restore of its journal.
+    Restore,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// The command to run against the simulated organization.
+    #[arg(value_enum, default_value_t = DemoCommand::Plan)]
+    pub command: DemoCommand,
+    /// Active member accounts (a suspended one is added).
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=500))]
+    pub accounts: u16,
+    /// Regions per account (us-east-1, eu-west-1, then others).
+    #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=8))]
+    pub regions: u16,
+    /// Repositories per account-region.
+    #[arg(long, default_value_t = 20, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=5000))]
+    pub repos: u16,
+    /// Seed of the generated organization (the same seed, the same organization).
+    #[arg(long, default_value_t = 1, value_name = "S")]
+    pub seed: u64,
+    /// Add this latency to every call, in milliseconds.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub latency: Option<u64>,
+    /// Throttle this share of ECR and tagging calls at random (0 to 100).
+    #[arg(long, value_name = "PERCENT")]
+    pub throttle: Option<f64>,
+    /// Enforce per account-region quotas: reads 20/s, puts 5/s, tag pages 5/s.
+    #[arg(long)]
+    pub quotas: bool,
+    /// View printed on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// Also write the JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -13,6 +13,7 @@ use crate::config::{Config, DEFAULT_CONFIG_FILE};
 use crate::exit::{ExitStatus, Fatal};
 use crate::report::{Command as RunCommand, Report, View};
 
+mod demo;
 mod docs;
 mod doctor;
 mod fleet;
@@ -29,6 +30,7 @@ pub async fn run(cli: Cli) -> Result<ExitStatus, Fatal> {
         Command::Plan(args) => fleet::run(RunCommand::Plan, args, None, g).await,
         Command::Audit(args) => fleet::run(RunCommand::Audit, args, None, g).await,
         Command::Apply(args) => fleet::run(RunCommand::Apply, &args.run, Some(args), g).await,
+        Command::Demo(args) => demo::run(args, g).await,
         Command::Doctor(args) => doctor::run(args).await,
         Command::Validate(args) => validate::run(args),
         Command::Preview(args) => preview::run(args),

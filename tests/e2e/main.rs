@@ -6,6 +6,7 @@ mod support;
 mod bench;
 mod cli_docs;
 mod creation_templates;
+mod demo;
 mod doctor;
 mod first_failures;
 mod fleet;
