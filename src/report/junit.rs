@@ -11,7 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
 use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
@@ -46,39 +45,6 @@ pub fn render(report: &Report) -> String {
         text.push('\n');
     }
     text
-}
-
-/// Write the JUnit view of `report` to `path`. Returns false (after saying why on stderr) when
-/// it cannot be written: the run's result is still on stdout, and the caller exits 1.
-pub fn write_file(report: &Report, path: Option<&Path>) -> bool {
-    let Some(path) = path else {
-        return true;
-    };
-    match std::fs::write(path, render(report)) {
-        Ok(()) => true,
-        Err(e) => {
-            eprintln!("error: {}: cannot write JUnit report: {e}", path.display());
-            false
-        }
-    }
-}
-
-/// `--junit FILE`'s directory must exist: checked before any AWS call.
-pub fn check_path(path: Option<&Path>) -> anyhow::Result<()> {
-    if let Some(path) = path {
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if !dir.is_dir() {
-            anyhow::bail!(
-                "--junit: {}: directory {} does not exist",
-                path.display(),
-                dir.display()
-            );
-        }
-    }
-    Ok(())
 }
 
 fn elapsed(report: &Report) -> Option<Duration> {

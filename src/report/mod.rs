@@ -1,6 +1,6 @@
 //! The run report (schema_version 1): the one result model every view renders, and the
 //! tally that computes its summary from the rows. The views are the submodules: table,
-//! Markdown, JUnit; JSON is the report serialized. Views only render; every number comes
+//! Markdown, JUnit, HTML; JSON is the report serialized. Views only render; every number comes
 //! from the report.
 
 use std::collections::BTreeMap;
@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::model::{DisabledRegion, Finding, Impact, Notice, Outcome, RepoResult, Skipped, Unused};
 
+pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod merge;
@@ -53,6 +54,7 @@ pub enum View {
     Json,
     Markdown,
     Junit,
+    Html,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -256,6 +258,7 @@ impl Report {
             View::Json => self.to_json(),
             View::Markdown => markdown::render(self),
             View::Junit => junit::render(self),
+            View::Html => html::render(self),
         }
     }
 
