@@ -55,12 +55,14 @@ body{margin:0;background:#f4f6f9;color:#1f2733;font:14px/1.45 system-ui,-apple-s
 main{max-width:1120px;margin:0 auto;padding:24px 28px 40px}
 h1{font-size:22px;margin:0 0 2px}
 h2{font-size:16px;margin:0 0 12px}
+h3{font-size:14px;margin:16px 0 8px}
+svg{max-width:100%;height:auto;display:block}
 .meta{color:#5c6773;margin:0 0 16px}
 section{background:#fff;border:1px solid #dde2e8;border-radius:8px;padding:18px 20px;margin:0 0 16px}
 .verdict{padding:10px 14px;border-radius:6px;margin:0 0 16px;font-weight:600}
 .ok{background:#e6f4ea;color:#1e6b3a}.warn{background:#fff4e0;color:#8a5400}.bad{background:#fde8e8;color:#9b1c1c}
-dl.cards{display:flex;flex-wrap:wrap;gap:10px;margin:0 0 14px}
-dl.cards div{flex:1 1 120px;background:#f7f9fb;border:1px solid #e3e7ec;border-radius:6px;padding:8px 12px}
+dl.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(140px,1fr));gap:10px;margin:0 0 14px}
+dl.cards div{background:#f7f9fb;border:1px solid #e3e7ec;border-radius:6px;padding:8px 12px}
 dt{color:#5c6773;font-size:12px}dd{margin:0;font-size:20px;font-weight:600}
 table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #e8ebef;vertical-align:top}
@@ -74,7 +76,8 @@ pre{background:#f7f9fb;border:1px solid #e3e7ec;border-radius:4px;padding:8px;ov
 .sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:5px}
 .legend{display:flex;flex-wrap:wrap;gap:14px;margin:0 0 8px;font-size:12px;color:#3d4653}
 .note{color:#5c6773;font-size:12px;margin:8px 0 0}
-.wrap{word-break:break-all}
+.wrap{overflow-wrap:anywhere}
+td.id{white-space:nowrap}
 svg text{font:12px system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;fill:#1f2733}
 summary{cursor:pointer;color:#2f6fde}
 ";
@@ -130,43 +133,46 @@ fn needs_attention(r: &RepoResult) -> bool {
 
 fn verdict(out: &mut String, report: &Report) {
     let s = &report.summary;
-    let (class, text) = if report.has_failures() {
-        (
-            "bad",
-            format!(
-                "Failures: {} repositories with an error, {} skipped target(s).",
-                s.outcomes.error, s.skipped
-            ),
-        )
-    } else if report.has_pending() {
-        let verb = if report.command.is_read_only() {
-            "differ from their template"
+    let mut parts = Vec::new();
+    if s.outcomes.error > 0 {
+        parts.push(format!("{} repositories with an error", s.outcomes.error));
+    }
+    if s.skipped > 0 {
+        parts.push(format!("{} skipped target(s)", s.skipped));
+    }
+    let pending = s.outcomes.create + s.outcomes.update;
+    if report.has_pending() && pending > 0 {
+        parts.push(if report.command.is_read_only() {
+            format!("{pending} repositories differ from their template")
         } else {
-            "are not written yet"
-        };
-        (
-            "warn",
-            format!(
-                "{} repositories {verb}; {} blocked by the safety settings.",
-                s.outcomes.create + s.outcomes.update,
-                s.outcomes.blocked
-            ),
-        )
-    } else if report.has_findings() {
-        (
-            "warn",
-            format!(
-                "Findings in {} repositories.",
-                s.repositories_with_findings.unwrap_or(0)
-            ),
-        )
+            format!("{pending} repositories not written")
+        });
+    }
+    if s.outcomes.blocked > 0 {
+        parts.push(format!(
+            "{} blocked by the safety settings",
+            s.outcomes.blocked
+        ));
+    }
+    if report.has_findings() {
+        parts.push(format!(
+            "findings in {} repositories",
+            s.repositories_with_findings.unwrap_or(0)
+        ));
+    }
+    let class = if report.has_failures() {
+        "bad"
+    } else if parts.is_empty() {
+        parts.push("Every repository is as its template says".to_string());
+        "ok"
     } else {
-        (
-            "ok",
-            "Every repository is as its template says.".to_string(),
-        )
+        "warn"
     };
-    let _ = writeln!(out, "<p class=\"verdict {class}\">{text}</p>");
+    let _ = writeln!(
+        out,
+        "<p class=\"verdict {class}\">{}.</p>",
+        parts.join(" &middot; ")
+    );
 }
 
 fn card(out: &mut String, id: &str, label: &str, value: impl fmt::Display) {
@@ -257,9 +263,11 @@ struct Chart<'a> {
 
 impl Chart<'_> {
     fn render(&self, out: &mut String) {
-        const LABEL: f64 = 150.0;
-        const BAR: f64 = 540.0;
-        const WIDTH: f64 = 800.0;
+        const WIDTH: f64 = 820.0;
+        // Wide enough for the longest label at 12px, within reason.
+        let longest = self.rows.iter().map(|(l, _)| l.chars().count()).max();
+        let label_w = (longest.unwrap_or(0) as f64 * 7.0 + 14.0).clamp(100.0, 260.0);
+        let bar = WIDTH - label_w - 100.0;
         let bars = if self.stacked { 1 } else { self.series.len() };
         let row_h = 10.0 + 14.0 * bars as f64;
         let extent = |v: &[f64]| -> f64 {
@@ -270,7 +278,7 @@ impl Chart<'_> {
             }
         };
         let max = self.rows.iter().map(|(_, v)| extent(v)).fold(0.0, f64::max);
-        let scale = if max > 0.0 { BAR / max } else { 0.0 };
+        let scale = if max > 0.0 { bar / max } else { 0.0 };
         let height = row_h * self.rows.len() as f64 + 4.0;
         out.push_str("<div class=\"legend\">");
         for (name, colour) in self.series.iter().filter(|_| self.series.len() > 1) {
@@ -281,7 +289,7 @@ impl Chart<'_> {
         }
         let _ = write!(
             out,
-            "</div><svg viewBox=\"0 0 {WIDTH} {height}\" width=\"100%\" role=\"img\" \
+            "</div><svg viewBox=\"0 0 {WIDTH} {height}\" width=\"{WIDTH}\" height=\"{height}\" role=\"img\" \
              xmlns=\"http://www.w3.org/2000/svg\"><title>{}</title>",
             self.title
         );
@@ -290,11 +298,11 @@ impl Chart<'_> {
             let _ = write!(
                 out,
                 "<text x=\"{:.0}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-                LABEL - 8.0,
+                label_w - 8.0,
                 top + row_h / 2.0 - 1.0,
                 Esc(label)
             );
-            let mut x = LABEL;
+            let mut x = label_w;
             for (k, (v, (name, colour))) in values.iter().zip(self.series).enumerate() {
                 let y = if self.stacked {
                     top
@@ -302,7 +310,7 @@ impl Chart<'_> {
                     top + 14.0 * k as f64
                 };
                 if !self.stacked {
-                    x = LABEL;
+                    x = label_w;
                 }
                 let w = v * scale;
                 if *v > 0.0 {
@@ -470,7 +478,7 @@ fn savings(out: &mut String, report: &Report) {
         };
         let mut note = String::new();
         cap_rows(&mut chart, &mut note, "with smaller savings");
-        out.push_str("<h2>Per account</h2>");
+        out.push_str("<h3>Per account</h3>");
         chart.render(out);
         out.push_str(&note);
     }
@@ -484,7 +492,7 @@ fn savings(out: &mut String, report: &Report) {
             })
             .collect();
         out.push_str(
-            "<h2>Per finding</h2><p class=\"note\">For the unused findings, what those images \
+            "<h3>Per finding</h3><p class=\"note\">For the unused findings, what those images \
              cost; for the others, what the templates would save in the repositories with that \
              finding. In brackets: repositories.</p>",
         );
@@ -540,7 +548,7 @@ fn attention(out: &mut String, report: &Report) {
     rows.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.key().cmp(&b.key())));
     let _ = write!(
         out,
-        "<section><h2>Repositories that need attention <span id=\"attention\">{}</span></h2>",
+        "<section><h2>Repositories that need attention (<span id=\"attention\">{}</span>)</h2>",
         rows.len()
     );
     if rows.is_empty() {
@@ -554,7 +562,7 @@ fn attention(out: &mut String, report: &Report) {
     for r in rows.iter().take(MAX_ROWS) {
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td class=\"wrap\"><code>{}</code></td><td>{}</td>\
+            "<tr><td class=\"id\">{}</td><td class=\"id\">{}</td><td class=\"wrap\"><code>{}</code></td><td>{}</td>\
              <td><span class=\"badge\" style=\"background:{}\">{}</span></td><td class=\"wrap\">{}",
             Esc(&r.account_id),
             Esc(&r.region),
@@ -875,5 +883,102 @@ mod tests {
         );
         assert!(html.contains("260 more account(s)"), "{html}");
         assert!(html.contains("<p class=\"verdict ok\">") || html.contains("verdict bad"));
+    }
+
+    /// A demo-sized fleet (12 accounts, 2 regions) for scripts/screenshot-report.sh.
+    fn demo(command: Command) -> Report {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let teams = ["payments", "search", "checkout", "ml", "platform", "web"];
+        let mut rows = Vec::new();
+        for a in 0..12u64 {
+            let account = format!("{}", 210_987_654_300 + a * 1_111);
+            for region in ["eu-west-1", "us-east-1"] {
+                for i in 0..rng.usize(6..40) {
+                    let name = format!("{}/service-{i}", teams[rng.usize(..teams.len())]);
+                    let outcome = match rng.u8(..100) {
+                        0..40 => Outcome::Unchanged,
+                        40..55 => Outcome::Create,
+                        55..68 => Outcome::Update,
+                        68..78 => Outcome::Excluded,
+                        78..90 => Outcome::Unmatched,
+                        90..95 => Outcome::Blocked,
+                        95..98 => Outcome::Error,
+                        _ => Outcome::Gone,
+                    };
+                    let mut r = RepoResult::new(&account, region, &name, Some("standard".into()));
+                    r.outcome = outcome;
+                    if matches!(
+                        outcome,
+                        Outcome::Create | Outcome::Update | Outcome::Blocked
+                    ) {
+                        r.diff = Some(
+                            "   {\n     \"rules\": [\n-      {\"rulePriority\": 1, \"countNumber\": 30}\n+      {\"rulePriority\": 1, \"countNumber\": 14},\n+      {\"rulePriority\": 2, \"tagStatus\": \"untagged\"}\n     ]\n   }\n"
+                                .into(),
+                        );
+                    }
+                    if outcome == Outcome::Error {
+                        r.error = Some(
+                            "ecr:GetLifecyclePolicy: ThrottlingException: Rate exceeded".into(),
+                        );
+                    }
+                    if command == Command::Audit {
+                        let gib = rng.u64(0..(4 << 30)) * (a % 4 + 1);
+                        let kinds = [
+                            Finding::NoPolicy,
+                            Finding::NoUntaggedExpiry,
+                            Finding::DriftFromTemplate,
+                        ];
+                        if rng.bool() {
+                            r.findings.push(kinds[rng.usize(..3)]);
+                        }
+                        r.impact = Some(Box::new(Impact {
+                            monthly_saving_usd: ((gib >> 20) as f64 / 1024.0 * 0.1 * 100.0).round()
+                                / 100.0,
+                            expiring_bytes: gib,
+                            ..Impact::default()
+                        }));
+                        let b = UnusedBucket {
+                            images: rng.u64(0..30),
+                            bytes: gib / 2,
+                            monthly_cost_usd: 0.0,
+                        };
+                        let mut u = Unused {
+                            never_pulled: b.clone(),
+                            total: b,
+                            ..Unused::default()
+                        };
+                        u.price(0.1);
+                        if !u.is_empty() {
+                            r.findings.push(Finding::UnusedNeverPulled);
+                        }
+                        r.unused = Some(Box::new(u));
+                    }
+                    rows.push(r);
+                }
+            }
+        }
+        rows.push({
+            let mut r = row("210987654300", HOSTILE, Outcome::Error);
+            r.error = Some(format!(
+                "ecr:ListTagsForResource: AccessDenied for {HOSTILE}"
+            ));
+            r
+        });
+        let mut r = report(command, rows);
+        r.summary.accounts = 13;
+        r.summary.regions = 2;
+        r.tally();
+        r
+    }
+
+    /// Writes plan.html and audit.html of the demo fleet into $ECR_FLEET_HTML_DEMO_DIR.
+    #[test]
+    #[ignore = "a helper of scripts/screenshot-report.sh"]
+    fn write_demo_pages() {
+        let dir = std::env::var("ECR_FLEET_HTML_DEMO_DIR").expect("ECR_FLEET_HTML_DEMO_DIR");
+        for command in [Command::Plan, Command::Audit] {
+            let path = std::path::Path::new(&dir).join(format!("{}.html", command.as_str()));
+            std::fs::write(path, render(&demo(command))).unwrap();
+        }
     }
 }
