@@ -7,6 +7,7 @@ mod bench;
 mod cli_docs;
 mod fleet;
 mod harness;
+mod html;
 mod inuse;
 mod junit;
 mod offline;
