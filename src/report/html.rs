@@ -106,18 +106,18 @@ pub fn render(report: &Report) -> String {
     outcomes_chart(&mut out, report);
     savings(&mut out, report);
     attention(&mut out, report);
-    // Creation templates (release 0.3) get a table like `attention` here once the report
-    // carries them.
+    // Extension point, creation templates (release 0.3): once the report carries
+    // `creation_templates`, their section goes here, shaped like `summary` and `attention`:
+    // the counts per outcome (ids `template-<outcome>`), the rows other than `unchanged`
+    // (errors first, `unmanaged` last), and the account-regions no template covers.
     other_records(&mut out, report);
     out.push_str("</main></body></html>\n");
     out
 }
 
 fn duration(report: &Report) -> Option<String> {
-    let start = report.started_at.parse::<jiff::Timestamp>().ok()?;
-    let end = report.finished_at.parse::<jiff::Timestamp>().ok()?;
-    let s = end.duration_since(start).as_secs();
-    (s >= 0).then(|| match s {
+    let s = report.elapsed()?.as_secs();
+    Some(match s {
         0..60 => format!("{s} s"),
         _ => format!("{} min {} s", s / 60, s % 60),
     })

@@ -11,7 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
 
@@ -21,7 +20,7 @@ use crate::model::{Finding, Outcome, RepoResult, Skipped};
 /// The JUnit XML document of `report`.
 pub fn render(report: &Report) -> String {
     let mut junit = quick_junit::Report::new(format!("ecr-fleet {}", report.command.as_str()));
-    if let Some(time) = elapsed(report) {
+    if let Some(time) = report.elapsed() {
         junit.set_time(time);
     }
     let mut suites: BTreeMap<(&str, Option<&str>), TestSuite> = BTreeMap::new();
@@ -45,13 +44,6 @@ pub fn render(report: &Report) -> String {
         text.push('\n');
     }
     text
-}
-
-fn elapsed(report: &Report) -> Option<Duration> {
-    let start = report.started_at.parse::<jiff::Timestamp>().ok()?;
-    let end = report.finished_at.parse::<jiff::Timestamp>().ok()?;
-    let seconds = end.duration_since(start).as_secs_f64();
-    (seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
 }
 
 fn suite_name(account: &str, region: Option<&str>) -> String {

@@ -251,6 +251,14 @@ impl Report {
             .any(|f| *f != Finding::Exempt)
     }
 
+    /// From `started_at` to `finished_at`, when both are times in order.
+    pub fn elapsed(&self) -> Option<std::time::Duration> {
+        let start = self.started_at.parse::<jiff::Timestamp>().ok()?;
+        let end = self.finished_at.parse::<jiff::Timestamp>().ok()?;
+        let seconds = end.duration_since(start).as_secs_f64();
+        (seconds >= 0.0).then(|| std::time::Duration::from_secs_f64(seconds))
+    }
+
     /// The chosen view of this report.
     pub fn render(&self, view: View, show_all: bool) -> String {
         match view {

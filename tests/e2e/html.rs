@@ -1,6 +1,7 @@
-//! `--output html` and `--html FILE` against moto: the page states the numbers of the JSON
-//! report of the same run, carries nothing from elsewhere, and an unusable file is refused
-//! before any AWS call (or, when it cannot be written after the run, makes the exit 1).
+//! The HTML view against moto: the page states the numbers of the JSON report of the same run
+//! and carries nothing from elsewhere (`--html FILE` of plan, apply, audit and restore is
+//! checked beside JUnit in `junit`); a `--junit` or `--html` file in a missing directory is
+//! refused before any AWS call, one that cannot be written makes exit 1.
 
 use std::path::Path;
 
@@ -23,7 +24,7 @@ fn stated<'a>(html: &'a str, id: &str) -> &'a str {
 }
 
 /// Every count the page states is the JSON report's.
-fn assert_states_the_report(html: &str, report: &Value) {
+pub fn assert_states_the_report(html: &str, report: &Value) {
     assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
     for banned in ["<script", "<link", "<img", "src=", "href=", "url("] {
         assert!(!html.contains(banned), "{banned}");
@@ -68,133 +69,77 @@ fn assert_states_the_report(html: &str, report: &Value) {
     assert_eq!(stated(html, "attention"), attention.to_string());
 }
 
-fn read(path: &Path) -> String {
+pub fn read_html(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap()
 }
 
-#[tokio::test]
-async fn html_of_plan_apply_audit_and_restore_states_the_reports_counts() {
+/// Two member accounts of 10 repositories in one region behind a fault proxy, a workspace
+/// for them, and `--accounts` naming both and a mistyped id (a skipped target).
+pub async fn two_accounts_and_a_mistyped_one(
+) -> (Moto, FaultProxy, tempfile::TempDir, Vec<String>, String) {
     let moto = Moto::start();
-    let spec = FleetSpec::new(2, &FLEET_REGIONS[..1], 10);
-    let fleet = aws::seed_fleet(&moto.url(), &spec).await;
+    let fleet = aws::seed_fleet(&moto.url(), &FleetSpec::new(2, &FLEET_REGIONS[..1], 10)).await;
     let proxy = FaultProxy::start(&moto.url(), FaultRules::default());
     let dir = tempfile::tempdir().unwrap();
     write_fleet_workspace(dir.path(), &FLEET_REGIONS[..1]);
-    // A mistyped account id: a skipped target, listed with its error.
     let accounts = format!("{},{},999999999999", fleet.members[0], fleet.members[1]);
+    (moto, proxy, dir, fleet.members, accounts)
+}
 
+#[tokio::test]
+async fn output_html_lists_accounts_and_skipped_targets() {
+    let (_moto, proxy, dir, members, accounts) = two_accounts_and_a_mistyped_one().await;
     let plan = ecr_fleet(
         &[
             "plan",
             "--output",
-            "json",
-            "--html",
-            "plan.html",
+            "html",
+            "--report",
+            "plan.json",
             "--accounts",
             &accounts,
-            "--no-progress",
         ],
         &proxy.url(),
         dir.path(),
     );
     plan.assert_code(1);
-    let report = plan.json();
-    let html = read(&dir.path().join("plan.html"));
-    assert_states_the_report(&html, &report);
-    assert_eq!(stated(&html, "outcome-create"), "6");
-    assert_eq!(stated(&html, "skipped"), "1");
+    let html = &plan.stdout;
+    let report: Value = serde_json::from_str(&read_html(&dir.path().join("plan.json"))).unwrap();
+    assert_states_the_report(html, &report);
+    assert_eq!(stated(html, "outcome-create"), "6");
     assert!(
-        html.contains("999999999999"),
-        "the skipped account is listed"
+        html.contains("<td>999999999999</td><td>all regions</td>"),
+        "{html}"
     );
-    assert!(html.contains("not part of this run"), "with its error");
-    // Each account has a bar; each segment says what it counts.
-    for account in &fleet.members {
+    assert!(
+        html.contains("not part of this run"),
+        "the skipped target's error"
+    );
+    for account in &members {
         assert!(
             html.contains(&format!("<title>{account}: 3 create</title>")),
             "{html}"
         );
     }
-
-    // apply: the page on stdout, the JSON report beside it.
-    let apply = ecr_fleet(
-        &[
-            "apply",
-            "--yes",
-            "--output",
-            "html",
-            "--report",
-            "apply.json",
-            "--no-progress",
-        ],
-        &proxy.url(),
-        dir.path(),
-    );
-    apply.assert_code(0);
-    let report: Value = serde_json::from_str(&read(&dir.path().join("apply.json"))).unwrap();
-    assert_states_the_report(&apply.stdout, &report);
-    assert_eq!(stated(&apply.stdout, "applied"), "10");
-    let backup = report["backup_file"].as_str().unwrap().to_string();
-    assert!(apply.stdout.contains(&backup), "the page names the journal");
-
-    let audit = ecr_fleet(
-        &[
-            "audit",
-            "--images",
-            "--output",
-            "json",
-            "--html",
-            "audit.html",
-            "--no-progress",
-        ],
-        &proxy.url(),
-        dir.path(),
-    );
-    let report = audit.json();
-    let html = read(&dir.path().join("audit.html"));
-    assert_states_the_report(&html, &report);
-    assert!(html.contains("<h2>Monthly savings</h2>"), "{html}");
-
-    let restore = ecr_fleet(
-        &[
-            "restore",
-            "--backup",
-            &backup,
-            "--yes",
-            "--output",
-            "json",
-            "--html",
-            "restore.html",
-            "--no-progress",
-        ],
-        &proxy.url(),
-        dir.path(),
-    );
-    restore.assert_code(0);
-    let html = read(&dir.path().join("restore.html"));
-    assert_states_the_report(&html, &restore.json());
-    assert!(html.contains("<h1>ecr-fleet restore</h1>"), "{html}");
 }
 
 #[test]
-fn html_file_in_a_missing_directory_is_refused_and_an_unwritable_one_exits_1() {
+fn view_files_in_a_missing_directory_are_refused_and_an_unwritable_one_exits_1() {
     let moto = Moto::start();
     let proxy = FaultProxy::start(&moto.url(), FaultRules::default());
     let dir = tempfile::tempdir().unwrap();
     write_fleet_workspace(dir.path(), &FLEET_REGIONS[..1]);
-    let out = ecr_fleet(
-        &["plan", "--html", "no/such/dir/plan.html", "--no-progress"],
-        &proxy.url(),
-        dir.path(),
-    );
-    out.assert_code(2);
-    assert!(
-        out.stderr
-            .contains("--html: no/such/dir/plan.html: directory no/such/dir does not exist"),
-        "{}",
-        out.stderr
-    );
-    assert_eq!(proxy.total(), 0, "{:?}", proxy.counts());
+    for flag in ["--junit", "--html"] {
+        let out = ecr_fleet(
+            &["plan", flag, "no/such/dir/plan.out", "--no-progress"],
+            &proxy.url(),
+            dir.path(),
+        );
+        out.assert_code(2);
+        let says = format!("{flag}: no/such/dir/plan.out: directory no/such/dir does not exist");
+        assert!(out.stderr.contains(&says), "{}", out.stderr);
+        assert_eq!(proxy.total(), 0, "{:?}", proxy.counts());
+    }
 
     // A directory where the file should go: the run finishes, the file cannot be written.
     std::fs::create_dir(dir.path().join("taken")).unwrap();
