@@ -195,19 +195,12 @@ def test_dockerfile_is_on_amazon_linux_2023():
 
 def test_no_made_up_urls():
     # The project has no public repository or release page; no file may point at one.
-    files = [ROOT / "README.md", ROOT / "Cargo.toml"]
+    files = [ROOT / "README.md", ROOT / "Cargo.toml"] + list((ROOT / "crates").glob("*/Cargo.toml"))
     for d in ("deploy", "docs"):
         files += [p for p in (ROOT / d).rglob("*") if p.is_file()]
     bad = [f"{p.relative_to(ROOT)}: {line.strip()}" for p in files
            for line in p.read_text(errors="ignore").splitlines()
            if re.search(r"github\.com/ecr-fleet|releases/download", line)]
-    # One known exception: crates/lifecycle inherits [workspace.package] repository, and that
-    # crate is outside deploy's reach. It expires by itself: once the crate stops inheriting
-    # the key, the line must go too.
-    inherited = "repository.workspace = true" in (ROOT / "crates" / "lifecycle" / "Cargo.toml").read_text()
-    exception = 'Cargo.toml: repository = "https://github.com/ecr-fleet/ecr-fleet"'
-    if inherited and exception in bad:
-        bad.remove(exception)
     check(not bad, "made-up URLs:\n" + "\n".join(bad))
     package = re.search(r"^\[package\]\n(.*?)(?=^\[)", (ROOT / "Cargo.toml").read_text(), re.S | re.M).group(1)
     check(not re.search(r"^repository", package, re.M), "the ecr-fleet package declares no repository")

@@ -7,6 +7,7 @@ pub const MAIN_EXAMPLES: &str =
   ecr-fleet plan --output markdown --report plan.json
   ecr-fleet apply --yes --report apply.json --junit apply.xml
   ecr-fleet audit --images --output junit > audit.xml
+  ecr-fleet audit --images --report audit.json --html audit.html
   ecr-fleet restore --backup ecr-fleet-journal-20261122T100009Z.jsonl --yes
   ecr-fleet plan --shard 2/3 --report plan-2.json  # one of three parallel runs
   ecr-fleet report merge plan-1.json plan-2.json plan-3.json > plan.json
@@ -37,12 +38,14 @@ Examples:
   ecr-fleet plan --config fleet.toml --output markdown --report plan.json
   ecr-fleet plan --accounts 111111111111 --regions eu-west-1 --repositories 'team-a/*'
   ecr-fleet plan --output junit > plan.xml         # drift as failed test cases
+  ecr-fleet plan --output html > plan.html         # one page, charts included
   ecr-fleet plan --shard 1/3 --report plan-1.json  # shard 1 of 3; see `report merge`";
 
 pub const APPLY_EXAMPLES: &str = "\
 Examples:
   ecr-fleet apply                                  # shows the plan, asks before writing
   ecr-fleet apply --yes --config fleet.toml --report apply.json --junit apply.xml
+  ecr-fleet apply --yes --output json --html apply.html
   ecr-fleet apply --yes --backup before.json --accounts 111111111111
   ecr-fleet apply --yes --use-builtin-default      # no config file, on purpose";
 
@@ -50,7 +53,8 @@ pub const AUDIT_EXAMPLES: &str = "\
 Examples:
   ecr-fleet audit --output markdown > audit.md
   ecr-fleet audit --images --price-per-gb-month 0.10 --report audit.json
-  ecr-fleet audit --output junit > audit.xml       # findings and drift as failed test cases";
+  ecr-fleet audit --output junit > audit.xml       # findings and drift as failed test cases
+  ecr-fleet audit --images --html audit.html       # savings per account and finding";
 
 pub const DEMO_EXAMPLES: &str = "\
 Examples:
@@ -84,7 +88,8 @@ names account, region, action and the fix), 2 for a bad config or usage.";
 pub const RESTORE_EXAMPLES: &str = "\
 Examples:
   ecr-fleet restore --backup ecr-fleet-journal-20261122T100009Z.jsonl
-  ecr-fleet restore --backup ecr-fleet-journal-20261122T100009Z.jsonl --yes --report restore.json";
+  ecr-fleet restore --backup ecr-fleet-journal-20261122T100009Z.jsonl --yes --report restore.json
+  ecr-fleet restore --backup ecr-fleet-journal-20261122T100009Z.jsonl --yes --html restore.html";
 
 pub const MERGE_EXAMPLES: &str = "\
 Examples:

@@ -114,6 +114,8 @@ pub enum OutputFormat {
     Markdown,
     /// JUnit XML, for CI test report tools (CodeBuild report groups and the like).
     Junit,
+    /// One self-contained HTML page (inline CSS and SVG charts), to open offline or from S3.
+    Html,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -130,6 +132,9 @@ pub struct RunArgs {
     /// Also write the JUnit XML view to FILE (whatever --output is).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Also write the HTML view to FILE (whatever --output is).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Only the accounts of shard K of N: those whose id, as a number, is K-1 modulo N.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<crate::model::Shard>,
@@ -218,6 +223,9 @@ pub struct DemoArgs {
     /// Also write the JSON report to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Also write the HTML report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -290,4 +298,7 @@ pub struct RestoreArgs {
     /// Also write the JUnit XML view to FILE (whatever --output is).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Also write the HTML view to FILE (whatever --output is).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }

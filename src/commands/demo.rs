@@ -124,11 +124,14 @@ fn run_blocking(
     if no_progress {
         common.push("--no-progress".into());
     }
-    let output = output_name(args.output).to_string();
-    let report: Vec<String> = match &args.report {
-        Some(path) => vec!["--report".into(), path.display().to_string()],
-        None => Vec::new(),
-    };
+    let output = output_name(args.output);
+    let mut report: Vec<String> = Vec::new();
+    if let Some(path) = &args.report {
+        report.extend(["--report".into(), path.display().to_string()]);
+    }
+    if let Some(path) = &args.html {
+        report.extend(["--html".into(), path.display().to_string()]);
+    }
     let journal = dir.path().join("journal.jsonl").display().to_string();
     let apply_flags = ["--yes".to_string(), "--backup".into(), journal.clone()];
     let restore_flags = ["--yes".to_string(), "--backup".into(), journal];
@@ -166,13 +169,10 @@ fn step(command: &str, extra: &[String], output: &str, report: &[String]) -> Vec
     out
 }
 
-fn output_name(f: OutputFormat) -> &'static str {
-    match f {
-        OutputFormat::Table => "table",
-        OutputFormat::Json => "json",
-        OutputFormat::Markdown => "markdown",
-        OutputFormat::Junit => "junit",
-    }
+/// The flag value of a view, as clap spells it.
+fn output_name(f: OutputFormat) -> String {
+    clap::ValueEnum::to_possible_value(&f)
+        .map_or_else(|| "table".to_string(), |v| v.get_name().to_string())
 }
 
 /// Runs this binary with `args` against the simulated organization at `url`.

@@ -172,6 +172,7 @@ mod tests {
                 "shard",
                 "use-builtin-default",
                 "junit",
+                "html",
             ] {
                 assert!(text.contains(word), "{shell} lacks {word}");
             }

@@ -10,6 +10,7 @@ use jiff::Timestamp;
 
 use super::{
     check_output_paths, confirm, emit, input, load_config, now, watch_signals, AbortOnDrop,
+    OutputFiles,
 };
 use crate::aws::{Aws, RunLimits, Stop, Target};
 use crate::cli::{ApplyArgs, GlobalArgs, RunArgs};
@@ -138,10 +139,9 @@ pub async fn run(
     }
     let yes = apply_args.is_some_and(|a| a.yes);
     check_output_paths(
-        args.report.as_deref(),
+        output_files(args),
         apply_args.and_then(|a| a.backup.as_deref()),
     )?;
-    crate::report::junit::check_path(args.junit.as_deref()).map_err(Fatal::Input)?;
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if command == Command::Apply && !yes && !interactive {
         return Err(input(anyhow!(
@@ -322,13 +322,7 @@ pub async fn run(
     report.summary.api_calls = aws.stats.calls();
     report.summary.api_retries = aws.stats.retries();
     report.tally();
-    let reported = emit(
-        &report,
-        args.output.into(),
-        args.all,
-        args.report.as_deref(),
-    );
-    let reported = crate::report::junit::write_file(&report, args.junit.as_deref()) && reported;
+    let reported = emit(&report, args.output.into(), args.all, output_files(args));
 
     Ok(match command {
         _ if report.has_failures() || !reported || stop.is_set() => ExitStatus::Failure,
@@ -338,6 +332,14 @@ pub async fn run(
         Command::Plan if report.has_pending() => ExitStatus::Pending,
         _ => ExitStatus::Success,
     })
+}
+
+fn output_files(args: &RunArgs) -> OutputFiles<'_> {
+    OutputFiles {
+        report: args.report.as_deref(),
+        junit: args.junit.as_deref(),
+        html: args.html.as_deref(),
+    }
 }
 
 /// Interactive apply: show the plan, ask, then write (re-reading tags and policy first).

@@ -1,12 +1,16 @@
 //! `report merge FILE...`: join the JSON reports of a sharded run.
 
-use super::check_output_paths;
+use super::{check_output_paths, OutputFiles};
 use crate::cli::MergeArgs;
 use crate::exit::{ExitStatus, Fatal};
 use crate::report::merge::merge_files;
 
 pub fn run(args: &MergeArgs) -> Result<ExitStatus, Fatal> {
-    check_output_paths(args.report.as_deref(), None)?;
+    let files = OutputFiles {
+        report: args.report.as_deref(),
+        ..OutputFiles::default()
+    };
+    check_output_paths(files, None)?;
     let merged = merge_files(&args.files).map_err(|e| Fatal::Input(e.into()))?;
     let text = merged.to_json();
     {

@@ -1,7 +1,7 @@
 //! The commands, one file each: they resolve the command line and the config into what the
 //! layers below take, run them, and print the report. `run` dispatches a parsed command line.
 
-use std::io::{BufRead, Write as _};
+use std::io::{BufRead, BufWriter, Write as _};
 use std::path::Path;
 
 use anyhow::anyhow;
@@ -53,6 +53,7 @@ impl From<OutputFormat> for View {
             OutputFormat::Json => View::Json,
             OutputFormat::Markdown => View::Markdown,
             OutputFormat::Junit => View::Junit,
+            OutputFormat::Html => View::Html,
         }
     }
 }
@@ -94,14 +95,30 @@ pub(crate) fn confirm(prompt: &str) -> bool {
     std::io::stdin().lock().read_line(&mut line).is_ok() && line.trim() == "yes"
 }
 
-/// Print the view, then write `--report`. Returns false when the report file could not be
-/// written: the run's result is still on stdout, and the caller exits 1.
-pub(crate) fn emit(
-    report: &Report,
-    output: View,
-    show_all: bool,
-    report_file: Option<&Path>,
-) -> bool {
+/// The files a run writes beside the view on stdout: `--report` (JSON), `--junit`, `--html`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct OutputFiles<'a> {
+    pub report: Option<&'a Path>,
+    pub junit: Option<&'a Path>,
+    pub html: Option<&'a Path>,
+}
+
+impl OutputFiles<'_> {
+    /// Each file with its flag and view.
+    fn each(&self) -> impl Iterator<Item = (&'static str, View, &Path)> {
+        [
+            ("--report", View::Json, self.report),
+            ("--junit", View::Junit, self.junit),
+            ("--html", View::Html, self.html),
+        ]
+        .into_iter()
+        .filter_map(|(flag, view, path)| path.map(|p| (flag, view, p)))
+    }
+}
+
+/// Print the view, then write the output files. Returns false when one could not be written:
+/// the run's result is still on stdout, and the caller exits 1.
+pub(crate) fn emit(report: &Report, output: View, show_all: bool, files: OutputFiles) -> bool {
     {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         // A closed pipe (`| head`) is not an error worth a non-zero exit.
@@ -112,31 +129,33 @@ pub(crate) fn emit(
         };
         let _ = out.flush();
     }
-    let written = |path: &Path| -> std::io::Result<()> {
-        report.write_json(std::io::BufWriter::new(std::fs::File::create(path)?))
-    };
-    match report_file.map(|path| (path, written(path))) {
-        Some((path, Err(e))) => {
-            eprintln!("error: {}: cannot write report: {e}", path.display());
-            false
+    let mut written = true;
+    for (flag, view, path) in files.each() {
+        let result = match view {
+            View::Json => {
+                std::fs::File::create(path).and_then(|f| report.write_json(BufWriter::new(f)))
+            }
+            _ => std::fs::write(path, report.render(view, show_all)),
+        };
+        if let Err(e) = result {
+            eprintln!("error: {}: cannot write {flag} file: {e}", path.display());
+            written = false;
         }
-        _ => true,
     }
+    written
 }
 
-/// Catch unusable output paths before any AWS call, not after the work is done.
-pub(crate) fn check_output_paths(
-    report: Option<&Path>,
-    backup: Option<&Path>,
-) -> Result<(), Fatal> {
-    if let Some(path) = report {
+/// Catch unusable output paths before any AWS call, not after the work is done: each output
+/// file's directory exists, and the backup file does not.
+pub(crate) fn check_output_paths(files: OutputFiles, backup: Option<&Path>) -> Result<(), Fatal> {
+    for (flag, _, path) in files.each() {
         let dir = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         if !dir.is_dir() {
             return Err(input(anyhow!(
-                "--report: {}: directory {} does not exist",
+                "{flag}: {}: directory {} does not exist",
                 path.display(),
                 dir.display()
             )));

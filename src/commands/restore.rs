@@ -8,6 +8,7 @@ use futures::StreamExt;
 
 use super::{
     check_output_paths, confirm, emit, input, load_config, now, watch_signals, AbortOnDrop,
+    OutputFiles,
 };
 use crate::aws::{Aws, RunLimits, Stop};
 use crate::cli::{GlobalArgs, RestoreArgs};
@@ -16,7 +17,7 @@ use crate::exit::{ExitStatus, Fatal};
 use crate::fleet::discovery;
 use crate::model::RepoResult;
 use crate::progress::{Progress, ProgressMode};
-use crate::report::{junit, Command, Report, Summary, SCHEMA_VERSION};
+use crate::report::{Command, Report, Summary, SCHEMA_VERSION};
 use crate::write::journal::read_backup;
 use crate::write::restore::restore_entry;
 
@@ -24,8 +25,12 @@ pub async fn run(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
     let started = now();
     let backup = read_backup(&args.backup).map_err(input)?;
     let config = load_config(args.config.as_deref())?;
-    check_output_paths(args.report.as_deref(), None)?;
-    junit::check_path(args.junit.as_deref()).map_err(Fatal::Input)?;
+    let files = OutputFiles {
+        report: args.report.as_deref(),
+        junit: args.junit.as_deref(),
+        html: args.html.as_deref(),
+    };
+    check_output_paths(files, None)?;
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if !args.yes && !interactive {
         return Err(input(anyhow!(
@@ -148,8 +153,7 @@ pub async fn run(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
         shard: None,
     };
     report.tally();
-    let reported = emit(&report, args.output.into(), true, args.report.as_deref());
-    let reported = junit::write_file(&report, args.junit.as_deref()) && reported;
+    let reported = emit(&report, args.output.into(), true, files);
     Ok(if report.has_failures() || !reported || stop.is_set() {
         ExitStatus::Failure
     } else {

@@ -11,8 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
-use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
 
@@ -22,7 +20,7 @@ use crate::model::{Finding, Outcome, RepoResult, Skipped};
 /// The JUnit XML document of `report`.
 pub fn render(report: &Report) -> String {
     let mut junit = quick_junit::Report::new(format!("ecr-fleet {}", report.command.as_str()));
-    if let Some(time) = elapsed(report) {
+    if let Some(time) = report.elapsed() {
         junit.set_time(time);
     }
     let mut suites: BTreeMap<(&str, Option<&str>), TestSuite> = BTreeMap::new();
@@ -46,46 +44,6 @@ pub fn render(report: &Report) -> String {
         text.push('\n');
     }
     text
-}
-
-/// Write the JUnit view of `report` to `path`. Returns false (after saying why on stderr) when
-/// it cannot be written: the run's result is still on stdout, and the caller exits 1.
-pub fn write_file(report: &Report, path: Option<&Path>) -> bool {
-    let Some(path) = path else {
-        return true;
-    };
-    match std::fs::write(path, render(report)) {
-        Ok(()) => true,
-        Err(e) => {
-            eprintln!("error: {}: cannot write JUnit report: {e}", path.display());
-            false
-        }
-    }
-}
-
-/// `--junit FILE`'s directory must exist: checked before any AWS call.
-pub fn check_path(path: Option<&Path>) -> anyhow::Result<()> {
-    if let Some(path) = path {
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if !dir.is_dir() {
-            anyhow::bail!(
-                "--junit: {}: directory {} does not exist",
-                path.display(),
-                dir.display()
-            );
-        }
-    }
-    Ok(())
-}
-
-fn elapsed(report: &Report) -> Option<Duration> {
-    let start = report.started_at.parse::<jiff::Timestamp>().ok()?;
-    let end = report.finished_at.parse::<jiff::Timestamp>().ok()?;
-    let seconds = end.duration_since(start).as_secs_f64();
-    (seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
 }
 
 fn suite_name(account: &str, region: Option<&str>) -> String {

@@ -1,6 +1,6 @@
 //! The run report (schema_version 1): the one result model every view renders, and the
 //! tally that computes its summary from the rows. The views are the submodules: table,
-//! Markdown, JUnit; JSON is the report serialized. Views only render; every number comes
+//! Markdown, JUnit, HTML; JSON is the report serialized. Views only render; every number comes
 //! from the report.
 
 use std::collections::BTreeMap;
@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{DisabledRegion, Finding, Impact, Notice, Outcome, RepoResult, Skipped, Unused};
 
 pub mod doctor;
+pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod merge;
@@ -57,6 +58,7 @@ pub enum View {
     Json,
     Markdown,
     Junit,
+    Html,
 }
 
 /// Repositories per outcome; every outcome is listed, zero or not.
@@ -298,6 +300,14 @@ impl Report {
             .any(|f| *f != Finding::Exempt)
     }
 
+    /// From `started_at` to `finished_at`, when both are times in order.
+    pub fn elapsed(&self) -> Option<std::time::Duration> {
+        let start = self.started_at.parse::<jiff::Timestamp>().ok()?;
+        let end = self.finished_at.parse::<jiff::Timestamp>().ok()?;
+        let seconds = end.duration_since(start).as_secs_f64();
+        (seconds >= 0.0).then(|| std::time::Duration::from_secs_f64(seconds))
+    }
+
     /// The chosen view of this report.
     pub fn render(&self, view: View, show_all: bool) -> String {
         match view {
@@ -305,6 +315,7 @@ impl Report {
             View::Json => self.to_json(),
             View::Markdown => markdown::render(self),
             View::Junit => junit::render(self),
+            View::Html => html::render(self),
         }
     }
 

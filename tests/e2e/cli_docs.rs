@@ -166,7 +166,7 @@ fn zsh_fish_and_powershell_completions_name_every_command() {
         out.assert_code(0);
         assert!(out.stdout.contains(marker), "{shell}");
         for word in [
-            "plan", "apply", "audit", "restore", "merge", "shard", "junit",
+            "plan", "apply", "audit", "restore", "merge", "shard", "junit", "html",
         ] {
             assert!(out.stdout.contains(word), "{shell} lacks {word}");
         }

@@ -1,4 +1,5 @@
-//! `--output junit` and `--junit FILE` against moto, read back with junitparser (an
+//! `--output junit` and `--junit FILE` against moto (and `--html FILE` beside them, checked in
+//! `html`), read back with junitparser (an
 //! independent JUnit reader, as CI report tools are) and checked against the JSON report of
 //! the same run.
 
@@ -7,12 +8,9 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::aws::{self, FleetSpec};
+use crate::html::{assert_states_the_report, read_html, two_accounts_and_a_mistyped_one};
 use crate::support::cli::ecr_fleet;
-use crate::support::fixtures::{write_fleet_workspace, FLEET_REGIONS};
 use crate::support::junit::{case_kind, parse_junit};
-use crate::support::moto::Moto;
-use crate::support::proxy::{FaultProxy, FaultRules};
 
 /// What the JUnit view must say about one report row.
 fn expected_kind(command: &str, row: &Value) -> &'static str {
@@ -122,16 +120,10 @@ fn read(path: &Path) -> Value {
 }
 
 #[tokio::test]
-async fn junit_of_plan_apply_and_audit_agrees_with_the_report() {
-    let moto = Moto::start();
-    let spec = FleetSpec::new(2, &FLEET_REGIONS[..1], 10);
-    let fleet = aws::seed_fleet(&moto.url(), &spec).await;
-    let proxy = FaultProxy::start(&moto.url(), FaultRules::default());
-    let dir = tempfile::tempdir().unwrap();
-    write_fleet_workspace(dir.path(), &FLEET_REGIONS[..1]);
+async fn junit_and_html_of_plan_apply_audit_and_restore_agree_with_the_report() {
+    // A mistyped account id among the accounts: a skipped target, which JUnit shows as an error.
+    let (_moto, proxy, dir, _, accounts) = two_accounts_and_a_mistyped_one().await;
     let junit_file = dir.path().join("plan.xml");
-    // A mistyped account id: a skipped target, which JUnit shows as an error.
-    let accounts = format!("{},{},999999999999", fleet.members[0], fleet.members[1]);
 
     // plan: the JUnit view on stdout, the JSON report and a second JUnit file beside it.
     let plan = ecr_fleet(
@@ -143,6 +135,8 @@ async fn junit_of_plan_apply_and_audit_agrees_with_the_report() {
             "plan.json",
             "--junit",
             "plan-file.xml",
+            "--html",
+            "plan.html",
             "--accounts",
             &accounts,
             "--no-progress",
@@ -161,6 +155,7 @@ async fn junit_of_plan_apply_and_audit_agrees_with_the_report() {
     let report = read(&dir.path().join("plan.json"));
     let junit = parse_junit(&junit_file);
     assert_matches_report(&junit, &report);
+    assert_states_the_report(&read_html(&dir.path().join("plan.html")), &report);
     // Per account-region: 3 create + 2 update fail, 3 unchanged pass, 1 excluded and
     // 1 unmatched are skipped; the mistyped account is one error.
     assert_eq!(
@@ -203,6 +198,8 @@ async fn junit_of_plan_apply_and_audit_agrees_with_the_report() {
             "json",
             "--junit",
             "apply.xml",
+            "--html",
+            "apply.html",
             "--no-progress",
         ],
         &proxy.url(),
@@ -212,6 +209,12 @@ async fn junit_of_plan_apply_and_audit_agrees_with_the_report() {
     let report = apply.json();
     let junit = parse_junit(&dir.path().join("apply.xml"));
     assert_matches_report(&junit, &report);
+    let html = read_html(&dir.path().join("apply.html"));
+    assert_states_the_report(&html, &report);
+    assert!(
+        html.contains(report["backup_file"].as_str().unwrap()),
+        "names the journal"
+    );
     assert_eq!(junit["failures"], 0);
     assert_eq!(junit["errors"], 0);
     assert_eq!(report["summary"]["applied"], 2 * 5);
@@ -221,10 +224,13 @@ async fn junit_of_plan_apply_and_audit_agrees_with_the_report() {
     let audit = ecr_fleet(
         &[
             "audit",
+            "--images",
             "--output",
             "junit",
             "--report",
             "audit.json",
+            "--html",
+            "audit.html",
             "--no-progress",
         ],
         &proxy.url(),
@@ -234,6 +240,12 @@ async fn junit_of_plan_apply_and_audit_agrees_with_the_report() {
     let report = read(&dir.path().join("audit.json"));
     let junit = parse_junit(&dir.path().join("audit.xml"));
     assert_matches_report(&junit, &report);
+    let html = read_html(&dir.path().join("audit.html"));
+    assert_states_the_report(&html, &report);
+    assert!(
+        html.contains("<h2>Monthly savings</h2>"),
+        "audit --images: {html}"
+    );
     let with_findings = report["repositories"]
         .as_array()
         .unwrap()
@@ -271,6 +283,8 @@ async fn junit_of_plan_apply_and_audit_agrees_with_the_report() {
             "json",
             "--junit",
             "restore.xml",
+            "--html",
+            "restore.html",
             "--no-progress",
         ],
         &proxy.url(),
@@ -280,31 +294,11 @@ async fn junit_of_plan_apply_and_audit_agrees_with_the_report() {
     let report = restore.json();
     let junit = parse_junit(&dir.path().join("restore.xml"));
     assert_matches_report(&junit, &report);
+    assert_states_the_report(&read_html(&dir.path().join("restore.html")), &report);
     assert_eq!(junit["name"], "ecr-fleet restore");
     assert_eq!(junit["tests"], 2 * 5);
     assert_eq!(
         (junit["failures"].as_u64(), junit["errors"].as_u64()),
         (Some(0), Some(0))
     );
-}
-
-#[test]
-fn junit_file_in_a_missing_directory_is_refused_before_any_aws_call() {
-    let moto = Moto::start();
-    let proxy = FaultProxy::start(&moto.url(), FaultRules::default());
-    let dir = tempfile::tempdir().unwrap();
-    write_fleet_workspace(dir.path(), &FLEET_REGIONS[..1]);
-    let out = ecr_fleet(
-        &["plan", "--junit", "no/such/dir/plan.xml", "--no-progress"],
-        &proxy.url(),
-        dir.path(),
-    );
-    out.assert_code(2);
-    assert!(
-        out.stderr
-            .contains("--junit: no/such/dir/plan.xml: directory no/such/dir does not exist"),
-        "{}",
-        out.stderr
-    );
-    assert_eq!(proxy.total(), 0, "{:?}", proxy.counts());
 }

@@ -11,6 +11,7 @@ mod doctor;
 mod first_failures;
 mod fleet;
 mod harness;
+mod html;
 mod inuse;
 mod junit;
 mod offline;
