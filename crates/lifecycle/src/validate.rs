@@ -1,3 +1,5 @@
+// size: one function per rule of sections 1 and 2 of the grammar, in the order the rules are
+// numbered (crates/lifecycle/RULES.md); split, a rule and its neighbours would be read apart.
 //! Validation of policy text against the full grammar (sections 1 and 2). Every violation is
 //! collected, not just the first, so a user can fix a document in one pass.
 
