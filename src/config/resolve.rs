@@ -46,6 +46,8 @@ struct RawConfig {
     exception: Option<RawException>,
     #[serde(rename = "match", default)]
     matches: Vec<Spanned<RawMatch>>,
+    #[serde(rename = "creation_template", default)]
+    creation_templates: Vec<Spanned<super::creation::RawCreationTemplate>>,
     execution: Option<RawExecution>,
     apply: Option<RawApply>,
     safety: Option<RawSafety>,
@@ -154,7 +156,16 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
     let accounts = resolve_accounts(raw.accounts, src)?;
     let exception = resolve_exception(raw.exception, src)?;
     let templates_dir = resolve_templates_dir(raw.templates_dir.as_ref(), &base_dir, src)?;
-    let (matches, templates) = resolve_matches(raw.matches, &templates_dir, src)?;
+    let (matches, mut templates) = resolve_matches(raw.matches, &templates_dir, src)?;
+    let creation_templates =
+        super::creation::resolve(raw.creation_templates, &mut templates, &templates_dir, src)?;
+    // Only keep templates actually used (the built-in default stays available).
+    templates.retain_used(
+        matches
+            .iter()
+            .map(|m| m.template.as_str())
+            .chain(creation_templates.iter().map(|c| c.template.as_str())),
+    );
     let warnings = unreachable_matches(&matches, &src.path);
     let execution = resolve_execution(raw.execution, src)?;
     let backup_dir = raw
@@ -171,6 +182,7 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
         accounts,
         exception,
         matches,
+        creation_templates,
         templates,
         execution,
         backup_dir,
@@ -288,27 +300,13 @@ fn resolve_matches(
         let span = m.span();
         let m = m.into_inner();
         let field = format!("match[{i}]");
-        let name = m.template.get_ref();
-        templates::check_template_name(name).map_err(|msg| {
-            ConfigError::at(src, m.template.span(), format!("{field}.template"), msg)
-        })?;
-        if !templates.contains(name) {
-            match templates.load_from_dir(templates_dir, name) {
-                Ok(true) => {}
-                Ok(false) => {
-                    return Err(ConfigError::at(
-                        src,
-                        m.template.span(),
-                        format!("{field}.template"),
-                        format!(
-                            "unknown template {name:?}: no file {}",
-                            templates_dir.join(format!("{name}.json")).display()
-                        ),
-                    ))
-                }
-                Err(e) => return Err(ConfigError::Template(e)),
-            }
-        }
+        load_template(
+            &mut templates,
+            templates_dir,
+            &m.template,
+            &format!("{field}.template"),
+            src,
+        )?;
         if m.names.is_none() && m.tags.is_none() {
             return Err(ConfigError::at(
                 src,
@@ -378,9 +376,39 @@ fn resolve_matches(
             tags,
         });
     }
-    // Only keep templates actually used (the built-in default stays available).
-    templates.retain_used(matches.iter().map(|m| m.template.as_str()));
     Ok((matches, templates))
+}
+
+/// Check a template name and load `<templates_dir>/<name>.json` unless it is loaded already
+/// (`[[match]]` and `[[creation_template]]` name templates alike).
+pub(super) fn load_template(
+    templates: &mut TemplateSet,
+    templates_dir: &Path,
+    name: &Spanned<String>,
+    field: &str,
+    src: &Source,
+) -> Result<(), ConfigError> {
+    templates::check_template_name(name.get_ref())
+        .map_err(|msg| ConfigError::at(src, name.span(), field, msg))?;
+    if templates.contains(name.get_ref()) {
+        return Ok(());
+    }
+    match templates.load_from_dir(templates_dir, name.get_ref()) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(ConfigError::at(
+            src,
+            name.span(),
+            field,
+            format!(
+                "unknown template {:?}: no file {}",
+                name.get_ref(),
+                templates_dir
+                    .join(format!("{}.json", name.get_ref()))
+                    .display()
+            ),
+        )),
+        Err(e) => Err(ConfigError::Template(e)),
+    }
 }
 
 fn resolve_safety(raw: Option<RawSafety>, src: &Source) -> Result<SafetyConfig, ConfigError> {

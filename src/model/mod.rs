@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+mod creation;
 mod shard;
 mod unused;
 
+pub use creation::{CreationTemplateResult, RegionFinding, TemplateOutcome, TemplateState};
 pub use shard::{Shard, ShardError};
 pub use unused::{Unused, UnusedBucket};
 
@@ -116,6 +118,10 @@ pub enum Finding {
     UnusedNotPulled,
     /// `audit --images`: untagged images pushed more than `unused_after_days` ago.
     UnusedUntagged,
+    /// An account-region where no creation template with a lifecycle policy covers new
+    /// repositories (a `ROOT` template, or one for every configured prefix). Reported in
+    /// `region_findings`, never on a repository.
+    NoCreationTemplate,
 }
 
 /// One repository's row of the report: the single result model every view renders.
