@@ -195,18 +195,7 @@ mod tests {
             assert!(check_prefix(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "",
-            "/",
-            "Team",
-            "-a",
-            "a-",
-            "a//b",
-            "/a",
-            "a___b",
-            "a..b",
-            "a b",
-            "ROOT/",
-            "a/*",
+            "", "/", "Team", "-a", "a-", "a//b", "/a", "a___b", "a..b", "a b", "ROOT/", "a/*",
         ] {
             assert!(check_prefix(bad).is_err(), "{bad}");
         }

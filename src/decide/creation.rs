@@ -65,8 +65,12 @@ pub fn plan_templates(
     };
     let mut rows = Vec::new();
     for rule in &config.creation_templates {
-        let mut row =
-            CreationTemplateResult::new(account_id, region, &rule.prefix, Some(rule.template.clone()));
+        let mut row = CreationTemplateResult::new(
+            account_id,
+            region,
+            &rule.prefix,
+            Some(rule.template.clone()),
+        );
         let Some(template) = config.templates.get(&rule.template) else {
             row.error = Some("template not loaded".to_string());
             rows.push(row);
@@ -241,15 +245,26 @@ mod tests {
             ]
         );
         let b = &plan.rows[3];
-        assert!(b.diff.as_deref().unwrap().contains("-appliedFor: [REPLICATION]"));
+        assert!(b
+            .diff
+            .as_deref()
+            .unwrap()
+            .contains("-appliedFor: [REPLICATION]"));
         assert!(!b.diff.as_deref().unwrap().contains("countNumber"), "{b:?}");
         let root = &plan.rows[0];
         assert!(root.current.is_none());
-        assert!(root.diff.as_deref().unwrap().contains("+appliedFor: [CREATE_ON_PUSH"));
+        assert!(root
+            .diff
+            .as_deref()
+            .unwrap()
+            .contains("+appliedFor: [CREATE_ON_PUSH"));
         assert!(plan.rows[1].template.is_none());
         assert!(plan.rows[1].diff.is_none());
         // No ROOT template with a policy yet, and ROOT is configured: not covered.
-        assert_eq!(plan.finding.as_ref().unwrap().finding, Finding::NoCreationTemplate);
+        assert_eq!(
+            plan.finding.as_ref().unwrap().finding,
+            Finding::NoCreationTemplate
+        );
     }
 
     #[test]
@@ -326,7 +341,11 @@ mod tests {
                 ("team-b", TemplateOutcome::Error)
             ]
         );
-        assert!(plan.rows[0].error.as_deref().unwrap().contains("AccessDenied"));
+        assert!(plan.rows[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("AccessDenied"));
         assert!(plan.finding.is_none(), "unknown, not a finding");
     }
 }

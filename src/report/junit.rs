@@ -32,6 +32,18 @@ pub fn render(report: &Report) -> String {
             .or_insert_with(|| new_suite(&r.account_id, Some(&r.region)))
             .add_test_case(repository_case(report.command, r));
     }
+    for t in &report.creation_templates {
+        suites
+            .entry((t.account_id.as_str(), Some(t.region.as_str())))
+            .or_insert_with(|| new_suite(&t.account_id, Some(&t.region)))
+            .add_test_case(super::creation::junit_case(report.command, t));
+    }
+    for f in &report.region_findings {
+        suites
+            .entry((f.account_id.as_str(), Some(f.region.as_str())))
+            .or_insert_with(|| new_suite(&f.account_id, Some(&f.region)))
+            .add_test_case(super::creation::junit_finding_case(f));
+    }
     for s in &report.skipped {
         suites
             .entry((s.account_id.as_str(), s.region.as_deref()))
@@ -259,6 +271,8 @@ mod tests {
             finished_at: "2026-11-22T10:00:09Z".into(),
             summary: Summary::default(),
             repositories: rows,
+            creation_templates: Vec::new(),
+            region_findings: Vec::new(),
             skipped,
             disabled_regions: Vec::new(),
             notices: Vec::new(),

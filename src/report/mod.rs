@@ -7,8 +7,12 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::model::{DisabledRegion, Finding, Impact, Notice, Outcome, RepoResult, Skipped, Unused};
+use crate::model::{
+    CreationTemplateResult, DisabledRegion, Finding, Impact, Notice, Outcome, RegionFinding,
+    RepoResult, Skipped, Unused,
+};
 
+mod creation;
 pub mod junit;
 pub mod markdown;
 pub mod merge;
@@ -16,6 +20,7 @@ pub mod preview;
 pub mod table;
 mod text;
 
+pub use creation::{TemplateCounts, TemplateSummary};
 pub use text::human_bytes;
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -132,9 +137,11 @@ pub struct Summary {
     /// Repositories with at least one content finding (`audit`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repositories_with_findings: Option<u64>,
-    /// Repositories per finding (`audit`).
+    /// Repositories per finding, and account-regions for `no_creation_template` (`audit`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub findings: BTreeMap<Finding, u64>,
+    /// Creation templates per outcome, and how many this run wrote.
+    pub creation_templates: TemplateSummary,
     pub api_calls: BTreeMap<String, u64>,
     /// Attempts beyond the first (throttling and transient errors the SDK retried).
     pub api_retries: u64,
@@ -162,6 +169,11 @@ pub struct Report {
     pub finished_at: String,
     pub summary: Summary,
     pub repositories: Vec<RepoResult>,
+    /// Creation templates of every visited account-region, sorted by account, region, prefix.
+    pub creation_templates: Vec<CreationTemplateResult>,
+    /// Findings about an account-region as a whole (`audit`: `no_creation_template`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub region_findings: Vec<RegionFinding>,
     pub skipped: Vec<Skipped>,
     /// Regions named explicitly that an account has not enabled: not visited, not failures.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -188,6 +200,7 @@ impl Report {
         self.summary.skipped = self.skipped.len() as u64;
         self.summary.disabled_regions = self.disabled_regions.len() as u64;
         self.summary.applied = self.repositories.iter().filter(|r| r.applied).count() as u64;
+        self.summary.creation_templates = TemplateSummary::of(&self.creation_templates);
         if self.command == Command::Audit {
             self.summary.repositories_with_findings = Some(
                 self.repositories
@@ -196,7 +209,13 @@ impl Report {
                     .count() as u64,
             );
             let mut by_kind = BTreeMap::new();
-            for f in self.repositories.iter().flat_map(|r| &r.findings) {
+            let region_findings = self.region_findings.iter().map(|f| &f.finding);
+            for f in self
+                .repositories
+                .iter()
+                .flat_map(|r| &r.findings)
+                .chain(region_findings)
+            {
                 *by_kind.entry(*f).or_default() += 1;
             }
             self.summary.findings = by_kind;
@@ -230,6 +249,10 @@ impl Report {
         self.repositories
             .iter()
             .any(|r| (r.outcome.is_write() || r.outcome == Outcome::Blocked) && !r.applied)
+            || self
+                .creation_templates
+                .iter()
+                .any(|t| t.outcome.is_write() && !t.applied)
     }
 
     pub fn has_failures(&self) -> bool {
@@ -238,15 +261,21 @@ impl Report {
                 .repositories
                 .iter()
                 .any(|r| r.outcome == Outcome::Error)
+            || self
+                .creation_templates
+                .iter()
+                .any(|t| t.outcome == crate::model::TemplateOutcome::Error)
     }
 
     /// Findings that call for action: `exempt` is reported but is an owner's decision, so it
     /// alone does not make `audit` exit 3.
     pub fn has_findings(&self) -> bool {
-        self.repositories
-            .iter()
-            .flat_map(|r| &r.findings)
-            .any(|f| *f != Finding::Exempt)
+        !self.region_findings.is_empty()
+            || self
+                .repositories
+                .iter()
+                .flat_map(|r| &r.findings)
+                .any(|f| *f != Finding::Exempt)
     }
 
     /// The chosen view of this report.
@@ -334,6 +363,8 @@ mod tests {
                 row("c", Outcome::Unchanged, None),
                 row("d|pipe", Outcome::Error, None),
             ],
+            creation_templates: Vec::new(),
+            region_findings: Vec::new(),
             skipped: vec![Skipped {
                 account_id: "222222222222".into(),
                 region: None,
