@@ -14,8 +14,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Value};
 
-use super::{request_id, Operation, Request, Response};
 use crate::support::fixtures::MANAGEMENT_ACCOUNT_ID;
+use ecr_fleet_sim::http::{form_field, Request, Response};
+use ecr_fleet_sim::wire::{rest_ok, Operation};
 
 /// Regions every account has enabled by default.
 pub const DEFAULT_REGIONS: [&str; 17] = [
@@ -83,19 +84,6 @@ pub struct Learned {
     accounts: HashMap<String, String>,
 }
 
-/// Operation names of the rest-JSON services (no `X-Amz-Target` to read them from).
-pub(super) fn rest_operation(service: &str, method: &str, path: &str) -> Option<&'static str> {
-    match (service, method, path) {
-        ("account", "POST", "/listRegions") => Some("ListRegions"),
-        ("inspector2", "POST", "/coverage/list") => Some("ListCoverage"),
-        ("lambda", "GET", p) if p.trim_end_matches('/') == "/2015-03-31/functions" => {
-            Some("ListFunctions")
-        }
-        ("lambda", "GET", p) if p.starts_with("/2015-03-31/functions/") => Some("GetFunction"),
-        _ => None,
-    }
-}
-
 fn scope(request: &Request) -> Vec<String> {
     request
         .header("authorization")
@@ -116,18 +104,6 @@ fn caller_account(request: &Request, learned: &Learned) -> String {
 
 fn signing_region(request: &Request) -> String {
     scope(request).get(2).cloned().unwrap_or_default()
-}
-
-fn rest_ok(body: &Value) -> Response {
-    Response {
-        status: 200,
-        reason: "OK".into(),
-        headers: vec![
-            ("content-type".into(), "application/json".into()),
-            ("x-amzn-requestid".into(), request_id()),
-        ],
-        body: serde_json::to_vec(body).expect("json"),
-    }
 }
 
 /// An answer for an API moto lacks, or `None` to go on as usual.
@@ -214,7 +190,7 @@ pub struct Seen {
 impl Seen {
     pub(super) fn of(request: &Request, op: &Operation) -> Seen {
         let assumed_account = (op.service == "sts" && op.name == "AssumeRole")
-            .then(|| super::form_field(&request.body, "RoleArn"))
+            .then(|| form_field(&request.body, "RoleArn"))
             .flatten()
             .and_then(|arn| arn.split(':').nth(4).map(str::to_string));
         Seen {
