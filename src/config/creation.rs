@@ -204,4 +204,105 @@ mod tests {
         assert_eq!(prefix_key("team-a/"), "team-a");
         assert_eq!(prefix_key("ROOT"), "ROOT");
     }
+
+    const POLICY: &str = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":7},"action":{"type":"expire"}}]}"#;
+    const MATCH: &str = "[[match]]\ntemplate = \"weekly\"\nnames = [\"*\"]\n";
+
+    /// Parses `MATCH` then `entries` in a folder holding `policies/weekly.json`.
+    fn parse(entries: &str) -> Result<crate::config::Config, String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("policies")).unwrap();
+        std::fs::write(dir.path().join("policies/weekly.json"), POLICY).unwrap();
+        std::fs::write(dir.path().join("policies/daily.json"), POLICY).unwrap();
+        let path = dir.path().join("ecr-fleet.toml");
+        std::fs::write(&path, format!("{MATCH}{entries}")).unwrap();
+        crate::config::Config::load(&path).map_err(|e| {
+            let e = e.to_string();
+            assert!(e.contains("ecr-fleet.toml:") && !e.contains('\n'), "{e}");
+            e
+        })
+    }
+
+    #[test]
+    fn entries_resolve_with_defaults_and_their_templates() {
+        let c = parse(
+            "[[creation_template]]\nprefix = \"ROOT\"\ntemplate = \"weekly\"\n\
+             [[creation_template]]\nprefix = \"team-a\"\ntemplate = \"daily\"\n\
+             applied_for = [\"REPLICATION\", \"CREATE_ON_PUSH\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.creation_templates.len(), 2);
+        assert_eq!(c.creation_templates[0].applied_for, APPLIED_FOR);
+        assert_eq!(
+            c.creation_templates[1].applied_for,
+            ["CREATE_ON_PUSH", "REPLICATION"]
+        );
+        // A template only a creation template uses is loaded and kept.
+        assert!(c.templates.get("daily").is_some());
+        assert_eq!(c.used_templates(), ["weekly", "daily"]);
+    }
+
+    #[test]
+    fn bad_entries_name_line_and_field() {
+        let entry = |body: &str| format!("[[creation_template]]\n{body}");
+        for (body, line, want) in [
+            (
+                "prefix = \"Team A\"\ntemplate = \"weekly\"\n",
+                5,
+                "creation_template[0].prefix: \"Team A\" is not a creation template prefix",
+            ),
+            (
+                "prefix = \"ROOT\"\ntemplate = \"nope\"\n",
+                6,
+                "creation_template[0].template: unknown template \"nope\"",
+            ),
+            (
+                "prefix = \"ROOT\"\ntemplate = \"../x\"\n",
+                6,
+                "not a template name",
+            ),
+            (
+                "prefix = \"ROOT\"\ntemplate = \"weekly\"\napplied_for = []\n",
+                7,
+                "creation_template[0].applied_for: must list at least one",
+            ),
+            (
+                "prefix = \"ROOT\"\ntemplate = \"weekly\"\napplied_for = [\"ON_PUSH\"]\n",
+                7,
+                "creation_template[0].applied_for: unknown value \"ON_PUSH\"",
+            ),
+            (
+                "prefix = \"ROOT\"\ntemplate = \"weekly\"\napplied_for = [\"REPLICATION\", \"REPLICATION\"]\n",
+                7,
+                "\"REPLICATION\" is listed twice",
+            ),
+            (
+                "prefix = \"ROOT\"\ntemplate = \"weekly\"\nlifecycle = \"x\"\n",
+                7,
+                "unknown field `lifecycle`",
+            ),
+            ("template = \"weekly\"\n", 4, "missing field `prefix`"),
+            (
+                "prefix = \"ROOT\"\ntemplate = \"weekly\"\napplied_for = \"REPLICATION\"\n",
+                7,
+                "creation_template.applied_for",
+            ),
+        ] {
+            let e = parse(&entry(body)).unwrap_err();
+            assert!(e.contains(&format!(":{line}:")), "{body}: {e}");
+            assert!(e.contains(want), "{body}: {e}");
+        }
+        // The same prefix twice, with or without ECR's trailing '/'.
+        let e = parse(&format!(
+            "{}{}",
+            entry("prefix = \"team-a\"\ntemplate = \"weekly\"\n"),
+            entry("prefix = \"team-a/\"\ntemplate = \"weekly\"\n")
+        ))
+        .unwrap_err();
+        assert!(e.contains(":8:"), "{e}");
+        assert!(
+            e.contains("creation_template[1].prefix: prefix \"team-a/\" is already used by creation_template[0]"),
+            "{e}"
+        );
+    }
 }

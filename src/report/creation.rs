@@ -228,3 +228,135 @@ pub(super) fn junit_finding_case(f: &RegionFinding) -> TestCase {
     case.set_classname(format!("{}/{}", f.account_id, f.region));
     case
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Finding;
+    use crate::report::{Summary, View, SCHEMA_VERSION};
+
+    fn template(prefix: &str, outcome: TemplateOutcome) -> CreationTemplateResult {
+        let mut t = CreationTemplateResult::new(
+            "111111111111",
+            "us-east-1",
+            prefix,
+            (outcome != TemplateOutcome::Unmanaged).then(|| "standard".to_string()),
+        );
+        t.outcome = outcome;
+        if outcome.is_write() {
+            t.diff = Some("+appliedFor: [REPLICATION]\n".into());
+        }
+        if outcome == TemplateOutcome::Error {
+            t.error = Some("ecr:DescribeRepositoryCreationTemplates: AccessDenied".into());
+        }
+        t
+    }
+
+    fn report(command: Command, rows: Vec<CreationTemplateResult>) -> Report {
+        let mut r = Report {
+            schema_version: SCHEMA_VERSION,
+            command,
+            started_at: "2026-11-22T10:00:00Z".into(),
+            finished_at: "2026-11-22T10:00:09Z".into(),
+            summary: Summary::default(),
+            repositories: Vec::new(),
+            creation_templates: rows,
+            region_findings: Vec::new(),
+            skipped: Vec::new(),
+            disabled_regions: Vec::new(),
+            notices: Vec::new(),
+            backup_file: None,
+            shard: None,
+        };
+        r.tally();
+        r
+    }
+
+    #[test]
+    fn json_counts_pending_and_failures() {
+        let r = report(
+            Command::Plan,
+            vec![
+                template("ROOT", TemplateOutcome::Create),
+                template("ops", TemplateOutcome::Unmanaged),
+                template("team-a", TemplateOutcome::Unchanged),
+            ],
+        );
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        let row = &v["creation_templates"][0];
+        for field in [
+            "account_id",
+            "region",
+            "prefix",
+            "template",
+            "outcome",
+            "applied",
+            "diff",
+            "error",
+        ] {
+            assert!(row.get(field).is_some(), "{field}: {row}");
+        }
+        assert!(row.get("current").is_none());
+        assert_eq!(
+            v["creation_templates"][1]["template"],
+            serde_json::Value::Null
+        );
+        let s = &v["summary"]["creation_templates"];
+        assert_eq!(
+            (s["total"].as_u64(), s["outcomes"]["create"].as_u64()),
+            (Some(3), Some(1))
+        );
+        assert!(v.get("region_findings").is_none());
+        assert!(r.has_pending() && !r.has_failures() && !r.has_findings());
+        let mut applied = r.clone();
+        applied.command = Command::Apply;
+        applied.creation_templates[0].applied = true;
+        applied.tally();
+        assert!(!applied.has_pending());
+        assert_eq!(applied.summary.creation_templates.applied, 1);
+        let failed = report(
+            Command::Plan,
+            vec![template("ROOT", TemplateOutcome::Error)],
+        );
+        assert!(failed.has_failures());
+    }
+
+    #[test]
+    fn region_findings_are_counted_and_shown_in_every_view() {
+        let mut r = report(
+            Command::Audit,
+            vec![template("ROOT", TemplateOutcome::Update)],
+        );
+        r.region_findings.push(RegionFinding {
+            account_id: "111111111111".into(),
+            region: "us-east-1".into(),
+            finding: Finding::NoCreationTemplate,
+        });
+        r.tally();
+        assert_eq!(r.summary.findings[&Finding::NoCreationTemplate], 1);
+        assert!(r.has_findings());
+        let table = r.render(View::Table, false);
+        assert!(table.contains("creation templates: 1 update"), "{table}");
+        assert!(table.contains("+appliedFor: [REPLICATION]"), "{table}");
+        assert!(table.contains("(no_creation_template)"), "{table}");
+        let md = r.render(View::Markdown, false);
+        assert!(md.contains("## Creation templates"), "{md}");
+        assert!(md.contains("| `ROOT` | standard | update |"), "{md}");
+        let xml = r.render(View::Junit, false);
+        assert!(xml.contains(r#"name="creation template ROOT""#), "{xml}");
+        assert!(xml.contains("the creation template differs"), "{xml}");
+        assert!(xml.contains("no_creation_template"), "{xml}");
+        // Apply: a written template passes; an unmanaged one is skipped.
+        let mut a = report(
+            Command::Apply,
+            vec![
+                template("ROOT", TemplateOutcome::Create),
+                template("ops", TemplateOutcome::Unmanaged),
+            ],
+        );
+        a.creation_templates[0].applied = true;
+        let xml = a.render(View::Junit, false);
+        assert!(!xml.contains("<failure"), "{xml}");
+        assert!(xml.contains(r#"type="unmanaged""#), "{xml}");
+    }
+}

@@ -207,3 +207,115 @@ fn bad_backup_names_file_and_line() {
     let err = read_backup(&path).unwrap_err().to_string();
     assert!(err.contains("line 2.account_id"), "{err}");
 }
+
+fn template_intent(prefix: &str, previous: Option<TemplateSettings>) -> JournalRecord {
+    JournalRecord::TemplateIntent {
+        account_id: "111111111111".into(),
+        region: "us-east-1".into(),
+        prefix: prefix.into(),
+        template: "standard".into(),
+        previous,
+        new_policy: "{}".into(),
+        new_applied_for: vec!["CREATE_ON_PUSH".into(), "REPLICATION".into()],
+    }
+}
+
+fn template_outcome(prefix: &str, result: WriteResult) -> JournalRecord {
+    JournalRecord::TemplateOutcome {
+        account_id: "111111111111".into(),
+        region: "us-east-1".into(),
+        prefix: prefix.into(),
+        result,
+        error_code: None,
+    }
+}
+
+#[tokio::test]
+async fn creation_template_records_are_read_back_beside_repositories() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    let journal = Journal::new(path.clone(), header());
+    let previous = TemplateSettings {
+        lifecycle_policy: Some("{\"rules\":[]}".into()),
+        applied_for: vec!["REPLICATION".into()],
+    };
+    journal.append(intent("repo"), true).await.unwrap();
+    journal
+        .append(template_intent("team-a", Some(previous.clone())), true)
+        .await
+        .unwrap();
+    journal
+        .append(template_outcome("team-a", WriteResult::Written), false)
+        .await
+        .unwrap();
+    journal
+        .append(template_intent("ROOT", None), true)
+        .await
+        .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(r#""record":"template_intent""#), "{text}");
+    let read = read_backup(&path).unwrap();
+    assert_eq!(read.version, JOURNAL_VERSION);
+    assert_eq!(read.entries.len(), 1);
+    let got: Vec<(&str, Recorded, bool)> = read
+        .templates
+        .iter()
+        .map(|t| (t.prefix.as_str(), t.recorded, t.previous.is_some()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("team-a", Recorded::Written, true),
+            ("ROOT", Recorded::Unknown, false)
+        ]
+    );
+    assert_eq!(read.templates[0].previous, Some(previous));
+    assert_eq!(
+        read.templates[0].written.applied_for,
+        ["CREATE_ON_PUSH", "REPLICATION"]
+    );
+}
+
+#[test]
+fn journals_without_template_records_still_read_and_bad_ones_name_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    // A journal of release 0.2: repository records only.
+    std::fs::write(
+        &path,
+        format!(
+            "{}{}{}",
+            line(&header()),
+            line(&intent("a")),
+            line(&outcome("a", WriteResult::Written))
+        ),
+    )
+    .unwrap();
+    let read = read_backup(&path).unwrap();
+    assert_eq!((read.entries.len(), read.templates.len()), (1, 0));
+    for (record, want) in [
+        (
+            template_outcome("ROOT", WriteResult::Written),
+            "line 2.prefix: an outcome without an intent",
+        ),
+        (
+            template_intent("Not A Prefix", None),
+            "line 2.prefix: \"Not A Prefix\" is not a creation template prefix",
+        ),
+    ] {
+        std::fs::write(&path, format!("{}{}", line(&header()), line(&record))).unwrap();
+        let err = read_backup(&path).unwrap_err().to_string();
+        assert!(err.contains(want), "{err}");
+    }
+    let twice = line(&template_intent("ROOT", None));
+    std::fs::write(&path, format!("{}{twice}{twice}", line(&header()))).unwrap();
+    let err = read_backup(&path).unwrap_err().to_string();
+    assert!(err.contains("line 3.prefix: a second intent"), "{err}");
+    let bad_for = line(&template_intent("ROOT", None)).replace("REPLICATION", "SOMETIMES");
+    std::fs::write(&path, format!("{}{bad_for}", line(&header()))).unwrap();
+    let err = read_backup(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("line 2.new_applied_for: unknown appliedFor value \"SOMETIMES\""),
+        "{err}"
+    );
+}
