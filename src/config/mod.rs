@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::aws::ExecutionLimits;
 use crate::model::InUseSource;
 
+mod accounts;
 pub mod builtin;
 mod checks;
 pub mod creation;

@@ -278,7 +278,11 @@ async fn junit_of_plan_apply_and_audit_agrees_with_the_report() {
     assert_eq!(junit["failures"], with_findings + region_findings);
     assert_eq!(
         audit.code,
-        if with_findings + region_findings > 0 { 3 } else { 0 },
+        if with_findings + region_findings > 0 {
+            3
+        } else {
+            0
+        },
         "{}",
         audit.stderr
     );
