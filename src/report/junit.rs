@@ -7,7 +7,10 @@
 //! `restore` a `create`/`update` that was not written. Repositories the run leaves alone on
 //! purpose (`excluded`, `unmatched`) and repositories deleted during the run (`gone`) are
 //! `skipped`. A skipped target (an account or region
-//! that could not be visited) is a test case with an `error`.
+//! that could not be visited) is a test case with an `error`. Creation templates are test
+//! cases `creation template <prefix>` in their account-region's suite, judged like
+//! repositories (`unmanaged` is skipped), and `audit`'s `no_creation_template` is a failed
+//! test case `creation templates` there (see `report::creation`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
