@@ -43,13 +43,13 @@
 //! `ECR_FLEET_BENCH_EXECUTION` adds `[execution]` settings to its config, and
 //! `ECR_FLEET_BENCH_STDERR` names a directory that keeps each step's stderr.
 //!
-//! `scale_benchmark` runs against `support::synth` with `ECR_FLEET_BENCH_SYNTH_ACCOUNTS`
-//! (20) x 2 regions x `ECR_FLEET_BENCH_SYNTH_REPOS` (500) repositories, under
-//! `ECR_FLEET_BENCH_SYNTH_SCENARIOS` (default `plain`), and reports repositories per second
-//! and the peak resident memory of the ecr-fleet process too. It runs ecr-fleet alone
-//! unless `ECR_FLEET_BENCH_SYNTH_TOOLS` adds `c7n-org` and `boto3`: the synthetic server is
-//! far cheaper than moto, so there the ratios measure the tools, not the emulator. Each tool
-//! gets a fresh fleet from the same seed.
+//! `scale_benchmark` runs against the synthetic server (`ecr_fleet_sim`) with
+//! `ECR_FLEET_BENCH_SYNTH_ACCOUNTS` (20) x 2 regions x `ECR_FLEET_BENCH_SYNTH_REPOS` (500)
+//! repositories, under `ECR_FLEET_BENCH_SYNTH_SCENARIOS` (default `plain`), and reports
+//! repositories per second and the peak resident memory of the ecr-fleet process too. It
+//! runs ecr-fleet alone unless `ECR_FLEET_BENCH_SYNTH_TOOLS` adds `c7n-org` and `boto3`:
+//! the synthetic server is far cheaper than moto, so there the ratios measure the tools,
+//! not the emulator. Each tool gets a fresh fleet from the same seed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;

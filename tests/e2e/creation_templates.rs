@@ -6,8 +6,8 @@ use aws_config::SdkConfig;
 use ecr_fleet_sim::demo::DemoSpec;
 use ecr_fleet_sim::generate::UNMANAGED_PREFIX;
 
-use crate::support::aws;
-use crate::support::cli::ecr_fleet;
+use crate::support::aws::{self, OUTCOMES};
+use crate::support::cli::plan_json;
 use crate::support::fixtures::{CI_BUILDS_POLICY, OUTDATED_POLICY};
 use crate::support::moto::Moto;
 use crate::support::proxy::{FaultProxy, FaultRules};
@@ -38,6 +38,18 @@ where
     }
 }
 
+/// The error code of a CreateRepositoryCreationTemplate of `prefix` for `applied_for`.
+async fn create_code(client: &aws_sdk_ecr::Client, prefix: &str, applied_for: &[&str]) -> String {
+    let applied_for = applied_for.iter().map(|a| (*a).into()).collect();
+    let answer = client
+        .create_repository_creation_template()
+        .prefix(prefix)
+        .set_applied_for(Some(applied_for))
+        .send()
+        .await;
+    code(answer)
+}
+
 /// Runs the whole API against one account-region (`cfg`, with no template yet) and checks
 /// that `elsewhere` (another account or region) sees none of it. Returns the settings the
 /// update had to keep, as read back.
@@ -66,13 +78,10 @@ async fn check_template_api(
         "ECR's default"
     );
     assert!(root.created_at.is_some() && root.updated_at.is_some());
-    let again = client
-        .create_repository_creation_template()
-        .prefix("ROOT")
-        .applied_for("REPLICATION".into())
-        .send()
-        .await;
-    assert_eq!(code(again), "TemplateAlreadyExistsException");
+    assert_eq!(
+        create_code(&client, "ROOT", &["REPLICATION"]).await,
+        "TemplateAlreadyExistsException"
+    );
 
     // An update sends only the lifecycle policy and appliedFor; the rest stays.
     let seeded = with_other_settings("team-a", OUTDATED_POLICY);
@@ -97,20 +106,18 @@ async fn check_template_api(
     assert!(held.updated_at >= held.created_at);
 
     // The documented errors.
-    let bad_prefix = client
-        .create_repository_creation_template()
-        .prefix("Team A")
-        .applied_for("REPLICATION".into())
-        .send()
-        .await;
-    assert_eq!(code(bad_prefix), "ValidationException");
-    let no_applied_for = client
-        .create_repository_creation_template()
-        .prefix("team-c")
-        .set_applied_for(Some(Vec::new()))
-        .send()
-        .await;
-    assert_eq!(code(no_applied_for), "ValidationException");
+    assert_eq!(
+        create_code(&client, "Team A", &["REPLICATION"]).await,
+        "ValidationException"
+    );
+    assert_eq!(
+        create_code(&client, "team-c", &[]).await,
+        "ValidationException"
+    );
+    assert_eq!(
+        create_code(&client, "team-c", &["ON_PUSH"]).await,
+        "ValidationException"
+    );
     let bad_policy = client
         .update_repository_creation_template()
         .prefix("team-a")
@@ -188,7 +195,7 @@ async fn proxy_emulates_repository_creation_templates() {
     let held = check_template_api(&cfg, account, &other_account).await;
     assert_eq!(
         proxy
-            .creation_template(account, "us-east-1", "team-a")
+            .creation_templates(|t| t.get(account, "us-east-1", "team-a"))
             .map(|t| settings(&t)),
         Some(settings(&held)),
         "the proxy holds what the SDK reads"
@@ -198,11 +205,11 @@ async fn proxy_emulates_repository_creation_templates() {
 
     // Seeded directly, read through the SDK.
     let seeded = with_other_settings("team-z", CI_BUILDS_POLICY);
-    proxy.put_creation_template(&members[1], "us-east-1", seeded.clone());
+    proxy.creation_templates(|t| t.put(&members[1], "us-east-1", seeded.clone()));
     let read = templates::get(&other_account, "team-z").await.unwrap();
     assert_eq!(settings(&read), seeded);
     // Answered by the proxy, counted as client requests like any other.
-    assert_eq!(proxy.count("ecr:CreateRepositoryCreationTemplate"), 6);
+    assert_eq!(proxy.count("ecr:CreateRepositoryCreationTemplate"), 7);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,7 +221,7 @@ async fn synthetic_server_emulates_repository_creation_templates() {
     let held = check_template_api(&cfg, &account, &other_region).await;
     assert_eq!(
         synth
-            .creation_template(&account, "eu-west-1", "team-a")
+            .creation_templates(|t| t.get(&account, "eu-west-1", "team-a"))
             .map(|t| settings(&t)),
         Some(settings(&held))
     );
@@ -242,28 +249,10 @@ fn the_demo_organization_shows_every_outcome() {
     let synth = spec.start();
     let dir = tempfile::tempdir().unwrap();
     let config = spec.config().write_to(dir.path(), false).unwrap();
-    let plan = ecr_fleet(
-        &[
-            "plan",
-            "--config",
-            config.to_str().unwrap(),
-            "--output",
-            "json",
-            "--no-progress",
-        ],
-        &synth.url(),
-        dir.path(),
-    );
+    let plan = plan_json(&config, &synth.url(), dir.path());
     let report = plan.json();
     let summary = &report["summary"];
-    for outcome in [
-        "create",
-        "update",
-        "unchanged",
-        "excluded",
-        "unmatched",
-        "blocked",
-    ] {
+    for outcome in OUTCOMES.iter().filter(|o| **o != "error") {
         assert!(
             summary["outcomes"][outcome].as_u64().unwrap_or(0) > 0,
             "{outcome}: {summary}"

@@ -108,6 +108,22 @@ fn put_lifecycle_policy(state: &mut State, account: &str, region: &str, body: &V
     }
 }
 
+/// `maxResults` (1 to 1000, default 100) and the offset of `nextToken` (a token of ours
+/// starting with `token_prefix`) of an ECR listing, or the error ECR answers for them.
+pub(crate) fn ecr_page(body: &Value, token_prefix: &str) -> Result<(usize, usize), Response> {
+    let max = body["maxResults"].as_u64().unwrap_or(100);
+    if !(1..=1000).contains(&max) {
+        return Err(json_error(
+            400,
+            "InvalidParameterException",
+            "maxResults must be between 1 and 1000",
+        ));
+    }
+    let offset = parse_offset(body["nextToken"].as_str(), token_prefix)
+        .map_err(|()| json_error(400, "InvalidParameterException", "Invalid nextToken"))?;
+    Ok((max as usize, offset))
+}
+
 /// The check the server makes of a lifecycle policy: a JSON document with a `rules` list.
 pub(crate) fn is_policy_document(text: &str) -> bool {
     serde_json::from_str::<Value>(text).is_ok_and(|v| v["rules"].is_array())
@@ -187,16 +203,9 @@ fn describe_repositories(state: &mut State, account: &str, region: &str, body: &
         }
         return json_ok(&json!({"repositories": found}));
     }
-    let max = body["maxResults"].as_u64().unwrap_or(100);
-    if !(1..=1000).contains(&max) {
-        return json_error(
-            400,
-            "InvalidParameterException",
-            "maxResults must be between 1 and 1000",
-        );
-    }
-    let Ok(offset) = parse_offset(body["nextToken"].as_str(), "synth-repos-") else {
-        return json_error(400, "InvalidParameterException", "Invalid NextToken");
+    let (max, offset) = match ecr_page(body, "synth-repos-") {
+        Ok(page) => page,
+        Err(response) => return response,
     };
     let Some(repos) = region_of(state, account, region) else {
         // An account without repositories here (the management account, say).
@@ -204,7 +213,7 @@ fn describe_repositories(state: &mut State, account: &str, region: &str, body: &
     };
     let mut page = Vec::new();
     let mut i = offset;
-    while i < repos.repos.len() && page.len() < max as usize {
+    while i < repos.repos.len() && page.len() < max {
         let repo = &mut repos.repos[i];
         if !repo.deleted {
             page.push(repository_json(account, region, &repo.name));

@@ -3,8 +3,9 @@
 //! A repository's images are not stored: they are drawn again, the same every time, from
 //! the fleet's seed and the repository's account, region and name, so 100,000
 //! repositories cost no memory for them. Each holds [`SynthRepo::image_count`] images:
-//! pushed up to 400 days before the server started, untagged or tagged `ci-N`,
-//! `release-1.N` (and the newest `latest`), 20 to 600 MiB, half of them pulled since.
+//! pushed up to 400 days before the server started, untagged or tagged `ci-N` or
+//! `release-1.N` (the newest tagged one also `latest`), 20 to 600 MiB, about half of them
+//! pulled since.
 //! A repository marked [`SynthRepo::in_use`] also holds an untagged image pushed 60 days
 //! ago that a Lambda function of its account-region runs, by digest: an image a template
 //! expiring old untagged images would remove, which the in-use check must protect.
@@ -15,10 +16,11 @@
 
 use serde_json::{json, Value};
 
+use crate::ecr::ecr_page;
 use crate::http::{form_field, Request, Response};
 use crate::org::parse_offset;
 use crate::server::{State, SynthRepo};
-use crate::wire::{json_error, json_ok, rest_error, rest_ok, Operation, LAMBDA_FUNCTIONS};
+use crate::wire::{json_ok, rest_error, rest_ok, Operation, LAMBDA_FUNCTIONS};
 
 const DAY: i64 = 86_400;
 const MIB: u64 = 1 << 20;
@@ -68,7 +70,7 @@ pub fn images_of(
         .map(|i| {
             let age_days = rng.i64(0..400);
             let tags = match (i, rng.u8(0..10)) {
-                (0, _) => vec!["latest".to_string(), format!("release-1.{i}")],
+                (0, _) => vec![format!("release-1.{i}")],
                 (_, 0..=3) => Vec::new(),
                 (_, 4..=6) => vec![format!("ci-{i}")],
                 _ => vec![format!("release-1.{i}")],
@@ -97,6 +99,10 @@ pub fn images_of(
         });
     }
     images.sort_by_key(|image| std::cmp::Reverse(image.pushed_at));
+    // The first image always has a tag, so some image is `latest`: the newest tagged one.
+    if let Some(newest) = images.iter_mut().find(|image| !image.tags.is_empty()) {
+        newest.tags.insert(0, "latest".to_string());
+    }
     images
 }
 
@@ -124,19 +130,12 @@ pub(crate) fn describe_images(
     repo: &SynthRepo,
     body: &Value,
 ) -> Response {
-    let max = body["maxResults"].as_u64().unwrap_or(100);
-    if !(1..=1000).contains(&max) {
-        return json_error(
-            400,
-            "InvalidParameterException",
-            "maxResults must be between 1 and 1000",
-        );
-    }
-    let Ok(offset) = parse_offset(body["nextToken"].as_str(), "synth-images-") else {
-        return json_error(400, "InvalidParameterException", "Invalid NextToken");
+    let (max, offset) = match ecr_page(body, "synth-images-") {
+        Ok(page) => page,
+        Err(response) => return response,
     };
     let images = images_of(seed, epoch, account, region, repo);
-    let end = (offset + max as usize).min(images.len());
+    let end = (offset + max).min(images.len());
     let details: Vec<Value> = images[offset.min(end)..end]
         .iter()
         .map(|image| {
@@ -280,10 +279,10 @@ mod tests {
         assert_ne!(a, images_of(1, epoch, "1", "r", &repo("b", 8, false)));
         assert_ne!(a, images_of(2, epoch, "1", "r", &repo("a", 8, false)));
         assert!(a.windows(2).all(|w| w[0].pushed_at >= w[1].pushed_at));
-        assert!(
-            a[0].tags.contains(&"latest".to_string())
-                || a.iter().any(|i| i.tags.contains(&"latest".to_string()))
-        );
+        let latest = a.iter().filter(|i| i.tags.iter().any(|t| t == "latest"));
+        assert_eq!(latest.count(), 1);
+        let newest_tagged = a.iter().find(|i| !i.tags.is_empty()).unwrap();
+        assert_eq!(newest_tagged.tags[0], "latest");
         let used = repo("a", 8, true);
         let image = in_use_image(1, epoch, "1", "r", &used).unwrap();
         assert!(image.tags.is_empty());

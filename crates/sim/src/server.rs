@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::faults::{LoadRules, LoadState};
 use crate::fleet::{Fleet, RepoKey, RepoKind, MANAGEMENT_ACCOUNT_ID};
 use crate::http::{HttpServer, Request, Response};
-use crate::templates::{CreationTemplate, CreationTemplates};
+use crate::templates::CreationTemplates;
 use crate::wire::{json_body, json_error, throttling_error, Operation, Scope};
 
 /// What to generate.
@@ -300,24 +300,10 @@ impl SynthFleet {
         all
     }
 
-    /// Puts a repository creation template in place as is (other settings included).
-    pub fn put_creation_template(&self, account: &str, region: &str, template: CreationTemplate) {
-        self.state().templates.put(account, region, template);
-    }
-
-    /// A repository creation template as held now.
-    pub fn creation_template(
-        &self,
-        account: &str,
-        region: &str,
-        prefix: &str,
-    ) -> Option<CreationTemplate> {
-        self.state().templates.get(account, region, prefix)
-    }
-
-    /// Every repository creation template of an account-region, by prefix.
-    pub fn creation_templates(&self, account: &str, region: &str) -> Vec<CreationTemplate> {
-        self.state().templates.list(account, region)
+    /// Runs `f` on the repository creation templates held now (locked meanwhile): to put
+    /// one in place as is, other settings included, or to read one back.
+    pub fn creation_templates<T>(&self, f: impl FnOnce(&mut CreationTemplates) -> T) -> T {
+        f(&mut self.state().templates)
     }
 }
 

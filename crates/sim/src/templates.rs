@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::ecr::{invalid_policy, is_policy_document};
+use crate::ecr::{ecr_page, invalid_policy, is_policy_document};
 use crate::http::Response;
 use crate::wire::{json_error, json_ok};
 
@@ -290,19 +290,9 @@ impl CreationTemplates {
     }
 
     fn describe(&self, account: &str, region: &str, body: &Value) -> Response {
-        let max = body["maxResults"].as_u64().unwrap_or(100);
-        if !(1..=1000).contains(&max) {
-            return validation("maxResults must be between 1 and 1000");
-        }
-        let offset = match body["nextToken"].as_str() {
-            None => 0,
-            Some(token) => match token
-                .strip_prefix("creation-templates-")
-                .and_then(|n| n.parse::<usize>().ok())
-            {
-                Some(offset) => offset,
-                None => return json_error(400, "InvalidParameterException", "Invalid nextToken"),
-            },
+        let (max, offset) = match ecr_page(body, "creation-templates-") {
+            Ok(page) => page,
+            Err(response) => return response,
         };
         let wanted: Vec<&str> = body["prefixes"]
             .as_array()
@@ -320,7 +310,7 @@ impl CreationTemplates {
                     .collect()
             })
             .unwrap_or_default();
-        let end = (offset + max as usize).min(all.len());
+        let end = (offset + max).min(all.len());
         let mut answer = json!({
             "registryId": account,
             "repositoryCreationTemplates": all[offset.min(end)..end],

@@ -128,43 +128,42 @@ fn answer(status: u16, content_type: &str, extra: Option<(&str, &str)>, body: Ve
     }
 }
 
+const AWS_JSON: &str = "application/x-amz-json-1.1";
+const REST_JSON: &str = "application/json";
+
+fn bytes(body: &Value) -> Vec<u8> {
+    serde_json::to_vec(body).expect("json")
+}
+
 /// A successful awsJson 1.1 answer.
 pub fn json_ok(body: &Value) -> Response {
-    answer(
-        200,
-        "application/x-amz-json-1.1",
-        None,
-        serde_json::to_vec(body).expect("json"),
-    )
+    answer(200, AWS_JSON, None, bytes(body))
 }
 
 /// An awsJson 1.1 error (`__type` and `message`, as the SDK reads them).
 pub fn json_error(status: u16, code: &str, message: &str) -> Response {
+    let body = json!({"__type": code, "message": message});
     answer(
         status,
-        "application/x-amz-json-1.1",
+        AWS_JSON,
         Some(("x-amzn-errortype", code)),
-        serde_json::to_vec(&json!({"__type": code, "message": message})).expect("json"),
+        bytes(&body),
     )
 }
 
 /// A successful rest-JSON answer.
 pub fn rest_ok(body: &Value) -> Response {
-    answer(
-        200,
-        "application/json",
-        None,
-        serde_json::to_vec(body).expect("json"),
-    )
+    answer(200, REST_JSON, None, bytes(body))
 }
 
 /// A rest-JSON error (the error type in `x-amzn-errortype`).
 pub fn rest_error(status: u16, code: &str, message: &str) -> Response {
+    let body = json!({"Type": "User", "message": message});
     answer(
         status,
-        "application/json",
+        REST_JSON,
         Some(("x-amzn-errortype", code)),
-        serde_json::to_vec(&json!({"Type": "User", "message": message})).expect("json"),
+        bytes(&body),
     )
 }
 

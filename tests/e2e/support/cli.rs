@@ -274,6 +274,23 @@ pub fn apply_json(config: &Path, endpoint: &str, cwd: &Path) -> CliOutput {
     )
 }
 
+/// `plan` of the workspace `config`, with the JSON report on stdout and no progress.
+pub fn plan_json(config: &Path, endpoint: &str, cwd: &Path) -> CliOutput {
+    let config = config.to_str().expect("a UTF-8 path");
+    ecr_fleet(
+        &[
+            "plan",
+            "--config",
+            config,
+            "--output",
+            "json",
+            "--no-progress",
+        ],
+        endpoint,
+        cwd,
+    )
+}
+
 /// The row of `repo` in a report (panics naming it when absent).
 pub fn row<'a>(report: &'a Value, repo: &str) -> &'a Value {
     report["repositories"]

@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ecr_fleet_sim::http::{form_field, forward, HttpServer, Request, Response};
-use ecr_fleet_sim::templates::{CreationTemplate, CreationTemplates};
+use ecr_fleet_sim::templates::CreationTemplates;
 pub use ecr_fleet_sim::wire::{
     json_error, json_ok, op_matches, query_error, throttling_error, xml_text, Operation, Scope,
 };
@@ -210,25 +210,10 @@ impl FaultProxy {
         change(&mut self.state().rules);
     }
 
-    /// Puts a repository creation template in place as is, with whatever other settings
-    /// (tags, mutability, repository policy, description) a test later checks are kept.
-    pub fn put_creation_template(&self, account: &str, region: &str, template: CreationTemplate) {
-        self.state().templates.put(account, region, template);
-    }
-
-    /// A repository creation template as the proxy holds it now.
-    pub fn creation_template(
-        &self,
-        account: &str,
-        region: &str,
-        prefix: &str,
-    ) -> Option<CreationTemplate> {
-        self.state().templates.get(account, region, prefix)
-    }
-
-    /// Every repository creation template of an account-region, by prefix.
-    pub fn creation_templates(&self, account: &str, region: &str) -> Vec<CreationTemplate> {
-        self.state().templates.list(account, region)
+    /// Runs `f` on the repository creation templates held now (locked meanwhile): to put
+    /// one in place as is, other settings included, or to read one back.
+    pub fn creation_templates<T>(&self, f: impl FnOnce(&mut CreationTemplates) -> T) -> T {
+        f(&mut self.state().templates)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
