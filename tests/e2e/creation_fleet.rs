@@ -286,7 +286,7 @@ async fn restore_leaves_a_template_changed_since_the_apply_alone() {
         applied_for: vec!["REPLICATION".into()],
         ..templates::get(&cfg, "team-a").await.unwrap()
     };
-    proxy.put_creation_template(MANAGEMENT_ACCOUNT_ID, "us-east-1", changed.clone());
+    proxy.creation_templates(|t| t.put(MANAGEMENT_ACCOUNT_ID, "us-east-1", changed.clone()));
     let restore = run(
         &["restore", "--backup", &journal, "--yes"],
         &proxy,
