@@ -341,3 +341,36 @@ async fn a_failed_template_read_is_an_error_there_and_the_other_region_goes_on()
     );
     assert_eq!(proxy.count("ecr:CreateRepositoryCreationTemplate"), 3);
 }
+
+#[tokio::test]
+async fn interactive_apply_writes_templates_after_the_confirmation() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.url(), FaultRules::default());
+    let cfg = aws::sdk_config(&proxy.url(), "us-east-1").await;
+    seed(&cfg).await;
+    let dir = workspace(&["us-east-1"], "");
+    let apply = crate::support::cli::Cli::new(&proxy.url(), dir.path()).run_on_terminal(
+        &["apply", "--no-progress", "--report", "report.json"],
+        "yes\n",
+    );
+    assert_eq!(apply.code, 0, "{}", apply.stdout);
+    assert!(
+        apply
+            .stdout
+            .contains("Write 0 lifecycle polic(ies) and 2 creation template(s)?"),
+        "{}",
+        apply.stdout
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["summary"]["creation_templates"]["applied"], 2);
+    // Each template was read again after the confirmation, before its write.
+    assert_eq!(
+        proxy.count("ecr:DescribeRepositoryCreationTemplates"),
+        1 + 2
+    );
+    assert!(templates::get(&cfg, "ROOT").await.is_some());
+    let team_a = templates::get(&cfg, "team-a").await.unwrap();
+    assert_eq!(team_a.lifecycle_policy.as_deref(), Some(CI_BUILDS_POLICY));
+}
