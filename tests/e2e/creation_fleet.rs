@@ -61,6 +61,32 @@ async fn seed(cfg: &SdkConfig) -> CreationTemplate {
     team_a
 }
 
+/// moto behind the emulating proxy, with [`seed`]'s templates in the caller's us-east-1 and
+/// a [`workspace`] there.
+struct Seeded {
+    proxy: FaultProxy,
+    cfg: SdkConfig,
+    dir: tempfile::TempDir,
+    /// `team-a` as seeded.
+    team_a: CreationTemplate,
+    /// Dropped last: the proxy forwards to it.
+    _moto: Moto,
+}
+
+async fn seeded() -> Seeded {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.url(), FaultRules::default());
+    let cfg = aws::sdk_config(&proxy.url(), "us-east-1").await;
+    let team_a = seed(&cfg).await;
+    Seeded {
+        proxy,
+        cfg,
+        dir: workspace(&["us-east-1"], ""),
+        team_a,
+        _moto: moto,
+    }
+}
+
 fn run(args: &[&str], proxy: &FaultProxy, dir: &Path) -> crate::support::cli::CliOutput {
     let mut all = args.to_vec();
     all.extend(["--output", "json", "--no-progress"]);
@@ -96,12 +122,14 @@ fn template_writes(proxy: &FaultProxy) -> u64 {
 
 #[tokio::test]
 async fn plan_apply_rerun_audit_and_restore_creation_templates() {
-    let moto = Moto::start();
-    let proxy = FaultProxy::start(&moto.url(), FaultRules::default());
-    let cfg = aws::sdk_config(&proxy.url(), "us-east-1").await;
-    let team_a = seed(&cfg).await;
+    let Seeded {
+        proxy,
+        cfg,
+        dir,
+        team_a,
+        _moto,
+    } = seeded().await;
     let ops_before = templates::get(&cfg, "ops").await.unwrap();
-    let dir = workspace(&["us-east-1"], "");
     proxy.reset_counts();
 
     // plan: one read, every outcome, nothing written; pending changes exit 3.
@@ -272,24 +300,21 @@ async fn plan_apply_rerun_audit_and_restore_creation_templates() {
 
 #[tokio::test]
 async fn restore_leaves_a_template_changed_since_the_apply_alone() {
-    let moto = Moto::start();
-    let proxy = FaultProxy::start(&moto.url(), FaultRules::default());
-    let cfg = aws::sdk_config(&proxy.url(), "us-east-1").await;
-    seed(&cfg).await;
-    let dir = workspace(&["us-east-1"], "");
-    let apply = run(&["apply", "--yes"], &proxy, dir.path());
+    let seeded = seeded().await;
+    let (proxy, cfg, dir) = (&seeded.proxy, &seeded.cfg, &seeded.dir);
+    let apply = run(&["apply", "--yes"], proxy, dir.path());
     apply.assert_code(0);
     let journal = apply.json()["backup_file"].as_str().unwrap().to_string();
     // Someone changes team-a after the apply.
     let changed = CreationTemplate {
         lifecycle_policy: Some(OUTDATED_POLICY.into()),
         applied_for: vec!["REPLICATION".into()],
-        ..templates::get(&cfg, "team-a").await.unwrap()
+        ..templates::get(cfg, "team-a").await.unwrap()
     };
     proxy.creation_templates(|t| t.put(MANAGEMENT_ACCOUNT_ID, "us-east-1", changed.clone()));
     let restore = run(
         &["restore", "--backup", &journal, "--yes"],
-        &proxy,
+        proxy,
         dir.path(),
     );
     restore.assert_code(1);
@@ -299,13 +324,13 @@ async fn restore_leaves_a_template_changed_since_the_apply_alone() {
     assert_eq!(rows[1]["outcome"], "error");
     assert!(rows[1]["error"].as_str().unwrap().contains("conflict"));
     assert_eq!(
-        settings(&templates::get(&cfg, "team-a").await.unwrap()),
+        settings(&templates::get(cfg, "team-a").await.unwrap()),
         settings(&changed),
         "left alone"
     );
     // ROOT, still as the apply wrote it, was restored (deleted).
     assert_eq!(rows[0]["outcome"], "update");
-    assert!(templates::get(&cfg, "ROOT").await.is_none());
+    assert!(templates::get(cfg, "ROOT").await.is_none());
 }
 
 #[tokio::test]
@@ -344,11 +369,8 @@ async fn a_failed_template_read_is_an_error_there_and_the_other_region_goes_on()
 
 #[tokio::test]
 async fn interactive_apply_writes_templates_after_the_confirmation() {
-    let moto = Moto::start();
-    let proxy = FaultProxy::start(&moto.url(), FaultRules::default());
-    let cfg = aws::sdk_config(&proxy.url(), "us-east-1").await;
-    seed(&cfg).await;
-    let dir = workspace(&["us-east-1"], "");
+    let seeded = seeded().await;
+    let (proxy, cfg, dir) = (&seeded.proxy, &seeded.cfg, &seeded.dir);
     let apply = crate::support::cli::Cli::new(&proxy.url(), dir.path()).run_on_terminal(
         &["apply", "--no-progress", "--report", "report.json"],
         "yes\n",
@@ -370,7 +392,7 @@ async fn interactive_apply_writes_templates_after_the_confirmation() {
         proxy.count("ecr:DescribeRepositoryCreationTemplates"),
         1 + 2
     );
-    assert!(templates::get(&cfg, "ROOT").await.is_some());
-    let team_a = templates::get(&cfg, "team-a").await.unwrap();
+    assert!(templates::get(cfg, "ROOT").await.is_some());
+    let team_a = templates::get(cfg, "team-a").await.unwrap();
     assert_eq!(team_a.lifecycle_policy.as_deref(), Some(CI_BUILDS_POLICY));
 }
