@@ -47,3 +47,38 @@ pub async fn read_policy(target: &Target, repository: &str) -> Result<Option<Str
         Err(e) => Err(e),
     }
 }
+
+/// The repository creation templates of the account-region (all of them when `prefixes` is
+/// empty), page by page through the call gate so that each page is paced, retried and
+/// counted like any other call.
+pub async fn describe_creation_templates(
+    target: &Target,
+    prefixes: &[String],
+) -> Result<Vec<aws_sdk_ecr::types::RepositoryCreationTemplate>, AwsError> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = target
+            .calls
+            .call(
+                CallClass::Read,
+                "ecr:DescribeRepositoryCreationTemplates",
+                || {
+                    target
+                        .ecr
+                        .describe_repository_creation_templates()
+                        .set_prefixes((!prefixes.is_empty()).then(|| prefixes.to_vec()))
+                        .max_results(1000)
+                        .set_next_token(token.clone())
+                        .send()
+                },
+            )
+            .await?;
+        out.extend(page.repository_creation_templates().iter().cloned());
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    Ok(out)
+}

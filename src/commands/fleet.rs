@@ -291,6 +291,8 @@ pub async fn run(
             ..Summary::default()
         },
         repositories: output.rows,
+        creation_templates: output.templates,
+        region_findings: output.region_findings,
         skipped,
         regions: regions_visited,
         disabled_regions,
@@ -358,14 +360,29 @@ async fn confirm_and_write(
         .iter()
         .filter(|r| pipeline::wants_write(r, a.allow_unsafe))
         .count();
-    if writes == 0 {
+    let template_writes = report
+        .creation_templates
+        .iter()
+        .filter(|t| t.outcome.is_write())
+        .count();
+    if writes + template_writes == 0 {
         return Ok(());
     }
     eprintln!("{}", crate::report::table::render(report, args.all));
-    if !confirm(&format!("Write {writes} lifecycle polic(ies)?")) {
+    if !confirm(&format!(
+        "Write {writes} lifecycle polic(ies) and {template_writes} creation template(s)?"
+    )) {
         return Err(input(anyhow!("apply cancelled; nothing was written")));
     }
-    let progress = Progress::new(mode, "apply", "writes", writes as u64);
+    let progress = Progress::new(mode, "apply", "writes", (writes + template_writes) as u64);
+    crate::fleet::creation::write_planned(
+        &mut report.creation_templates,
+        config,
+        targets,
+        journal,
+        &progress,
+    )
+    .await;
     pipeline::write_planned(
         &mut report.repositories,
         config,

@@ -15,9 +15,10 @@ use crate::cli::{GlobalArgs, RestoreArgs};
 use crate::config::AccountSource;
 use crate::exit::{ExitStatus, Fatal};
 use crate::fleet::discovery;
-use crate::model::RepoResult;
+use crate::model::{CreationTemplateResult, RepoResult};
 use crate::progress::{Progress, ProgressMode};
 use crate::report::{Command, Report, Summary, SCHEMA_VERSION};
+use crate::write::creation::restore_template;
 use crate::write::journal::read_backup;
 use crate::write::restore::restore_entry;
 
@@ -39,8 +40,9 @@ pub async fn run(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
     }
     if !args.yes
         && !confirm(&format!(
-            "Restore {} repositories from {}?",
+            "Restore {} repositories and {} creation template(s) from {}?",
             backup.entries.len(),
+            backup.templates.len(),
             args.backup.display()
         ))
     {
@@ -49,14 +51,29 @@ pub async fn run(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
     let stop = Stop::default();
     let _signals = AbortOnDrop(watch_signals(stop.clone()));
     let aws = Aws::load(&config.execution).await;
-    let first_region = backup.entries.first().map(|e| e.entry.region.as_str());
+    // Every account-region the journal names, repositories and creation templates alike.
+    let places: BTreeSet<(String, String)> = backup
+        .entries
+        .iter()
+        .map(|e| (e.entry.account_id.clone(), e.entry.region.clone()))
+        .chain(
+            backup
+                .templates
+                .iter()
+                .map(|t| (t.account_id.clone(), t.region.clone())),
+        )
+        .collect();
+    let first_region = backup
+        .entries
+        .first()
+        .map(|e| e.entry.region.as_str())
+        .or(backup.templates.first().map(|t| t.region.as_str()));
     let caller = discovery::caller(&aws, first_region)
         .await
         .map_err(|e| Fatal::Run(e.into()))?;
-    let accounts: Vec<String> = backup
-        .entries
+    let accounts: Vec<String> = places
         .iter()
-        .map(|e| e.entry.account_id.clone())
+        .map(|(account, _)| account.clone())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -75,16 +92,8 @@ pub async fn run(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
     .map_err(|e| Fatal::Run(e.into()))?;
     let limits = RunLimits::new(&config.execution, aws.stats.clone(), stop.clone());
     let mut targets = HashMap::new();
-    for e in &backup.entries {
-        let key = (e.entry.account_id.clone(), e.entry.region.clone());
-        if targets.contains_key(&key) {
-            continue;
-        }
-        if let Some(account) = discovered
-            .accounts
-            .iter()
-            .find(|a| a.account_id == e.entry.account_id)
-        {
+    for key in places {
+        if let Some(account) = discovered.accounts.iter().find(|a| a.account_id == key.0) {
             let target = aws.target(
                 &key.0,
                 &key.1,
@@ -96,7 +105,41 @@ pub async fn run(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
         }
     }
     let mode = ProgressMode::detect(g.quiet, g.no_progress);
-    let progress = Progress::new(mode, "restore", "repositories", backup.entries.len() as u64);
+    let progress = Progress::new(
+        mode,
+        "restore",
+        "entries",
+        (backup.entries.len() + backup.templates.len()) as u64,
+    );
+    // Creation templates first: a handful per account-region.
+    let mut templates: Vec<CreationTemplateResult> = futures::stream::iter(&backup.templates)
+        .map(|t| {
+            let target = targets.get(&(t.account_id.clone(), t.region.clone()));
+            let progress = &progress;
+            async move {
+                let row = match target {
+                    Some(target) => restore_template(t, target).await,
+                    None => {
+                        let mut row = CreationTemplateResult::new(
+                            &t.account_id,
+                            &t.region,
+                            &t.prefix,
+                            Some(t.template.clone()),
+                        );
+                        row.error = Some(
+                            "not restored: the account could not be entered (see skipped)".into(),
+                        );
+                        row
+                    }
+                };
+                progress.step();
+                row
+            }
+        })
+        .buffer_unordered(config.execution.concurrency.max(1))
+        .collect()
+        .await;
+    templates.sort_by(|a, b| a.key().cmp(&b.key()));
     // Entries run side by side; each account-region's call gate keeps its share.
     let mut rows: Vec<RepoResult> = futures::stream::iter(&backup.entries)
         .map(|e| {
@@ -132,6 +175,7 @@ pub async fn run(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
         .entries
         .iter()
         .map(|e| e.entry.region.clone())
+        .chain(backup.templates.iter().map(|t| t.region.clone()))
         .collect();
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
@@ -145,6 +189,8 @@ pub async fn run(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
             ..Summary::default()
         },
         repositories: rows,
+        creation_templates: templates,
+        region_findings: Vec::new(),
         skipped: discovered.skipped.clone(),
         regions,
         disabled_regions: Vec::new(),

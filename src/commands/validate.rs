@@ -16,8 +16,18 @@ pub fn run(args: &ValidateArgs) -> Result<ExitStatus, Fatal> {
             eprintln!("warning: {w}");
         }
         let templates: Vec<&str> = config.used_templates();
+        let creation = if config.creation_templates.is_empty() {
+            String::new()
+        } else {
+            let prefixes: Vec<&str> = config
+                .creation_templates
+                .iter()
+                .map(|c| c.prefix.as_str())
+                .collect();
+            format!("; creation templates: {}", prefixes.join(", "))
+        };
         println!(
-            "{}: ok ({} [[match]] entr{}, template(s): {}; regions: {})",
+            "{}: ok ({} [[match]] entr{}, template(s): {}; regions: {}{creation})",
             path.display(),
             config.matches.len(),
             if config.matches.len() == 1 {

@@ -10,13 +10,16 @@ use std::path::{Path, PathBuf};
 use crate::aws::ExecutionLimits;
 use crate::model::InUseSource;
 
+mod accounts;
 pub mod builtin;
 mod checks;
+pub mod creation;
 mod matching;
 mod resolve;
 pub mod templates;
 
 pub use checks::{check_account_id, check_region};
+pub use creation::CreationTemplateRule;
 pub use matching::{classify, Disposition, MatchRule, NameGlob};
 use templates::{TemplateError, TemplateSet};
 
@@ -160,6 +163,8 @@ pub struct Config {
     pub accounts: AccountsConfig,
     pub exception: ExceptionConfig,
     pub matches: Vec<MatchRule>,
+    /// `[[creation_template]]` entries, in file order (prefixes are unique).
+    pub creation_templates: Vec<CreationTemplateRule>,
     pub templates: TemplateSet,
     pub execution: ExecutionLimits,
     pub backup_dir: PathBuf,
@@ -201,6 +206,7 @@ impl Config {
                 names: Some(vec![NameGlob::new("*").expect("static glob")]),
                 tags: None,
             }],
+            creation_templates: Vec::new(),
             templates: TemplateSet::builtin(),
             execution: ExecutionLimits::default(),
             backup_dir: PathBuf::from("."),
@@ -233,12 +239,14 @@ impl Config {
         resolve::parse(text, path)
     }
 
-    /// Templates referenced by at least one `[[match]]`, in first-use order.
+    /// Templates referenced by at least one `[[match]]` or `[[creation_template]]`, in
+    /// first-use order.
     pub fn used_templates(&self) -> Vec<&str> {
         let mut seen = Vec::new();
-        for m in &self.matches {
-            if !seen.contains(&m.template.as_str()) {
-                seen.push(m.template.as_str());
+        let used = self.matches.iter().map(|m| m.template.as_str());
+        for t in used.chain(self.creation_templates.iter().map(|c| c.template.as_str())) {
+            if !seen.contains(&t) {
+                seen.push(t);
             }
         }
         seen

@@ -73,10 +73,12 @@ fn key_path(path: &serde_path_to_error::Path) -> String {
 struct RawConfig {
     templates_dir: Option<Spanned<String>>,
     regions: Option<Spanned<RawRegions>>,
-    accounts: Option<RawAccounts>,
+    accounts: Option<super::accounts::RawAccounts>,
     exception: Option<RawException>,
     #[serde(rename = "match", default)]
     matches: Vec<Spanned<RawMatch>>,
+    #[serde(rename = "creation_template", default)]
+    creation_templates: Vec<Spanned<super::creation::RawCreationTemplate>>,
     execution: Option<RawExecution>,
     apply: Option<RawApply>,
     safety: Option<RawSafety>,
@@ -116,20 +118,6 @@ impl<'de> Deserialize<'de> for RawRegions {
         }
         d.deserialize_any(Visitor)
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAccounts {
-    source: Option<Spanned<String>>,
-    ids: Option<Vec<Spanned<String>>>,
-    organizational_units: Option<Vec<Spanned<String>>>,
-    #[serde(default)]
-    exclude: Vec<Spanned<String>>,
-    role_name: Option<Spanned<String>>,
-    external_id: Option<Spanned<String>>,
-    session_name: Option<Spanned<String>>,
-    session_duration_seconds: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,10 +170,19 @@ struct RawAudit {
 fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigError> {
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let (regions, regions_enabled) = resolve_regions(raw.regions, src)?;
-    let accounts = resolve_accounts(raw.accounts, src)?;
+    let accounts = super::accounts::resolve(raw.accounts, src)?;
     let exception = resolve_exception(raw.exception, src)?;
     let templates_dir = resolve_templates_dir(raw.templates_dir.as_ref(), &base_dir, src)?;
-    let (matches, templates) = resolve_matches(raw.matches, &templates_dir, src)?;
+    let (matches, mut templates) = resolve_matches(raw.matches, &templates_dir, src)?;
+    let creation_templates =
+        super::creation::resolve(raw.creation_templates, &mut templates, &templates_dir, src)?;
+    // Only keep templates actually used (the built-in default stays available).
+    templates.retain_used(
+        matches
+            .iter()
+            .map(|m| m.template.as_str())
+            .chain(creation_templates.iter().map(|c| c.template.as_str())),
+    );
     let warnings = unreachable_matches(&matches, &src.path);
     let execution = resolve_execution(raw.execution, src)?;
     let backup_dir = raw
@@ -202,6 +199,7 @@ fn resolve(raw: RawConfig, src: &Source, path: &Path) -> Result<Config, ConfigEr
         accounts,
         exception,
         matches,
+        creation_templates,
         templates,
         execution,
         backup_dir,
@@ -319,27 +317,13 @@ fn resolve_matches(
         let span = m.span();
         let m = m.into_inner();
         let field = format!("match[{i}]");
-        let name = m.template.get_ref();
-        templates::check_template_name(name).map_err(|msg| {
-            ConfigError::at(src, m.template.span(), format!("{field}.template"), msg)
-        })?;
-        if !templates.contains(name) {
-            match templates.load_from_dir(templates_dir, name) {
-                Ok(true) => {}
-                Ok(false) => {
-                    return Err(ConfigError::at(
-                        src,
-                        m.template.span(),
-                        format!("{field}.template"),
-                        format!(
-                            "unknown template {name:?}: no file {}",
-                            templates_dir.join(format!("{name}.json")).display()
-                        ),
-                    ))
-                }
-                Err(e) => return Err(ConfigError::Template(e)),
-            }
-        }
+        load_template(
+            &mut templates,
+            templates_dir,
+            &m.template,
+            &format!("{field}.template"),
+            src,
+        )?;
         if m.names.is_none() && m.tags.is_none() {
             return Err(ConfigError::at(
                 src,
@@ -409,9 +393,39 @@ fn resolve_matches(
             tags,
         });
     }
-    // Only keep templates actually used (the built-in default stays available).
-    templates.retain_used(matches.iter().map(|m| m.template.as_str()));
     Ok((matches, templates))
+}
+
+/// Check a template name and load `<templates_dir>/<name>.json` unless it is loaded already
+/// (`[[match]]` and `[[creation_template]]` name templates alike).
+pub(super) fn load_template(
+    templates: &mut TemplateSet,
+    templates_dir: &Path,
+    name: &Spanned<String>,
+    field: &str,
+    src: &Source,
+) -> Result<(), ConfigError> {
+    templates::check_template_name(name.get_ref())
+        .map_err(|msg| ConfigError::at(src, name.span(), field, msg))?;
+    if templates.contains(name.get_ref()) {
+        return Ok(());
+    }
+    match templates.load_from_dir(templates_dir, name.get_ref()) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(ConfigError::at(
+            src,
+            name.span(),
+            field,
+            format!(
+                "unknown template {:?}: no file {}",
+                name.get_ref(),
+                templates_dir
+                    .join(format!("{}.json", name.get_ref()))
+                    .display()
+            ),
+        )),
+        Err(e) => Err(ConfigError::Template(e)),
+    }
 }
 
 fn resolve_safety(raw: Option<RawSafety>, src: &Source) -> Result<SafetyConfig, ConfigError> {
@@ -524,7 +538,7 @@ fn unreachable_matches(matches: &[MatchRule], path: &str) -> Vec<String> {
 }
 
 /// Check an optional string, turning a failure into an error at its position.
-fn checked_value(
+pub(super) fn checked_value(
     src: &Source,
     value: Option<Spanned<String>>,
     field: &str,
@@ -539,7 +553,7 @@ fn checked_value(
 }
 
 /// Check every string of a list, turning a failure into an error at that string's position.
-fn checked_list<T>(
+pub(super) fn checked_list<T>(
     src: &Source,
     list: Vec<Spanned<String>>,
     field: &str,
@@ -548,142 +562,6 @@ fn checked_list<T>(
     list.iter()
         .map(|item| check(item.get_ref()).map_err(|m| ConfigError::at(src, item.span(), field, m)))
         .collect()
-}
-
-fn account_id(id: &str) -> Result<String, String> {
-    check_account_id(id).map(|()| id.to_string())
-}
-
-fn resolve_accounts(raw: Option<RawAccounts>, src: &Source) -> Result<AccountsConfig, ConfigError> {
-    let Some(a) = raw else {
-        return Ok(AccountsConfig {
-            source: AccountSource::Current,
-            exclude: Vec::new(),
-            role_name: DEFAULT_ROLE_NAME.to_string(),
-            external_id: None,
-            session_name: DEFAULT_SESSION_NAME.to_string(),
-            session_duration_seconds: None,
-            shard: None,
-        });
-    };
-    let ids = match a.ids {
-        None => None,
-        Some(ids) => Some(checked_list(src, ids, "accounts.ids", account_id)?),
-    };
-    // Where the list starts, for the error if the source does not take OUs.
-    let ous_span = a
-        .organizational_units
-        .as_ref()
-        .and_then(|l| l.first())
-        .map(Spanned::span);
-    let ous = match a.organizational_units {
-        None => None,
-        Some(ous) => Some(checked_list(
-            src,
-            ous,
-            "accounts.organizational_units",
-            |id| check_ou_id(id).map(|()| id.to_string()),
-        )?),
-    };
-    let source = match a.source {
-        None => {
-            if ids.is_some() {
-                AccountSource::List(ids.clone().unwrap_or_default())
-            } else if ous.is_some() {
-                AccountSource::Organization {
-                    organizational_units: ous.clone().unwrap_or_default(),
-                }
-            } else {
-                AccountSource::Current
-            }
-        }
-        Some(s) => match s.get_ref().as_str() {
-            "organization" => {
-                if ids.is_some() {
-                    return Err(ConfigError::at(
-                        src,
-                        s.span(),
-                        "accounts.ids",
-                        "only used with source = \"list\"",
-                    ));
-                }
-                AccountSource::Organization {
-                    organizational_units: ous.clone().unwrap_or_default(),
-                }
-            }
-            "list" => {
-                let list = ids.clone().unwrap_or_default();
-                if list.is_empty() {
-                    return Err(ConfigError::at(
-                        src,
-                        s.span(),
-                        "accounts.ids",
-                        "source = \"list\" needs at least one account id in `ids`",
-                    ));
-                }
-                AccountSource::List(list)
-            }
-            "current" => AccountSource::Current,
-            other => {
-                return Err(ConfigError::at(
-                    src,
-                    s.span(),
-                    "accounts.source",
-                    format!(
-                    "unknown source {other:?}: expected \"organization\", \"list\" or \"current\""
-                ),
-                ))
-            }
-        },
-    };
-    if ous.is_some() && !matches!(source, AccountSource::Organization { .. }) {
-        return Err(ConfigError::at(
-            src,
-            ous_span.unwrap_or(0..0),
-            "accounts.organizational_units",
-            "only used with source = \"organization\"",
-        ));
-    }
-    let exclude = checked_list(src, a.exclude, "accounts.exclude", account_id)?;
-    let role_name = checked_value(src, a.role_name, "accounts.role_name", check_role_name)?
-        .unwrap_or_else(|| DEFAULT_ROLE_NAME.to_string());
-    let external_id = checked_value(
-        src,
-        a.external_id,
-        "accounts.external_id",
-        check_external_id,
-    )?;
-    let session_name = checked_value(
-        src,
-        a.session_name,
-        "accounts.session_name",
-        check_session_name,
-    )?
-    .unwrap_or_else(|| DEFAULT_SESSION_NAME.to_string());
-    let session_duration_seconds = match a.session_duration_seconds {
-        None => None,
-        Some(d) => {
-            let v = *d.get_ref();
-            if !(900..=43_200).contains(&v) {
-                return Err(ConfigError::at(
-                    src,
-                    d.span(),
-                    "accounts.session_duration_seconds",
-                    "must be between 900 and 43200",
-                ));
-            }
-            Some(v as i32)
-        }
-    };
-    Ok(AccountsConfig {
-        source,
-        exclude,
-        role_name,
-        external_id,
-        session_name,
-        session_duration_seconds,
-        shard: None,
-    })
 }
 
 fn resolve_execution(

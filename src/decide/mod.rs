@@ -1,6 +1,7 @@
 //! Decisions, pure (no AWS, no I/O): the planner, `[safety]`, unused images, the in-use index
 //! and policy diffs.
 
+pub mod creation;
 pub mod diff;
 pub mod inuse;
 pub mod plan;

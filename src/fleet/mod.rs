@@ -2,6 +2,7 @@
 //! shards, the first pass over every account (enabled regions, the in-use index), the
 //! inventory of each account-region, and the pipeline that streams them.
 
+pub mod creation;
 pub mod discovery;
 pub mod doctor;
 pub mod inuse;

@@ -8,13 +8,14 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 
+use super::creation;
 use super::discovery::{self, Caller};
 use super::inventory::{bulk_tags, inspect_repository, list_repositories, InventoryOptions};
 use super::prepass::Prepass;
 use crate::aws::{Aws, AwsError, ErrorKind, RunLimits, Target};
 use crate::config::Config;
 use crate::decide::plan::{plan_one, PlanOptions};
-use crate::model::{Notice, Outcome, RepoResult, Skipped};
+use crate::model::{CreationTemplateResult, Notice, Outcome, RegionFinding, RepoResult, Skipped};
 use crate::progress::Progress;
 use crate::write::journal::Journal;
 use crate::write::put::{write_row, Recheck};
@@ -56,6 +57,10 @@ pub struct FleetRun<'a> {
 #[derive(Default)]
 pub struct FleetOutput {
     pub rows: Vec<RepoResult>,
+    /// Creation templates of every visited account-region, sorted.
+    pub templates: Vec<CreationTemplateResult>,
+    /// Account-region findings (`audit`), sorted.
+    pub region_findings: Vec<RegionFinding>,
     pub skipped: Vec<Skipped>,
     pub notices: Vec<Notice>,
     /// The account-regions that were listed, for writes after a confirmation.
@@ -65,8 +70,11 @@ pub struct FleetOutput {
 enum TargetOutcome {
     Done {
         rows: Vec<RepoResult>,
-        notice: Option<Notice>,
-        target: Option<Target>,
+        templates: Vec<CreationTemplateResult>,
+        region_finding: Option<RegionFinding>,
+        notices: Vec<Notice>,
+        /// Boxed: the clients are large, and a skipped target needs none.
+        target: Option<Box<Target>>,
     },
     Skipped(Skipped),
 }
@@ -136,12 +144,16 @@ impl FleetRun<'_> {
                     match outcome {
                         TargetOutcome::Done {
                             rows,
-                            notice,
+                            templates,
+                            region_finding,
+                            notices,
                             target,
                         } => {
                             out.rows.extend(rows);
-                            out.notices.extend(notice);
-                            if let Some(target) = target {
+                            out.templates.extend(templates);
+                            out.region_findings.extend(region_finding);
+                            out.notices.extend(notices);
+                            if let Some(target) = target.map(|t| *t) {
                                 out.targets.insert(
                                     (target.account_id.clone(), target.region.clone()),
                                     target,
@@ -156,6 +168,8 @@ impl FleetRun<'_> {
             .await;
         // Keys are unique: an in-place sort needs no buffer the size of the fleet.
         out.rows.sort_unstable_by(|a, b| a.key().cmp(&b.key()));
+        out.templates.sort_by(|a, b| a.key().cmp(&b.key()));
+        out.region_findings.sort();
         out.skipped
             .sort_by(|a, b| (&a.account_id, &a.region).cmp(&(&b.account_id, &b.region)));
         out.notices
@@ -176,6 +190,23 @@ impl FleetRun<'_> {
             Err(e) => return skipped(e),
         };
         tracing::debug!(account = %target.account_id, region = %target.region, repositories = listed.len(), "listed");
+        // Creation templates: one read per account-region; `apply --yes` writes them at once.
+        let (mut template_plan, template_notice) =
+            if creation::wanted(self.config, self.plan.findings) {
+                creation::plan_target(&target, self.config, self.plan.findings).await
+            } else {
+                Default::default()
+            };
+        if let WriteMode::Streaming { journal, .. } = &self.writes {
+            creation::write_rows(
+                &mut template_plan.rows,
+                self.config,
+                &target,
+                journal,
+                false,
+            )
+            .await;
+        }
         let mut notice = None;
         let index = if listed.is_empty() {
             None
@@ -241,8 +272,11 @@ impl FleetRun<'_> {
             .await;
         TargetOutcome::Done {
             rows,
-            notice,
-            target: matches!(self.writes, WriteMode::AfterConfirmation { .. }).then_some(target),
+            templates: template_plan.rows,
+            region_finding: template_plan.finding,
+            notices: template_notice.into_iter().chain(notice).collect(),
+            target: matches!(self.writes, WriteMode::AfterConfirmation { .. })
+                .then(|| Box::new(target)),
         }
     }
 }

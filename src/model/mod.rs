@@ -8,10 +8,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 mod check;
+mod creation;
 mod shard;
 mod unused;
 
 pub use check::{Check, CheckStatus};
+pub use creation::{CreationTemplateResult, RegionFinding, TemplateOutcome, TemplateState};
 pub use shard::{Shard, ShardError};
 pub use unused::{Unused, UnusedBucket};
 
@@ -126,6 +128,10 @@ pub enum Finding {
     UnusedNotPulled,
     /// `audit --images`: untagged images pushed more than `unused_after_days` ago.
     UnusedUntagged,
+    /// An account-region where no creation template with a lifecycle policy covers new
+    /// repositories (a `ROOT` template, or one for every configured prefix). Reported in
+    /// `region_findings`, never on a repository.
+    NoCreationTemplate,
 }
 
 /// One repository's row of the report: the single result model every view renders.

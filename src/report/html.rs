@@ -711,6 +711,8 @@ mod tests {
                 ..Summary::default()
             },
             repositories,
+            creation_templates: Vec::new(),
+            region_findings: Vec::new(),
             skipped: vec![Skipped {
                 account_id: "333333333333".into(),
                 region: None,

@@ -7,7 +7,10 @@
 //! `restore` a `create`/`update` that was not written. Repositories the run leaves alone on
 //! purpose (`excluded`, `unmatched`) and repositories deleted during the run (`gone`) are
 //! `skipped`. A skipped target (an account or region
-//! that could not be visited) is a test case with an `error`.
+//! that could not be visited) is a test case with an `error`. Creation templates are test
+//! cases `creation template <prefix>` in their account-region's suite, judged like
+//! repositories (`unmanaged` is skipped), and `audit`'s `no_creation_template` is a failed
+//! test case `creation templates` there (see `report::creation`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -29,6 +32,18 @@ pub fn render(report: &Report) -> String {
             .entry((r.account_id.as_str(), Some(r.region.as_str())))
             .or_insert_with(|| new_suite(&r.account_id, Some(&r.region)))
             .add_test_case(repository_case(report.command, r));
+    }
+    for t in &report.creation_templates {
+        suites
+            .entry((t.account_id.as_str(), Some(t.region.as_str())))
+            .or_insert_with(|| new_suite(&t.account_id, Some(&t.region)))
+            .add_test_case(super::creation::junit_case(report.command, t));
+    }
+    for f in &report.region_findings {
+        suites
+            .entry((f.account_id.as_str(), Some(f.region.as_str())))
+            .or_insert_with(|| new_suite(&f.account_id, Some(&f.region)))
+            .add_test_case(super::creation::junit_finding_case(f));
     }
     for s in &report.skipped {
         suites
@@ -217,6 +232,8 @@ mod tests {
             finished_at: "2026-11-22T10:00:09Z".into(),
             summary: Summary::default(),
             repositories: rows,
+            creation_templates: Vec::new(),
+            region_findings: Vec::new(),
             skipped,
             regions: vec!["us-east-1".into()],
             disabled_regions: Vec::new(),

@@ -144,6 +144,7 @@ pub fn render(report: &Report) -> String {
             diff
         );
     }
+    out.push_str(&super::creation::markdown_section(report));
     if !report.skipped.is_empty() {
         let _ = writeln!(
             out,

@@ -259,6 +259,8 @@ pub fn merge(inputs: Vec<Input>) -> Result<Report, MergeError> {
             finished_at,
             summary,
             repositories,
+            creation_templates,
+            region_findings,
             skipped,
             regions,
             disabled_regions,
@@ -280,6 +282,7 @@ pub fn merge(inputs: Vec<Input>) -> Result<Report, MergeError> {
             applied: _,
             repositories_with_findings: _,
             findings: _,
+            creation_templates: _,
             impact: _,
             current_impact: _,
             unused: _,
@@ -298,6 +301,8 @@ pub fn merge(inputs: Vec<Input>) -> Result<Report, MergeError> {
         out.started_at = pick_time(out.started_at, started_at, true);
         out.finished_at = pick_time(out.finished_at, finished_at, false);
         out.repositories.extend(repositories);
+        out.creation_templates.extend(creation_templates);
+        out.region_findings.extend(region_findings);
         out.skipped.extend(skipped);
         out.regions.extend(regions);
         out.disabled_regions.extend(disabled_regions);
@@ -306,6 +311,9 @@ pub fn merge(inputs: Vec<Input>) -> Result<Report, MergeError> {
     // Sorted as a run sorts them; within one account-region, the order of the run.
     out.repositories
         .sort_unstable_by(|a, b| a.key().cmp(&b.key()));
+    out.creation_templates
+        .sort_unstable_by(|a, b| a.key().cmp(&b.key()));
+    out.region_findings.sort();
     out.skipped
         .sort_by(|a, b| (&a.account_id, &a.region).cmp(&(&b.account_id, &b.region)));
     out.notices
@@ -353,6 +361,8 @@ mod tests {
                 .iter()
                 .flat_map(|g| rows.map(|x| row(g, x)))
                 .collect(),
+            creation_templates: Vec::new(),
+            region_findings: Vec::new(),
             skipped: vec![skipped],
             regions: regions.iter().map(|r| r.to_string()).collect(),
             disabled_regions: Vec::new(),

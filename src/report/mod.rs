@@ -7,8 +7,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{DisabledRegion, Finding, Impact, Notice, Outcome, RepoResult, Skipped, Unused};
+use crate::model::{
+    CreationTemplateResult, DisabledRegion, Finding, Impact, Notice, Outcome, RegionFinding,
+    RepoResult, Skipped, Unused,
+};
 
+mod creation;
 pub mod doctor;
 pub mod html;
 pub mod junit;
@@ -20,6 +24,7 @@ mod schema;
 pub mod table;
 mod text;
 
+pub use creation::{TemplateCounts, TemplateSummary};
 pub use text::human_bytes;
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -157,9 +162,12 @@ pub struct Summary {
     /// Repositories with at least one content finding (`audit`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repositories_with_findings: Option<u64>,
-    /// Repositories per finding (`audit`).
+    /// Repositories per finding, and account-regions for `no_creation_template` (`audit`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub findings: BTreeMap<Finding, u64>,
+    /// Creation templates per outcome, and how many this run wrote.
+    #[serde(default)]
+    pub creation_templates: TemplateSummary,
     /// AWS operations called, keyed service:Operation (e.g. ecr:GetLifecyclePolicy). Retries
     /// are not counted here. `report merge` sums the shards' calls.
     pub api_calls: BTreeMap<String, u64>,
@@ -201,6 +209,13 @@ pub struct Report {
     pub summary: Summary,
     /// One entry per repository, sorted by account_id, region, then repository.
     pub repositories: Vec<RepoResult>,
+    /// Repository creation templates of every visited account-region, sorted by account,
+    /// region, prefix.
+    #[serde(default)]
+    pub creation_templates: Vec<CreationTemplateResult>,
+    /// Findings about an account-region as a whole (`audit`: `no_creation_template`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub region_findings: Vec<RegionFinding>,
     /// Accounts or account-regions that could not be visited. Any entry here makes the run
     /// exit 1.
     pub skipped: Vec<Skipped>,
@@ -211,10 +226,11 @@ pub struct Report {
     /// Regions named explicitly that an account has not enabled: not visited, not failures.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub disabled_regions: Vec<DisabledRegion>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notices: Vec<Notice>,
     /// Things the run worked around that a reader should know, per account-region (for
     /// example tags read one repository at a time because the tagging API was unavailable).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<Notice>,
+    /// Where `apply` journaled the policies it replaced (`restore`: the journal it read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_file: Option<String>,
     /// The `--shard K/N` of the run (1 <= K <= N). `report merge` joins the reports of the
@@ -239,6 +255,7 @@ impl Report {
         self.summary.regions = self.regions.len() as u64;
         self.summary.disabled_regions = self.disabled_regions.len() as u64;
         self.summary.applied = self.repositories.iter().filter(|r| r.applied).count() as u64;
+        self.summary.creation_templates = TemplateSummary::of(&self.creation_templates);
         if self.command == Command::Audit {
             self.summary.repositories_with_findings = Some(
                 self.repositories
@@ -247,7 +264,13 @@ impl Report {
                     .count() as u64,
             );
             let mut by_kind = BTreeMap::new();
-            for f in self.repositories.iter().flat_map(|r| &r.findings) {
+            let region_findings = self.region_findings.iter().map(|f| &f.finding);
+            for f in self
+                .repositories
+                .iter()
+                .flat_map(|r| &r.findings)
+                .chain(region_findings)
+            {
                 *by_kind.entry(*f).or_default() += 1;
             }
             self.summary.findings = by_kind;
@@ -281,6 +304,10 @@ impl Report {
         self.repositories
             .iter()
             .any(|r| (r.outcome.is_write() || r.outcome == Outcome::Blocked) && !r.applied)
+            || self
+                .creation_templates
+                .iter()
+                .any(|t| t.outcome.is_write() && !t.applied)
     }
 
     pub fn has_failures(&self) -> bool {
@@ -289,15 +316,21 @@ impl Report {
                 .repositories
                 .iter()
                 .any(|r| r.outcome == Outcome::Error)
+            || self
+                .creation_templates
+                .iter()
+                .any(|t| t.outcome == crate::model::TemplateOutcome::Error)
     }
 
     /// Findings that call for action: `exempt` is reported but is an owner's decision, so it
     /// alone does not make `audit` exit 3.
     pub fn has_findings(&self) -> bool {
-        self.repositories
-            .iter()
-            .flat_map(|r| &r.findings)
-            .any(|f| *f != Finding::Exempt)
+        !self.region_findings.is_empty()
+            || self
+                .repositories
+                .iter()
+                .flat_map(|r| &r.findings)
+                .any(|f| *f != Finding::Exempt)
     }
 
     /// From `started_at` to `finished_at`, when both are times in order.
@@ -394,6 +427,8 @@ mod tests {
                 row("c", Outcome::Unchanged, None),
                 row("d|pipe", Outcome::Error, None),
             ],
+            creation_templates: Vec::new(),
+            region_findings: Vec::new(),
             skipped: vec![Skipped {
                 account_id: "222222222222".into(),
                 region: None,

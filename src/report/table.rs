@@ -78,6 +78,7 @@ pub fn render(report: &Report, show_all: bool) -> String {
             );
         }
     }
+    out.push_str(&super::creation::table_section(report));
     if !report.skipped.is_empty() {
         let _ = writeln!(out, "\nskipped:");
         for s in &report.skipped {

@@ -69,6 +69,50 @@ pub enum JournalRecord {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error_code: Option<String>,
     },
+    /// Recorded and synced to disk before a CreateRepositoryCreationTemplate or
+    /// UpdateRepositoryCreationTemplate call. Journals without these records (earlier
+    /// releases) read as before.
+    TemplateIntent {
+        account_id: String,
+        region: String,
+        prefix: String,
+        template: String,
+        /// The template's managed settings before the write; `null`: there was no template.
+        previous: Option<TemplateSettings>,
+        new_policy: String,
+        new_applied_for: Vec<String>,
+    },
+    /// Recorded after a creation template call.
+    TemplateOutcome {
+        account_id: String,
+        region: String,
+        prefix: String,
+        result: WriteResult,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error_code: Option<String>,
+    },
+}
+
+/// The settings of a creation template that apply writes and restore puts back.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateSettings {
+    /// `null`: the template had no lifecycle policy.
+    pub lifecycle_policy: Option<String>,
+    pub applied_for: Vec<String>,
+}
+
+/// One creation template write apply made (or may have made), as restore needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateRestoreEntry {
+    pub account_id: String,
+    pub region: String,
+    pub prefix: String,
+    pub template: String,
+    /// `None`: apply created the template; restore deletes it.
+    pub previous: Option<TemplateSettings>,
+    pub written: TemplateSettings,
+    pub recorded: Recorded,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -245,6 +289,8 @@ pub struct RestoreEntry {
 pub struct BackupFile {
     pub version: u32,
     pub entries: Vec<RestoreEntry>,
+    /// Creation template writes (journals of release 0.3 and later).
+    pub templates: Vec<TemplateRestoreEntry>,
 }
 
 /// Read a 0.1 backup (version 1) or a journal (version 2), and check it whole.
@@ -292,11 +338,15 @@ pub fn read_backup(path: &Path) -> Result<BackupFile, BackupError> {
         return Ok(BackupFile {
             version: BACKUP_VERSION_V1,
             entries,
+            templates: Vec::new(),
         });
     }
     let mut entries: Vec<RestoreEntry> = Vec::new();
     let mut lines_of_entries: Vec<usize> = Vec::new();
     let mut index = std::collections::HashMap::new();
+    let mut templates: Vec<TemplateRestoreEntry> = Vec::new();
+    let mut template_lines: Vec<usize> = Vec::new();
+    let mut template_index = std::collections::HashMap::new();
     let total = text.lines().count();
     for (n, raw) in text.lines().enumerate() {
         let line_no = n + 1;
@@ -376,13 +426,67 @@ pub fn read_backup(path: &Path) -> Result<BackupFile, BackupError> {
                         message: "an outcome without an intent before it".into(),
                     });
                 };
-                entries[i].recorded = match result {
-                    WriteResult::Written => Recorded::Written,
-                    WriteResult::Failed | WriteResult::NotWritten => Recorded::NotWritten,
+                entries[i].recorded = recorded(result);
+            }
+            JournalRecord::TemplateIntent {
+                account_id,
+                region,
+                prefix,
+                template,
+                previous,
+                new_policy,
+                new_applied_for,
+            } => {
+                let key = (account_id.clone(), region.clone(), prefix.clone());
+                if template_index.insert(key, templates.len()).is_some() {
+                    return Err(BackupError::Entry {
+                        path: shown,
+                        at: format!("line {line_no}"),
+                        field: "prefix",
+                        message: "a second intent for the same creation template".into(),
+                    });
+                }
+                template_lines.push(line_no);
+                templates.push(TemplateRestoreEntry {
+                    account_id,
+                    region,
+                    prefix,
+                    template,
+                    previous,
+                    written: TemplateSettings {
+                        lifecycle_policy: Some(new_policy),
+                        applied_for: new_applied_for,
+                    },
+                    recorded: Recorded::Unknown,
+                });
+            }
+            JournalRecord::TemplateOutcome {
+                account_id,
+                region,
+                prefix,
+                result,
+                ..
+            } => {
+                let Some(&i) = template_index.get(&(account_id, region, prefix)) else {
+                    return Err(BackupError::Entry {
+                        path: shown,
+                        at: format!("line {line_no}"),
+                        field: "prefix",
+                        message: "an outcome without an intent before it".into(),
+                    });
                 };
+                templates[i].recorded = recorded(result);
             }
         }
     }
+    check_templates(&templates, |i| format!("line {}", template_lines[i])).map_err(
+        |(at, field, message)| BackupError::Entry {
+            path: shown.clone(),
+            at,
+            field,
+            message,
+        },
+    )?;
     check_entries(&entries, |i| format!("line {}", lines_of_entries[i])).map_err(
         |(at, field, message)| BackupError::Entry {
             path: shown.clone(),
@@ -394,7 +498,41 @@ pub fn read_backup(path: &Path) -> Result<BackupFile, BackupError> {
     Ok(BackupFile {
         version: JOURNAL_VERSION,
         entries,
+        templates,
     })
+}
+
+fn recorded(result: WriteResult) -> Recorded {
+    match result {
+        WriteResult::Written => Recorded::Written,
+        WriteResult::Failed | WriteResult::NotWritten => Recorded::NotWritten,
+    }
+}
+
+/// Creation template entries are checked like repository entries: ids, regions, prefixes and
+/// `appliedFor` values, before anything is restored.
+fn check_templates(
+    entries: &[TemplateRestoreEntry],
+    at: impl Fn(usize) -> String,
+) -> Result<(), (String, &'static str, String)> {
+    use crate::config::creation::{check_prefix, APPLIED_FOR};
+    for (i, e) in entries.iter().enumerate() {
+        crate::config::check_account_id(&e.account_id).map_err(|m| (at(i), "account_id", m))?;
+        crate::config::check_region(&e.region).map_err(|m| (at(i), "region", m))?;
+        check_prefix(&e.prefix).map_err(|m| (at(i), "prefix", m))?;
+        let values = e
+            .previous
+            .iter()
+            .flat_map(|p| &p.applied_for)
+            .map(|v| (v, "previous"))
+            .chain(e.written.applied_for.iter().map(|v| (v, "new_applied_for")));
+        for (v, field) in values {
+            if !APPLIED_FOR.contains(&v.as_str()) {
+                return Err((at(i), field, format!("unknown appliedFor value {v:?}")));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A backup is input like a config: check it whole before restoring anything from it.
@@ -425,212 +563,5 @@ fn check_entries(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn header() -> JournalRecord {
-        JournalRecord::Run {
-            backup_version: JOURNAL_VERSION,
-            ecr_fleet_version: "0.2.0".into(),
-            started_at: "2026-11-22T10:00:09Z".into(),
-            command_line: vec!["ecr-fleet".into(), "apply".into(), "--yes".into()],
-            role_name: "EcrFleetSpoke".into(),
-            session_name: "ecr-fleet".into(),
-            external_id_used: false,
-        }
-    }
-
-    fn intent(repo: &str) -> JournalRecord {
-        JournalRecord::Intent {
-            account_id: "111111111111".into(),
-            region: "us-east-1".into(),
-            repository: repo.into(),
-            template: "standard".into(),
-            previous_policy: None,
-            new_policy: "{}".into(),
-        }
-    }
-
-    fn outcome(repo: &str, result: WriteResult) -> JournalRecord {
-        JournalRecord::Outcome {
-            account_id: "111111111111".into(),
-            region: "us-east-1".into(),
-            repository: repo.into(),
-            result,
-            error_code: None,
-        }
-    }
-
-    #[tokio::test]
-    async fn journal_is_created_at_the_first_record_and_read_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = default_journal_path(dir.path(), "2026-11-22T10:00:09Z".parse().unwrap());
-        assert!(path.ends_with("ecr-fleet-journal-20261122T100009Z.jsonl"));
-        let journal = Journal::new(path.clone(), header());
-        assert!(journal.created().is_none());
-        assert!(!path.exists(), "nothing recorded, no file");
-        journal.append(intent("written"), true).await.unwrap();
-        journal
-            .append(outcome("written", WriteResult::Written), false)
-            .await
-            .unwrap();
-        journal.append(intent("failed"), true).await.unwrap();
-        journal
-            .append(outcome("failed", WriteResult::Failed), false)
-            .await
-            .unwrap();
-        journal.append(intent("killed"), true).await.unwrap();
-        assert_eq!(journal.created(), Some(path.as_path()));
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text.lines().count(), 6);
-        assert!(text.lines().next().unwrap().contains(r#""record":"run""#));
-
-        let read = read_backup(&path).unwrap();
-        assert_eq!(read.version, JOURNAL_VERSION);
-        let recorded: Vec<(&str, Recorded)> = read
-            .entries
-            .iter()
-            .map(|e| (e.entry.repository.as_str(), e.recorded))
-            .collect();
-        assert_eq!(
-            recorded,
-            [
-                ("written", Recorded::Written),
-                ("failed", Recorded::NotWritten),
-                ("killed", Recorded::Unknown)
-            ]
-        );
-        // Never written over: a second journal at the same path fails at its first record.
-        let again = Journal::new(path.clone(), header());
-        assert!(matches!(
-            again.append(intent("x"), true).await,
-            Err(BackupError::Write { .. })
-        ));
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn concurrent_intents_share_syncs_and_all_land() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j.jsonl");
-        let journal = Journal::new(path.clone(), header());
-        let tasks: Vec<_> = (0..64)
-            .map(|i| {
-                let journal = journal.clone();
-                tokio::spawn(async move { journal.append(intent(&format!("r{i}")), true).await })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap().unwrap();
-        }
-        let read = read_backup(&path).unwrap();
-        assert_eq!(read.entries.len(), 64);
-        let on_disk = journal.synced.lock().unwrap().as_ref().unwrap().1;
-        assert_eq!(on_disk, 64, "the last sync covers every record");
-    }
-
-    #[test]
-    fn a_cut_last_line_is_ignored_but_a_cut_middle_line_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j.jsonl");
-        let full = format!("{}{}", line(&header()), line(&intent("a")));
-        std::fs::write(&path, format!("{full}{{\"record\":\"outc")).unwrap();
-        assert_eq!(read_backup(&path).unwrap().entries.len(), 1);
-        std::fs::write(&path, format!("{full}{{\"record\n{}", line(&intent("b")))).unwrap();
-        let err = read_backup(&path).unwrap_err().to_string();
-        assert!(err.contains("j.jsonl:3:"), "{err}");
-    }
-
-    #[test]
-    fn version_1_backups_are_still_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("b.json");
-        std::fs::write(
-            &path,
-            r#"{"backup_version": 1, "created_at": "x", "entries": [{"account_id":"111111111111","region":"us-east-1","repository":"a","template":"t","previous_policy":null,"written_policy":"{}"}]}"#,
-        )
-        .unwrap();
-        let read = read_backup(&path).unwrap();
-        assert_eq!(read.version, BACKUP_VERSION_V1);
-        assert_eq!(read.entries[0].recorded, Recorded::Written);
-        assert_eq!(read.entries[0].entry.repository, "a");
-    }
-
-    #[test]
-    fn bad_backup_names_file_and_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("b.json");
-        std::fs::write(
-            &path,
-            "{\n  \"backup_version\": 1,\n  \"surprise\": true\n}",
-        )
-        .unwrap();
-        let err = read_backup(&path).unwrap_err().to_string();
-        assert!(err.contains("b.json:3:"), "{err}");
-        assert!(err.contains("surprise"), "{err}");
-        std::fs::write(
-            &path,
-            r#"{"backup_version": 9, "created_at": "x", "entries": []}"#,
-        )
-        .unwrap();
-        let err = read_backup(&path).unwrap_err().to_string();
-        assert!(err.contains("unsupported backup_version 9"), "{err}");
-        let entry = |account: &str, region: &str, repo: &str| {
-            format!(
-                r#"{{"account_id":"{account}","region":"{region}","repository":"{repo}","template":"t","previous_policy":null,"written_policy":"{{}}"}}"#
-            )
-        };
-        let one = entry("111111111111", "us-east-1", "a");
-        for (entries, want) in [
-            (entry("12", "us-east-1", "a"), "entries[0].account_id"),
-            (
-                entry("111111111111", "not a region/x", "a"),
-                "entries[0].region",
-            ),
-            (
-                entry("111111111111", "us-east-1", ""),
-                "entries[0].repository",
-            ),
-            (
-                format!("{one},{one}"),
-                "entries[1].repository: appears twice",
-            ),
-        ] {
-            std::fs::write(
-                &path,
-                format!(r#"{{"backup_version": 1, "created_at": "x", "entries": [{entries}]}}"#),
-            )
-            .unwrap();
-            let err = read_backup(&path).unwrap_err().to_string();
-            assert!(err.contains(want), "{err}");
-        }
-        // Journals: errors name the line.
-        std::fs::write(
-            &path,
-            format!(
-                "{}{}",
-                line(&header()),
-                line(&outcome("a", WriteResult::Written))
-            ),
-        )
-        .unwrap();
-        let err = read_backup(&path).unwrap_err().to_string();
-        assert!(
-            err.contains("line 2.repository: an outcome without an intent"),
-            "{err}"
-        );
-        std::fs::write(&path, line(&intent("a"))).unwrap();
-        let err = read_backup(&path).unwrap_err().to_string();
-        assert!(err.contains("b.json:1:1"), "{err}");
-        std::fs::write(
-            &path,
-            format!(
-                "{}{}",
-                line(&header()),
-                line(&intent("a")).replace("111111111111", "12")
-            ),
-        )
-        .unwrap();
-        let err = read_backup(&path).unwrap_err().to_string();
-        assert!(err.contains("line 2.account_id"), "{err}");
-    }
-}
+#[path = "journal_tests.rs"]
+mod tests;

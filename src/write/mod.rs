@@ -1,5 +1,6 @@
 //! Writes: the write-ahead journal, the writes of `apply`, and `restore`.
 
+pub mod creation;
 pub mod journal;
 pub mod put;
 pub mod restore;

@@ -52,6 +52,32 @@ fn assert_matches_report(junit: &Value, report: &Value) {
             expected_kind(command, row),
         );
     }
+    // Creation templates: a case per template, and one per account-region finding (audit).
+    let suite_of = |row: &Value| {
+        format!(
+            "{}/{}",
+            row["account_id"].as_str().unwrap(),
+            row["region"].as_str().unwrap()
+        )
+    };
+    for t in report["creation_templates"].as_array().unwrap() {
+        let kind = match t["outcome"].as_str().unwrap() {
+            "error" => "failure",
+            "create" | "update" if command == "plan" || command == "audit" => "failure",
+            "create" | "update" if !t["applied"].as_bool().unwrap() => "failure",
+            "unmanaged" => "skipped",
+            _ => "passed",
+        };
+        want.entry(suite_of(t)).or_default().insert(
+            format!("creation template {}", t["prefix"].as_str().unwrap()),
+            kind,
+        );
+    }
+    for f in report["region_findings"].as_array().into_iter().flatten() {
+        want.entry(suite_of(f))
+            .or_default()
+            .insert("creation templates".to_string(), "failure");
+    }
     for s in report["skipped"].as_array().unwrap() {
         let target = match s["region"].as_str() {
             Some(region) => format!("{}/{region}", s["account_id"].as_str().unwrap()),
@@ -256,10 +282,19 @@ async fn junit_and_html_of_plan_apply_audit_and_restore_agree_with_the_report() 
                 .is_some_and(|f| f.iter().any(|f| f != "exempt"))
         })
         .count() as u64;
-    assert_eq!(junit["failures"], with_findings);
+    // moto's account-regions have no creation template: each is a `no_creation_template`.
+    let region_findings = report["region_findings"]
+        .as_array()
+        .map_or(0, |f| f.len() as u64);
+    assert!(region_findings > 0, "{report}");
+    assert_eq!(junit["failures"], with_findings + region_findings);
     assert_eq!(
         audit.code,
-        if with_findings > 0 { 3 } else { 0 },
+        if with_findings + region_findings > 0 {
+            3
+        } else {
+            0
+        },
         "{}",
         audit.stderr
     );

@@ -5,6 +5,7 @@ mod support;
 
 mod bench;
 mod cli_docs;
+mod creation_fleet;
 mod creation_templates;
 mod demo;
 mod doctor;
