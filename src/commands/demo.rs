@@ -27,9 +27,6 @@ const REGIONS: [&str; 8] = [
     "sa-east-1",
 ];
 
-/// Whether the demo's config manages repository creation templates.
-const CREATION_TEMPLATES: bool = false;
-
 /// Variables of the user's AWS setup that must not reach the demo's child: it talks to the
 /// simulated organization only.
 const CLEARED: [&str; 12] = [
@@ -93,7 +90,7 @@ fn run_blocking(
     let dir = Workspace::new().map_err(Fatal::Run)?;
     let config = spec
         .config()
-        .write_to(dir.path(), CREATION_TEMPLATES)
+        .write_to(dir.path(), true)
         .with_context(|| format!("{}: cannot write the demo's config", dir.path().display()))
         .map_err(Fatal::Run)?;
     let server = spec.start();

@@ -46,6 +46,16 @@ fn demo_plans_a_simulated_organization_with_every_outcome_and_no_aws_setup() {
     assert_eq!(report["summary"]["inactive_accounts"], 1);
     assert_eq!(report["summary"]["accounts"], 4);
     assert!(report["skipped"].as_array().unwrap().is_empty());
+    // Creation templates: one account has none, one an outdated ROOT beside an unmanaged
+    // template, one a ROOT already right.
+    let templates = &report["summary"]["creation_templates"]["outcomes"];
+    for outcome in ["create", "update", "unchanged", "unmanaged"] {
+        assert!(
+            templates[outcome].as_u64().unwrap() > 0,
+            "no template {outcome}: {templates}"
+        );
+    }
+    assert_eq!(templates["error"], 0);
     assert!(
         out.stderr.contains("No AWS account is used"),
         "{}",

@@ -10,9 +10,11 @@ use std::fmt::{self, Write as _};
 
 use super::text::{finding_name, human_bytes, note};
 use super::{Command, Report};
-use crate::model::{Finding, Outcome, RepoResult, Unused};
+use crate::model::{CreationTemplateResult, Finding, Outcome, RepoResult, TemplateOutcome, Unused};
 
 /// Accounts drawn in a chart; the others are counted below it.
+mod charts;
+
 const MAX_CHART_ACCOUNTS: usize = 40;
 /// Rows of the attention table; the JSON report has them all.
 const MAX_ROWS: usize = 500;
@@ -103,13 +105,10 @@ pub fn render(report: &Report) -> String {
     );
     verdict(&mut out, report);
     summary(&mut out, report);
-    outcomes_chart(&mut out, report);
-    savings(&mut out, report);
+    charts::outcomes_chart(&mut out, report);
+    charts::savings(&mut out, report);
     attention(&mut out, report);
-    // Extension point, creation templates (release 0.3): once the report carries
-    // `creation_templates`, their section goes here, shaped like `summary` and `attention`:
-    // the counts per outcome (ids `template-<outcome>`), the rows other than `unchanged`
-    // (errors first, `unmanaged` last), and the account-regions no template covers.
+    creation_templates(&mut out, report);
     other_records(&mut out, report);
     out.push_str("</main></body></html>\n");
     out
@@ -148,6 +147,21 @@ fn verdict(out: &mut String, report: &Report) {
             format!("{pending} repositories not written")
         });
     }
+    let t = &s.creation_templates.outcomes;
+    if t.error > 0 {
+        parts.push(format!("{} creation template(s) with an error", t.error));
+    }
+    if report.has_pending() && t.create + t.update > 0 {
+        parts.push(format!(
+            "{} creation template(s) to {}",
+            t.create + t.update,
+            if report.command.is_read_only() {
+                "create or update"
+            } else {
+                "write"
+            }
+        ));
+    }
     if s.outcomes.blocked > 0 {
         parts.push(format!(
             "{} blocked by the safety settings",
@@ -155,10 +169,16 @@ fn verdict(out: &mut String, report: &Report) {
         ));
     }
     if report.has_findings() {
-        parts.push(format!(
-            "findings in {} repositories",
-            s.repositories_with_findings.unwrap_or(0)
-        ));
+        let repos = s.repositories_with_findings.unwrap_or(0);
+        if repos > 0 {
+            parts.push(format!("findings in {repos} repositories"));
+        }
+        if !report.region_findings.is_empty() {
+            parts.push(format!(
+                "{} account-region(s) without a creation template",
+                report.region_findings.len()
+            ));
+        }
     }
     let class = if report.has_failures() {
         "bad"
@@ -236,7 +256,9 @@ fn summary(out: &mut String, report: &Report) {
     }
     out.push_str("</tr></table>\n");
     if !s.findings.is_empty() {
-        out.push_str("<p class=\"note\">Findings (repositories): ");
+        out.push_str(
+            "<p class=\"note\">Findings (repositories; account-regions for no_creation_template): ",
+        );
         let parts: Vec<String> = s
             .findings
             .iter()
@@ -251,284 +273,6 @@ fn summary(out: &mut String, report: &Report) {
     out.push_str("</section>\n");
 }
 
-/// A horizontal bar chart: one row per label, one bar per series (`stacked`: one bar of
-/// segments). Each bar has a `<title>` for screen readers and tooltips.
-struct Chart<'a> {
-    title: &'a str,
-    series: &'a [(&'a str, &'a str)],
-    rows: Vec<(String, Vec<f64>)>,
-    stacked: bool,
-    value: fn(f64) -> String,
-}
-
-impl Chart<'_> {
-    fn render(&self, out: &mut String) {
-        const WIDTH: f64 = 820.0;
-        // Wide enough for the longest label at 12px, within reason.
-        let longest = self.rows.iter().map(|(l, _)| l.chars().count()).max();
-        let label_w = (longest.unwrap_or(0) as f64 * 7.0 + 14.0).clamp(100.0, 260.0);
-        let bar = WIDTH - label_w - 100.0;
-        let bars = if self.stacked { 1 } else { self.series.len() };
-        let row_h = 10.0 + 14.0 * bars as f64;
-        let extent = |v: &[f64]| -> f64 {
-            if self.stacked {
-                v.iter().sum()
-            } else {
-                v.iter().copied().fold(0.0, f64::max)
-            }
-        };
-        let max = self.rows.iter().map(|(_, v)| extent(v)).fold(0.0, f64::max);
-        let scale = if max > 0.0 { bar / max } else { 0.0 };
-        let height = row_h * self.rows.len() as f64 + 4.0;
-        out.push_str("<div class=\"legend\">");
-        for (name, colour) in self.series.iter().filter(|_| self.series.len() > 1) {
-            let _ = write!(
-                out,
-                "<span><span class=\"sw\" style=\"background:{colour}\"></span>{name}</span>"
-            );
-        }
-        let _ = write!(
-            out,
-            "</div><svg viewBox=\"0 0 {WIDTH} {height}\" width=\"{WIDTH}\" height=\"{height}\" role=\"img\" \
-             xmlns=\"http://www.w3.org/2000/svg\"><title>{}</title>",
-            self.title
-        );
-        for (i, (label, values)) in self.rows.iter().enumerate() {
-            let top = 5.0 + row_h * i as f64;
-            let _ = write!(
-                out,
-                "<text x=\"{:.0}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-                label_w - 8.0,
-                top + row_h / 2.0 - 1.0,
-                Esc(label)
-            );
-            let mut x = label_w;
-            for (k, (v, (name, colour))) in values.iter().zip(self.series).enumerate() {
-                let y = if self.stacked {
-                    top
-                } else {
-                    top + 14.0 * k as f64
-                };
-                if !self.stacked {
-                    x = label_w;
-                }
-                let w = v * scale;
-                if *v > 0.0 {
-                    let _ = write!(
-                        out,
-                        "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"12\" fill=\"{colour}\"><title>{}: {} {name}</title></rect>",
-                        w.max(1.0),
-                        Esc(label),
-                        (self.value)(*v)
-                    );
-                }
-                x += w;
-                if !self.stacked {
-                    let _ = write!(
-                        out,
-                        "<text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
-                        x + 6.0,
-                        y + 10.0,
-                        (self.value)(*v)
-                    );
-                }
-            }
-            if self.stacked {
-                let _ = write!(
-                    out,
-                    "<text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
-                    x + 6.0,
-                    top + 10.0,
-                    (self.value)(extent(values))
-                );
-            }
-        }
-        out.push_str("</svg>\n");
-    }
-}
-
-fn count(v: f64) -> String {
-    format!("{v:.0}")
-}
-
-fn usd(v: f64) -> String {
-    format!("{v:.2} USD")
-}
-
-/// Keep the `MAX_CHART_ACCOUNTS` biggest rows; say how many more there are.
-fn cap_rows(chart: &mut Chart, out_note: &mut String, what: &str) {
-    let more = chart.rows.len().saturating_sub(MAX_CHART_ACCOUNTS);
-    if more > 0 {
-        chart.rows.truncate(MAX_CHART_ACCOUNTS);
-        *out_note = format!(
-            "<p class=\"note\">{more} more account(s) {what} not drawn; the summary counts them.</p>\n"
-        );
-    }
-}
-
-fn outcomes_chart(out: &mut String, report: &Report) {
-    let mut per_account: BTreeMap<&str, [u64; 8]> = BTreeMap::new();
-    for r in &report.repositories {
-        per_account.entry(&r.account_id).or_default()[r.outcome as usize] += 1;
-    }
-    if per_account.is_empty() {
-        return;
-    }
-    let attention = |c: &[u64; 8]| {
-        [
-            Outcome::Create,
-            Outcome::Update,
-            Outcome::Blocked,
-            Outcome::Error,
-        ]
-        .iter()
-        .map(|o| c[*o as usize])
-        .sum::<u64>()
-    };
-    let mut accounts: Vec<(&str, [u64; 8])> = per_account.into_iter().collect();
-    accounts.sort_by(|a, b| {
-        (attention(&b.1), b.1.iter().sum::<u64>())
-            .cmp(&(attention(&a.1), a.1.iter().sum::<u64>()))
-            .then(a.0.cmp(b.0))
-    });
-    let series: Vec<(&str, &str)> = Outcome::ALL.map(|o| (o.as_str(), colour(o))).to_vec();
-    let mut chart = Chart {
-        title: "Repositories per account by outcome",
-        series: &series,
-        rows: accounts
-            .iter()
-            .map(|(a, c)| (a.to_string(), c.iter().map(|n| *n as f64).collect()))
-            .collect(),
-        stacked: true,
-        value: count,
-    };
-    let mut note = String::new();
-    cap_rows(&mut chart, &mut note, "with fewer changes");
-    out.push_str(
-        "<section><h2>Outcomes per account</h2>\
-         <p class=\"note\">Accounts with the most repositories needing attention first.</p>",
-    );
-    chart.render(out);
-    out.push_str(&note);
-    out.push_str("</section>\n");
-}
-
-/// `--images`: what the templates would save and what unused images cost, per account and
-/// (audit) per finding.
-fn savings(out: &mut String, report: &Report) {
-    let s = &report.summary;
-    if s.impact.is_none() && s.unused.is_none() {
-        return;
-    }
-    let price = s
-        .unused
-        .as_ref()
-        .map(|u| u.price_per_gb_month)
-        .or(s.impact.as_ref().map(|i| i.price_per_gb_month))
-        .unwrap_or(0.0);
-    let mut per_account: BTreeMap<&str, (f64, Unused)> = BTreeMap::new();
-    for r in &report.repositories {
-        let entry = per_account.entry(&r.account_id).or_default();
-        if let Some(i) = &r.impact {
-            entry.0 += i.monthly_saving_usd;
-        }
-        if let Some(u) = &r.unused {
-            entry.1.add(u);
-        }
-    }
-    let mut rows: Vec<(String, Vec<f64>)> = per_account
-        .into_iter()
-        .map(|(a, (saving, mut unused))| {
-            unused.price(price);
-            let saving = (saving * 100.0).round() / 100.0;
-            (a.to_string(), vec![saving, unused.total.monthly_cost_usd])
-        })
-        .filter(|(_, v)| v.iter().any(|x| *x > 0.0))
-        .collect();
-    rows.sort_by(|a, b| {
-        let key = |r: &(String, Vec<f64>)| r.1[0].max(r.1[1]);
-        key(b).total_cmp(&key(a)).then(a.0.cmp(&b.0))
-    });
-    out.push_str("<section><h2>Monthly savings</h2>");
-    let _ = write!(
-        out,
-        "<p class=\"note\">At {price} USD per GB-month. Template saving: the bytes the \
-         configured templates would expire now. Unused images: images older than the unused \
-         window and not in use; the two overlap.</p>"
-    );
-    if let Some(u) = &s.unused {
-        let _ = write!(
-            out,
-            "<p class=\"note\">Unused images: {} ({}) in {} repositories, older than {} days.</p>",
-            u.totals.total.images,
-            human_bytes(u.totals.total.bytes),
-            u.repositories,
-            u.unused_after_days
-        );
-    }
-    if rows.is_empty() {
-        out.push_str("<p>No saving found.</p>");
-    } else {
-        let mut chart = Chart {
-            title: "Monthly savings per account, USD",
-            series: &[("template saving", "#2f6fde"), ("unused images", "#e39a1b")],
-            rows,
-            stacked: false,
-            value: usd,
-        };
-        let mut note = String::new();
-        cap_rows(&mut chart, &mut note, "with smaller savings");
-        out.push_str("<h3>Per account</h3>");
-        chart.render(out);
-        out.push_str(&note);
-    }
-    if report.command == Command::Audit && !s.findings.is_empty() {
-        let rows: Vec<(String, Vec<f64>)> = s
-            .findings
-            .iter()
-            .map(|(f, n)| {
-                let value = finding_saving(report, *f);
-                (format!("{} ({n})", finding_name(*f)), vec![value])
-            })
-            .collect();
-        out.push_str(
-            "<h3>Per finding</h3><p class=\"note\">For the unused findings, what those images \
-             cost; for the others, what the templates would save in the repositories with that \
-             finding. In brackets: repositories.</p>",
-        );
-        Chart {
-            title: "Monthly savings per finding, USD",
-            series: &[("per month", "#2f6fde")],
-            rows,
-            stacked: false,
-            value: usd,
-        }
-        .render(out);
-    }
-    out.push_str("</section>\n");
-}
-
-/// The saving a finding stands for: the fleet's unused bucket for the unused findings, else
-/// the template saving of the repositories that have it.
-fn finding_saving(report: &Report, f: Finding) -> f64 {
-    let unused = report.summary.unused.as_ref().map(|u| &u.totals);
-    match (f, unused) {
-        (Finding::UnusedNeverPulled, Some(u)) => u.never_pulled.monthly_cost_usd,
-        (Finding::UnusedNotPulled, Some(u)) => u.not_pulled.monthly_cost_usd,
-        (Finding::UnusedUntagged, Some(u)) => u.untagged.monthly_cost_usd,
-        _ => {
-            let sum: f64 = report
-                .repositories
-                .iter()
-                .filter(|r| r.findings.contains(&f))
-                .filter_map(|r| r.impact.as_ref())
-                .map(|i| i.monthly_saving_usd)
-                .sum();
-            (sum * 100.0).round() / 100.0
-        }
-    }
-}
-
 fn rank(r: &RepoResult) -> u8 {
     match r.outcome {
         Outcome::Error => 0,
@@ -536,6 +280,53 @@ fn rank(r: &RepoResult) -> u8 {
         Outcome::Update => 2,
         Outcome::Create => 3,
         _ => 4,
+    }
+}
+
+/// One row of an attention table: who, what, the outcome as a badge, the note and the diff.
+struct Row<'a> {
+    account: &'a str,
+    region: &'a str,
+    name: &'a str,
+    template: Option<&'a str>,
+    outcome: (&'static str, &'static str),
+    note: String,
+    diff: Option<&'a str>,
+}
+
+/// A table of rows, the first `MAX_ROWS` of them; `name` heads the name column.
+fn attention_table<'a>(out: &mut String, name: &str, rows: impl ExactSizeIterator<Item = Row<'a>>) {
+    let total = rows.len();
+    let _ = writeln!(
+        out,
+        "<table><tr><th>account</th><th>region</th><th>{name}</th><th>template</th>\
+         <th>outcome</th><th>note</th></tr>"
+    );
+    for r in rows.take(MAX_ROWS) {
+        let _ = write!(
+            out,
+            "<tr><td class=\"id\">{}</td><td class=\"id\">{}</td><td class=\"wrap\"><code>{}</code></td><td>{}</td>\
+             <td><span class=\"badge\" style=\"background:{}\">{}</span></td><td class=\"wrap\">{}",
+            Esc(r.account),
+            Esc(r.region),
+            Esc(r.name),
+            Esc(r.template.unwrap_or("-")),
+            r.outcome.1,
+            r.outcome.0,
+            Esc(&r.note),
+        );
+        if let Some(diff) = r.diff {
+            diff_details(out, diff);
+        }
+        out.push_str("</td></tr>\n");
+    }
+    out.push_str("</table>");
+    if total > MAX_ROWS {
+        let _ = write!(
+            out,
+            "<p class=\"note\">{} more in the JSON report.</p>",
+            total - MAX_ROWS
+        );
     }
 }
 
@@ -552,38 +343,116 @@ fn attention(out: &mut String, report: &Report) {
         rows.len()
     );
     if rows.is_empty() {
-        out.push_str("<p>None.</p></section>\n");
+        out.push_str("<p>None.</p>");
+    }
+    let rows = rows.into_iter().map(|r| Row {
+        account: &r.account_id,
+        region: &r.region,
+        name: &r.repository,
+        template: r.template.as_deref(),
+        outcome: (r.outcome.as_str(), colour(r.outcome)),
+        note: note(r),
+        diff: r.diff.as_deref(),
+    });
+    if rows.len() > 0 {
+        attention_table(out, "repository", rows);
+    }
+    out.push_str("</section>\n");
+}
+
+fn template_colour(o: TemplateOutcome) -> &'static str {
+    colour(match o {
+        TemplateOutcome::Create => Outcome::Create,
+        TemplateOutcome::Update => Outcome::Update,
+        TemplateOutcome::Unchanged => Outcome::Unchanged,
+        TemplateOutcome::Unmanaged => Outcome::Excluded,
+        TemplateOutcome::Error => Outcome::Error,
+    })
+}
+
+/// Creation templates: the counts, the templates to create, update or look at (errors first,
+/// unmanaged last: listed, never touched), and the account-regions no template covers.
+fn creation_templates(out: &mut String, report: &Report) {
+    if report.creation_templates.is_empty() && report.region_findings.is_empty() {
         return;
     }
-    out.push_str(
-        "<table><tr><th>account</th><th>region</th><th>repository</th><th>template</th>\
-         <th>outcome</th><th>note</th></tr>\n",
+    let t = &report.summary.creation_templates;
+    let _ = write!(
+        out,
+        "<section><h2>Creation templates (<span id=\"templates\">{}</span>)</h2>\
+         <table class=\"counts\"><tr>",
+        t.total
     );
-    for r in rows.iter().take(MAX_ROWS) {
+    for o in TemplateOutcome::ALL {
         let _ = write!(
             out,
-            "<tr><td class=\"id\">{}</td><td class=\"id\">{}</td><td class=\"wrap\"><code>{}</code></td><td>{}</td>\
-             <td><span class=\"badge\" style=\"background:{}\">{}</span></td><td class=\"wrap\">{}",
-            Esc(&r.account_id),
-            Esc(&r.region),
-            Esc(&r.repository),
-            Esc(r.template.as_deref().unwrap_or("-")),
-            colour(r.outcome),
-            r.outcome.as_str(),
-            Esc(&note(r)),
+            "<th><span class=\"sw\" style=\"background:{}\"></span>{}</th>",
+            template_colour(o),
+            o.as_str()
         );
-        if let Some(diff) = r.diff.as_deref() {
-            diff_details(out, diff);
-        }
-        out.push_str("</td></tr>\n");
     }
-    out.push_str("</table>");
-    if rows.len() > MAX_ROWS {
+    out.push_str("<th>applied</th></tr><tr>");
+    for o in TemplateOutcome::ALL {
         let _ = write!(
             out,
-            "<p class=\"note\">{} more in the JSON report.</p>",
-            rows.len() - MAX_ROWS
+            "<td id=\"template-{}\">{}</td>",
+            o.as_str(),
+            t.outcomes.get(o)
         );
+    }
+    let _ = write!(
+        out,
+        "<td id=\"template-applied\">{}</td></tr></table>",
+        t.applied
+    );
+    let rank = |o: TemplateOutcome| match o {
+        TemplateOutcome::Error => 0,
+        TemplateOutcome::Update => 1,
+        TemplateOutcome::Create => 2,
+        _ => 3,
+    };
+    let mut rows: Vec<&CreationTemplateResult> = report
+        .creation_templates
+        .iter()
+        .filter(|r| r.outcome != TemplateOutcome::Unchanged)
+        .collect();
+    rows.sort_by(|a, b| {
+        rank(a.outcome)
+            .cmp(&rank(b.outcome))
+            .then_with(|| a.key().cmp(&b.key()))
+    });
+    if !rows.is_empty() {
+        out.push_str("<h3>Templates to create, update or look at</h3>");
+        let rows = rows.into_iter().map(|r| Row {
+            account: &r.account_id,
+            region: &r.region,
+            name: &r.prefix,
+            template: r.template.as_deref(),
+            outcome: (r.outcome.as_str(), template_colour(r.outcome)),
+            note: match (&r.error, r.applied, r.outcome) {
+                (Some(e), _, _) => e.clone(),
+                (None, true, _) => "applied".into(),
+                (None, false, TemplateOutcome::Unmanaged) => "not in the config: left alone".into(),
+                _ => String::new(),
+            },
+            diff: r.diff.as_deref(),
+        });
+        attention_table(out, "prefix", rows);
+    }
+    if !report.region_findings.is_empty() {
+        out.push_str(
+            "<h3>No creation template with a lifecycle policy covers new repositories \
+             (no_creation_template)</h3><table><tr><th>account</th><th>region</th></tr>",
+        );
+        for f in &report.region_findings {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td></tr>",
+                Esc(&f.account_id),
+                Esc(&f.region)
+            );
+        }
+        out.push_str("</table>");
     }
     out.push_str("</section>\n");
 }
@@ -886,6 +755,67 @@ mod tests {
         );
         assert!(html.contains("260 more account(s)"), "{html}");
         assert!(html.contains("<p class=\"verdict ok\">") || html.contains("verdict bad"));
+    }
+
+    fn template(prefix: &str, outcome: TemplateOutcome) -> CreationTemplateResult {
+        let mut t = CreationTemplateResult::new("111111111111", "us-east-1", prefix, None);
+        t.outcome = outcome;
+        if outcome != TemplateOutcome::Unmanaged {
+            t.template = Some("standard".into());
+        }
+        if outcome.is_write() {
+            t.diff = Some("+{\"rules\": []}\n".into());
+        }
+        t
+    }
+
+    #[test]
+    fn creation_templates_are_counted_and_listed() {
+        let mut r = plan();
+        r.command = Command::Audit;
+        let mut failed = template("team-b", TemplateOutcome::Error);
+        failed.error = Some(format!(
+            "ecr:DescribeRepositoryCreationTemplates: {HOSTILE}"
+        ));
+        r.creation_templates = vec![
+            template("ROOT", TemplateOutcome::Create),
+            template("team-a", TemplateOutcome::Unchanged),
+            template("legacy", TemplateOutcome::Unmanaged),
+            failed,
+        ];
+        r.region_findings.push(crate::model::RegionFinding {
+            account_id: "222222222222".into(),
+            region: "eu-west-1".into(),
+            finding: Finding::NoCreationTemplate,
+        });
+        r.tally();
+        let html = render(&r);
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        let counts = &json["summary"]["creation_templates"];
+        for o in TemplateOutcome::ALL {
+            let name = o.as_str();
+            assert_eq!(
+                stated(&html, &format!("template-{name}")),
+                counts["outcomes"][name].to_string(),
+                "{name}"
+            );
+        }
+        assert_eq!(stated(&html, "templates"), counts["total"].to_string());
+        assert_eq!(stated(&html, "finding-no_creation_template"), "1");
+        assert!(!html.contains("<script"), "{html}");
+        // Errors first, unmanaged last, unchanged not listed.
+        let table = &html[html.find("Templates to create").unwrap()..];
+        let at = |p: &str| table.find(&format!("<code>{p}</code>")).unwrap();
+        assert!(
+            at("team-b") < at("ROOT") && at("ROOT") < at("legacy"),
+            "{table}"
+        );
+        assert!(!table.contains("<code>team-a</code>"), "{table}");
+        assert!(table.contains("not in the config: left alone"), "{table}");
+        assert!(
+            html.contains("1 account-region(s) without a creation template"),
+            "{html}"
+        );
     }
 
     /// A demo-sized fleet (12 accounts, 2 regions) for scripts/screenshot-report.sh.
