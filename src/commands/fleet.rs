@@ -125,33 +125,8 @@ pub async fn run(
     g: &GlobalArgs,
 ) -> Result<ExitStatus, Fatal> {
     let started = now();
-    let config = load_config(args.config.as_deref())?;
-    let narrow = narrowing(args)?;
-    let mut config = config;
-    config.accounts.shard = args.shard;
-    if let Some(price) = args.price_per_gb_month {
-        if !price.is_finite() || price < 0.0 {
-            return Err(input(anyhow!(
-                "--price-per-gb-month: must be a non-negative number"
-            )));
-        }
-        config.price_per_gb_month = price;
-    }
+    let (config, narrow) = checked_input(command, args, apply_args)?;
     let yes = apply_args.is_some_and(|a| a.yes);
-    check_output_paths(
-        output_files(args),
-        apply_args.and_then(|a| a.backup.as_deref()),
-    )?;
-    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    if command == Command::Apply && !yes && !interactive {
-        return Err(input(anyhow!(
-            "apply needs --yes when it cannot ask for confirmation (no terminal); nothing was changed"
-        )));
-    }
-    if command == Command::Apply {
-        let explicit = apply_args.is_some_and(|a| a.use_builtin_default);
-        crate::config::builtin::check_apply(&config, yes, explicit).map_err(Fatal::Input)?;
-    }
     let mode = ProgressMode::detect(g.quiet, g.no_progress);
     let stop = Stop::default();
     let _signals = AbortOnDrop(watch_signals(stop.clone()));
@@ -179,30 +154,17 @@ pub async fn run(
     // Region discovery and the in-use index come first, over every account: no repository is
     // decided (or written) before the index is complete.
     let prepass = if Prepass::needed(&config, &region_selection) {
-        let home = sts_region.unwrap_or(prepass::home_region(&caller.partition));
-        let progress = Progress::new(
-            mode,
-            "regions and in use",
-            "accounts",
-            selection.ids.len() as u64,
-        );
-        let pass = prepass::run(
-            &PrepassInput {
-                aws: &aws,
-                config: &config,
-                caller: &caller,
-                sts_region,
-                selection: &region_selection,
-                home,
-                now: started,
-                stop: &stop,
-            },
-            &selection.ids,
-            &progress,
-        )
-        .await;
-        progress.finish();
-        Some(pass)
+        let input = PrepassInput {
+            aws: &aws,
+            config: &config,
+            caller: &caller,
+            sts_region,
+            selection: &region_selection,
+            home: sts_region.unwrap_or(prepass::home_region(&caller.partition)),
+            now: started,
+            stop: &stop,
+        };
+        Some(first_pass(&input, &selection.ids, mode).await)
     } else {
         None
     };
@@ -325,15 +287,64 @@ pub async fn run(
     report.summary.api_retries = aws.stats.retries();
     report.tally();
     let reported = emit(&report, args.output.into(), args.all, output_files(args));
+    Ok(exit_status(&report, reported && !stop.is_set()))
+}
 
-    Ok(match command {
-        _ if report.has_failures() || !reported || stop.is_set() => ExitStatus::Failure,
+/// The config with the command line's overrides, and the narrowing, checked before any AWS
+/// call; bad input exits 2 here.
+fn checked_input(
+    command: Command,
+    args: &RunArgs,
+    apply_args: Option<&ApplyArgs>,
+) -> Result<(Config, Narrowing), Fatal> {
+    let mut config = load_config(args.config.as_deref())?;
+    let narrow = narrowing(args)?;
+    config.accounts.shard = args.shard;
+    if let Some(price) = args.price_per_gb_month {
+        if !price.is_finite() || price < 0.0 {
+            return Err(input(anyhow!(
+                "--price-per-gb-month: must be a non-negative number"
+            )));
+        }
+        config.price_per_gb_month = price;
+    }
+    let yes = apply_args.is_some_and(|a| a.yes);
+    check_output_paths(
+        output_files(args),
+        apply_args.and_then(|a| a.backup.as_deref()),
+    )?;
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if command == Command::Apply && !yes && !interactive {
+        return Err(input(anyhow!(
+            "apply needs --yes when it cannot ask for confirmation (no terminal); nothing was changed"
+        )));
+    }
+    if command == Command::Apply {
+        let explicit = apply_args.is_some_and(|a| a.use_builtin_default);
+        crate::config::builtin::check_apply(&config, yes, explicit).map_err(Fatal::Input)?;
+    }
+    Ok((config, narrow))
+}
+
+/// The first pass over every account (enabled regions, the in-use index), with its progress.
+async fn first_pass(input: &PrepassInput<'_>, ids: &[String], mode: ProgressMode) -> Prepass {
+    let progress = Progress::new(mode, "regions and in use", "accounts", ids.len() as u64);
+    let pass = prepass::run(input, ids, &progress).await;
+    progress.finish();
+    pass
+}
+
+/// The exit status of a finished run; `complete` is false when the run was interrupted or a
+/// report file could not be written.
+fn exit_status(report: &Report, complete: bool) -> ExitStatus {
+    match report.command {
+        _ if report.has_failures() || !complete => ExitStatus::Failure,
         Command::Apply if report.has_pending() => ExitStatus::Failure,
         Command::Apply => ExitStatus::Success,
         Command::Audit if report.has_pending() || report.has_findings() => ExitStatus::Pending,
         Command::Plan if report.has_pending() => ExitStatus::Pending,
         _ => ExitStatus::Success,
-    })
+    }
 }
 
 fn output_files(args: &RunArgs) -> OutputFiles<'_> {
