@@ -252,30 +252,22 @@ impl Calls {
                 // first, not as another call.
                 self.run.stats.attempt_was_retry(operation);
             }
-            let error = match result {
-                Ok(value) => {
-                    if self.run.own_retries {
-                        self.pacer(class).record(sent, Instant::now(), false);
-                    }
-                    return Ok(value);
-                }
-                Err(e) => {
-                    let endpoint = if operation.starts_with("tagging:") {
-                        &self.endpoints.tagging
-                    } else {
-                        &self.endpoints.ecr
-                    };
-                    AwsError::from_sdk(operation, &e, endpoint)
-                }
+            let endpoint = if operation.starts_with("tagging:") {
+                &self.endpoints.tagging
+            } else {
+                &self.endpoints.ecr
             };
-            if !self.run.own_retries {
-                return Err(error);
-            }
-            {
+            let result = result.map_err(|e| AwsError::from_sdk(operation, &e, endpoint));
+            if self.run.own_retries {
                 let _span = tracing::debug_span!("pace", ?class).entered();
-                self.pacer(class)
-                    .record(sent, Instant::now(), error.is_throttling());
+                let throttled = result.as_ref().is_err_and(AwsError::is_throttling);
+                self.pacer(class).record(sent, Instant::now(), throttled);
             }
+            let error = match result {
+                Ok(value) => return Ok(value),
+                Err(error) if !self.run.own_retries => return Err(error),
+                Err(error) => error,
+            };
             retry += 1;
             if !error.is_retryable() || retry >= self.run.max_attempts {
                 return Err(error);
@@ -305,8 +297,9 @@ mod tests {
         // As production starts: unpaced, a slot is there at once.
         let slot = calls.take_slot(CallClass::Read).await;
         assert!(matches!(slot.first, FirstAttempt::Taken));
-        // Paced at 10/s after a throttle, three re-checks riding on write slots wait for
-        // nothing, but the next read waits for them.
+        // Paced after a throttle (another account-region flooded in reads), three re-checks
+        // riding on write slots wait for nothing, but the next read waits for them.
+        run.flooded[CallClass::Read as usize].store(true, Ordering::Relaxed);
         let start = Instant::now();
         {
             let mut reads = calls.pacer(CallClass::Read);

@@ -6,21 +6,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// What got through is counted over this span. A quota's token bucket holds about a second
-/// of its rate, so once its burst is spent the successes of the last second are between its
-/// rate and twice that, whatever the rate.
+/// What got through is counted over this span: a quota's bucket holds about a second of its
+/// rate, so once its burst is spent that count is between its rate and twice that.
 const MEASURE: Duration = Duration::from_secs(1);
 /// A cut multiplies the pace by this (multiplicative decrease, as TCP Reno and AIMD).
 const CUT: f64 = 0.5;
-/// A cut never goes below this share of the first pace: throttling that stays when the
-/// pace is that far below what got through does not follow our rate (other clients').
+/// Cuts stop at this share of the first pace: throttling still there does not follow our rate.
 const FLOOR_SHARE: f64 = 0.25;
 /// Additive increase: after each clean span of `RAISE_EVERY`, the pace grows by this share
 /// of the first pace, so a halving is undone in five spans, for any quota.
 const RAISE: f64 = 0.1;
 const RAISE_EVERY: Duration = Duration::from_millis(500);
-/// A pace is raised only if calls used at least this share of it: while calls are scarce
-/// (waiting for their retries), a rising pace would be untested.
+/// A pace is raised only if calls used at least this share of it: else it is untested.
 const USED: f64 = 0.5;
 /// Never paced below this many calls per second (the AWS SDKs' adaptive mode has the same).
 const MIN_RATE: f64 = 0.5;
@@ -72,10 +69,6 @@ impl Pacer {
             successes: VecDeque::new(),
             flooded,
         }
-    }
-
-    pub fn state(&self) -> State {
-        self.state
     }
 
     /// Calls per second, if paced.
@@ -298,7 +291,7 @@ mod tests {
             let mut pacer = pacer(true);
             let stats = job.run(&mut pacer, |_| false);
             assert_eq!(stats.throttled, 0);
-            assert_eq!(pacer.state(), State::Unpaced { streak: 0 });
+            assert_eq!(pacer.state, State::Unpaced { streak: 0 });
             // 500 calls, 8 at a time: nothing waits but the latency.
             assert!(stats.time <= Duration::from_millis(latency) * 63);
         }
