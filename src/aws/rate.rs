@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 const MEASURE: Duration = Duration::from_secs(1);
 /// A cut multiplies the pace by this (multiplicative decrease, as TCP Reno and AIMD).
 const CUT: f64 = 0.5;
-/// Cuts stop at this share of the first pace: throttling still there does not follow our rate.
+/// Cuts stop at this share of the first pace: right after a flood the quota's bucket is
+/// empty and throttles a pace below its rate too; throttling still there at a quarter of
+/// what got through is other clients' share, left to the retries.
 const FLOOR_SHARE: f64 = 0.25;
 /// Additive increase: after each clean span of `RAISE_EVERY`, the pace grows by this share
 /// of the first pace, so a halving is undone in five spans, for any quota.
@@ -45,9 +47,6 @@ pub enum State {
         /// Answers to calls sent since then.
         answers: u32,
     },
-    /// Cutting to the floor did not stop the throttling: it is other clients' traffic, which
-    /// slowing down does not help. Unpaced; only a flood paces again.
-    Background { streak: u32 },
 }
 
 /// One class of calls of one account-region: call [`Pacer::try_send`] just before each send
@@ -111,11 +110,9 @@ impl Pacer {
             self.successes.pop_front();
         }
         let got_through = self.successes.len() as f64 / MEASURE.as_secs_f64();
-        // In the background, a class that has a quota shows it by a flood of its own.
-        let quota_known =
-            matches!(self.state, State::Unpaced { .. }) && self.flooded.load(Ordering::Relaxed);
+        let quota_known = self.flooded.load(Ordering::Relaxed);
         match &mut self.state {
-            State::Unpaced { streak } | State::Background { streak } => {
+            State::Unpaced { streak } => {
                 *streak = if throttled { *streak + 1 } else { 0 };
                 if *streak >= FLOOD_STREAK {
                     self.flooded.store(true, Ordering::Relaxed);
@@ -137,11 +134,6 @@ impl Pacer {
                 }
                 *answers += 1;
                 if throttled {
-                    if *rate <= *floor {
-                        tracing::debug!(rate = *rate, "throttled at the floor: background");
-                        self.state = State::Background { streak: 0 };
-                        return;
-                    }
                     *rate = (*rate * CUT).max(*floor);
                     tracing::debug!(rate = *rate, "throttled: cut");
                 } else {
