@@ -8,7 +8,8 @@
 # silenced inside that template (Metadata cfn-lint ignore_checks) with a comment saying why.
 # The CodeBuild buildspecs (deploy/buildspec*.yml) are not CloudFormation; they must parse as
 # YAML, carry the keys CodeBuild requires and share one install phase, and their shell is
-# exercised by scripts/test-buildspecs.py.
+# exercised by scripts/test-buildspecs.py. scripts/test-templates.py checks the templates'
+# security and naming properties and scripts/upload-release.sh.
 #
 # Installs the pinned cfn-lint (scripts/requirements-lint.txt) into the project-local
 # virtualenv .venv, once: a second run costs one hash.
@@ -93,4 +94,7 @@ PY
 
 # The buildspecs' shell, run phase by phase with stand-ins for aws and ecr-fleet.
 "$venv/bin/python" scripts/test-buildspecs.py
+# What cfn-lint does not check: the roles' permissions, names derived from the stack name, the
+# schedule's dead-letter queue, docs/iam in step, no made-up URL, and upload-release.sh.
+"$venv/bin/python" scripts/test-templates.py
 log "templates and buildspecs are clean"

@@ -4,11 +4,12 @@
 
 No AWS and no CodeBuild here: each phase's commands run in bash, in phase order, with the
 variables CodeBuild would set. Two stand-ins sit first on PATH: `aws` keeps `aws s3 cp` in a
-local folder (the bucket), and `ecr-fleet` records its arguments, writes the files its options
-name and exits with the code a scenario asks for. So these tests check the buildspecs' own
-logic: checksum and version checks, which command runs with which options, how each exit code
-maps to the build result, that reports and journals reach the run prefix even when the build
-fails, and how the batch merge step combines its shards.
+local folder (the bucket) and fails uploads when a scenario says so, and `ecr-fleet` records
+its arguments, writes the files its options name and exits with the code a scenario asks for.
+So these tests check the buildspecs' own logic: checksum and version checks, which command
+runs with which options, how each exit code maps to the build result, that reports and
+journals reach the run prefix even when the build fails, that a failed upload fails the build,
+and how the batch merge step combines its shards.
 """
 
 import hashlib
@@ -31,12 +32,16 @@ VERSION = "0.2.0"
 BUCKET = "fleet-bucket"
 
 AWS_STUB = r'''#!/usr/bin/env python3
-"""aws s3 cp against a local folder: s3://BUCKET/KEY is $FAKE_S3/BUCKET/KEY."""
+"""aws s3 cp against a local folder: s3://BUCKET/KEY is $FAKE_S3/BUCKET/KEY.
+
+With STUB_AWS_FAIL_UPLOADS=1, a copy to s3:// fails as a denied or unreachable S3 would."""
 import fnmatch, os, shutil, sys
 from pathlib import Path
 
 root = Path(os.environ["FAKE_S3"])
 args = sys.argv[1:]
+if os.environ.get("STUB_AWS_FAIL_UPLOADS") == "1" and args[:2] == ["s3", "cp"] and args[-1].startswith("s3://"):
+    sys.exit("upload failed: An error occurred (AccessDenied) when calling the PutObject operation: Access Denied")
 if args[:2] != ["s3", "cp"]:
     sys.exit(f"aws stub: unsupported command {args}")
 args = args[2:]
@@ -90,6 +95,9 @@ if args == ["--version"]:
     sys.exit(0)
 if args[0] == "validate":
     sys.exit(int(os.environ.get("STUB_VALIDATE_EXIT", "0")))
+if args[0] == "doctor":
+    print(json.dumps({"checks": [{"check": "credentials", "ok": True}]}))
+    sys.exit(int(os.environ.get("STUB_EXIT", "0")))
 if args[:2] == ["report", "merge"]:
     files = [a for a in args[2:] if not a.startswith("--")]
     print(json.dumps({"merged": [json.load(open(f)) for f in files]}))
@@ -101,6 +109,8 @@ if opt("--report"):
     json.dump({"command": args[0], "shard": shard}, open(opt("--report"), "w"))
 if opt("--junit"):
     open(opt("--junit"), "w").write("<testsuites/>\n")
+if opt("--html"):
+    open(opt("--html"), "w").write("<!doctype html><title>ecr-fleet</title>\n")
 if opt("--backup") and args[0] == "apply":
     open(opt("--backup"), "w").write('{"backup_version": 2}\n')
 print(f"# ecr-fleet {args[0]}")
@@ -162,7 +172,7 @@ class World:
 
     made = []
 
-    def __init__(self, with_config=True, binary_version=VERSION, packaging="tar.gz"):
+    def __init__(self, with_config=True, binary_version=VERSION, packaging="tar.gz", version=VERSION):
         self.tmp = Path(tempfile.mkdtemp(prefix="buildspec-test-"))
         World.made.append(self.tmp)
         self.s3 = self.tmp / "s3"
@@ -194,7 +204,7 @@ class World:
             "ECR_FLEET_MODE": "plan",
             "ECR_FLEET_EXTRA_ARGS": "",
             "ECR_FLEET_FAIL_ON_DRIFT": "false",
-            "ECR_FLEET_VERSION": VERSION,
+            "ECR_FLEET_VERSION": version,
             "ECR_FLEET_RELEASE_URL": f"s3://{BUCKET}/releases/{artifact.name}",
             "ECR_FLEET_RELEASE_SHA256": self.sha,
             "ECR_FLEET_BUCKET": BUCKET,
@@ -244,10 +254,12 @@ def test_plan_with_drift_passes_and_uploads_everything():
     check(b.failed_phase is None, f"exit 3 must not fail the build by default:\n{b.output}")
     [run] = ecr_fleet_runs(w)
     check(run == ["plan", "--no-progress", "--output", "markdown", "--report", "out/report.json",
-                  "--junit", "out/junit.xml", "--images", "--regions", "enabled"], f"argv {run}")
+                  "--html", "out/report.html", "--junit", "out/junit.xml", "--images", "--regions",
+                  "enabled"], f"argv {run}")
     check(["validate", "--config", "ecr-fleet.toml"] in w.calls(), "validate runs first")
     files = set(w.runs())
-    want = {f"20261125T060000Z-plan-7/{f}" for f in ("report.json", "report.md", "junit.xml", "exit-code")}
+    want = {f"20261125T060000Z-plan-7/{f}"
+            for f in ("report.json", "report.html", "report.md", "junit.xml", "exit-code")}
     check(want <= files, f"uploaded {files}")
     check(w.runs()["20261125T060000Z-plan-7/exit-code"].read_text().strip() == "3", "exit code kept")
 
@@ -287,6 +299,79 @@ def test_wrong_version_stops_the_build():
     w = World(binary_version="0.2.1")
     b = w.single()
     check(b.failed_phase == "install" and "is not ecr-fleet 0.2.0" in b.output, b.output)
+
+
+def test_version_is_compared_literally():
+    # A `+` of semver build metadata must be a plus, not "one or more of the previous digit";
+    # dots must be dots.
+    for reported in ("0.3.0build.1", "0.3.00build.1", "0.3.0+build.1.1", "0x3.0+build.1", "0.3.0"):
+        b = World(version="0.3.0+build.1", binary_version=reported).single()
+        check(b.failed_phase == "install" and "is not ecr-fleet 0.3.0+build.1" in b.output,
+              f"{reported} must not pass for 0.3.0+build.1:\n{b.output}")
+    b = World(version="0.3.0+build.1", binary_version="0.3.0+build.1").single()
+    check(b.failed_phase is None, f"the exact version passes:\n{b.output}")
+    b = World(version="0.3.0-rc.1", binary_version="0.3.0").single()
+    check(b.failed_phase == "install", f"a pre-release is not its release:\n{b.output}")
+
+
+def test_failed_upload_fails_the_build():
+    # Before: post_build ended with `ls`, so a failed upload left the build green.
+    w = World()
+    b = w.single(STUB_EXIT="0", STUB_AWS_FAIL_UPLOADS="1")
+    check(b.failed_phase == "post_build" and b.exit_status == 1, f"{b.failed_phase}:\n{b.output}")
+    check("uploading out/ to s3://" in b.output and "failed" in b.output, b.output)
+    check(w.runs() == {}, f"nothing reached the bucket: {list(w.runs())}")
+    # A failed apply whose upload fails too still fails (the build phase's code is kept).
+    b = World().single(ECR_FLEET_MODE="apply", STUB_EXIT="1", STUB_AWS_FAIL_UPLOADS="1")
+    check(b.failed_phase == "build" and b.exit_status == 1, b.output)
+    check("uploading out/ to s3://" in b.output, "post_build still ran and said why")
+
+
+def test_failed_upload_fails_a_shard_build():
+    w = World()
+    b = Build(w, BATCH, {"ECR_FLEET_RUN_ID": "r3", "ECR_FLEET_SHARD": "1/4",
+                         "STUB_AWS_FAIL_UPLOADS": "1"}).run()
+    check(b.failed_phase == "post_build" and b.exit_status == 1, f"{b.failed_phase}:\n{b.output}")
+
+
+def test_doctor_mode_runs_doctor_and_uploads_its_json():
+    w = World()
+    b = w.single(ECR_FLEET_MODE="doctor", ECR_FLEET_EXTRA_ARGS="--images", ECR_FLEET_RUN_ID="d1")
+    check(b.failed_phase is None, b.output)
+    [run] = [c for c in w.calls() if c and c[0] == "doctor"]
+    check(run == ["doctor", "--config", "ecr-fleet.toml", "--output", "json"], f"argv {run}")
+    check(ecr_fleet_runs(w) == [], "doctor runs no plan, audit or apply")
+    runs = w.runs()
+    check({"d1-doctor-7/doctor.json", "d1-doctor-7/exit-code"} <= set(runs), f"{list(runs)}")
+    check(json.loads(runs["d1-doctor-7/doctor.json"].read_text())["checks"], "doctor.json is its output")
+    # A failed check fails the build; the JSON is uploaded all the same.
+    w = World()
+    b = w.single(ECR_FLEET_MODE="doctor", STUB_EXIT="1", ECR_FLEET_RUN_ID="d2")
+    check(b.failed_phase == "build" and b.exit_status == 1 and "some checks failed" in b.output, b.output)
+    check("d2-doctor-7/doctor.json" in w.runs(), f"{list(w.runs())}")
+    # A bad config is exit 2.
+    b = World().single(ECR_FLEET_MODE="doctor", STUB_EXIT="2")
+    check(b.failed_phase == "build" and b.exit_status == 2, b.output)
+
+
+def test_batch_refuses_doctor():
+    b = Build(World(), BATCH, {"ECR_FLEET_SHARD": "1/4", "ECR_FLEET_RUN_ID": "x",
+                               "ECR_FLEET_MODE": "doctor"}).run()
+    check(b.failed_phase == "pre_build" and b.exit_status == 2 and "buildspec.yml" in b.output, b.output)
+
+
+def test_html_report_beside_json_in_every_mode():
+    for mode in ("audit", "apply"):
+        w = World()
+        b = w.single(ECR_FLEET_MODE=mode, ECR_FLEET_RUN_ID="h")
+        check(b.failed_phase is None, b.output)
+        [run] = ecr_fleet_runs(w)
+        check(run[run.index("--html") + 1] == "out/report.html", f"argv {run}")
+        check(f"h-{mode}-7/report.html" in w.runs(), f"{list(w.runs())}")
+        check(f"HTML report: s3://{BUCKET}/runs/h-{mode}-7/report.html" in b.output, b.output)
+    w = World()
+    w.batch(ECR_FLEET_RUN_ID="hb")
+    check("hb-plan-batch/shard-3/report.html" in w.runs(), f"{list(w.runs())}")
 
 
 def test_bare_binary_and_preinstalled_binary():

@@ -3,15 +3,19 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ecr_fleet::cli::{Cli, GlobalArgs};
-use ecr_fleet::run::{run, ExitStatus};
+use ecr_fleet::commands::run;
+use ecr_fleet::exit::ExitStatus;
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(g: &GlobalArgs) {
+    // The SDK's own warnings (every crate whose target starts with `aws`: aws_config,
+    // aws_smithy_*, aws_sdk_*) repeat, as debug dumps, what the error line says in words: they
+    // show from -v on. A directive's target matches by prefix.
     let default = if g.quiet {
-        "error"
+        "error,aws=off"
     } else {
         match g.verbose {
-            0 => "warn",
+            0 => "warn,aws=off",
             1 => "warn,ecr_fleet=info",
             2 => "info,ecr_fleet=debug",
             _ => "debug,ecr_fleet=trace",

@@ -14,9 +14,9 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use tokio::sync::Semaphore;
 
 use super::error::AwsError;
+use super::limits::{ExecutionLimits, RetryMode};
 use super::rate::Pacer;
 use super::ApiStats;
-use crate::config::{ExecutionConfig, RetryMode};
 
 /// Set once the run is asked to stop (Ctrl-C, SIGTERM): no new call starts.
 #[derive(Debug, Clone, Default)]
@@ -94,7 +94,7 @@ pub struct RunLimits {
 }
 
 impl RunLimits {
-    pub fn new(execution: &ExecutionConfig, stats: ApiStats, stop: Stop) -> RunLimits {
+    pub fn new(execution: &ExecutionLimits, stats: ApiStats, stop: Stop) -> RunLimits {
         RunLimits {
             global: Arc::new(Semaphore::new(execution.concurrency.max(1))),
             per_target: execution.per_region_concurrency.max(1),
@@ -285,7 +285,7 @@ mod tests {
     #[tokio::test]
     async fn a_call_riding_on_another_slot_goes_at_once_and_delays_its_class() {
         let run = RunLimits::new(
-            &ExecutionConfig::default(),
+            &ExecutionLimits::default(),
             ApiStats::default(),
             Stop::default(),
         );

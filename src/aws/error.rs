@@ -17,6 +17,9 @@ pub enum ErrorKind {
     PolicyNotFound,
     /// The caller may not do this.
     AccessDenied,
+    /// No usable credentials: none found, an expired SSO session, a broken profile. The
+    /// request never left.
+    Credentials,
     /// Any other answer of the service, or a request that could not be built.
     Other,
     /// Not attempted: the run is stopping (Ctrl-C, SIGTERM).
@@ -84,8 +87,16 @@ impl AwsError {
     pub fn from_sdk<E, R>(operation: &'static str, err: &SdkError<E, R>, endpoint: &str) -> AwsError
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug + HttpStatus,
+        R: std::fmt::Debug + HttpStatus + 'static,
     {
+        if let Some(problem) = credentials_problem(err) {
+            return AwsError {
+                operation,
+                kind: ErrorKind::Credentials,
+                code: None,
+                detail: problem,
+            };
+        }
         match err {
             SdkError::ServiceError(ctx) => {
                 let service = ctx.err();
@@ -176,6 +187,88 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
         cause = e.source();
     }
     last
+}
+
+/// Where the SDK's default chain looks for credentials, in its order.
+const CHAIN: &str = "the environment (AWS_ACCESS_KEY_ID), the profile in ~/.aws/config and \
+~/.aws/credentials (AWS_PROFILE, SSO and role settings included), web identity \
+(AWS_WEB_IDENTITY_TOKEN_FILE), the container endpoint (ECS, CodeBuild) and instance metadata";
+
+/// What to do when no credentials are found.
+const CREDENTIALS_TODO: &str = "run `aws configure sso` (or `aws configure`) once, pick a \
+profile with AWS_PROFILE=NAME, or run `aws sso login` if its SSO session expired";
+
+/// A readable account of why no credentials could be had, when that is why `err` failed:
+/// one line saying what went wrong, where the chain looked and what to do.
+fn credentials_problem(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use aws_credential_types::provider::error::CredentialsError;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(c) = e.downcast_ref::<CredentialsError>() {
+            return Some(describe_credentials_error(c));
+        }
+        cause = e.source();
+    }
+    None
+}
+
+fn describe_credentials_error(
+    err: &aws_credential_types::provider::error::CredentialsError,
+) -> String {
+    use aws_credential_types::provider::error::CredentialsError;
+    let chain = chain_text(err);
+    let profile = std::env::var("AWS_PROFILE")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(|p| format!(" --profile {p}"))
+        .unwrap_or_default();
+    let lower = chain.to_ascii_lowercase();
+    if lower.contains("sso") && (lower.contains("expired") || lower.contains("token")) {
+        return format!(
+            "the AWS SSO session has expired or its token cannot be read: run `aws sso \
+             login{profile}` and try again ({})",
+            first_line(&root_cause(err))
+        );
+    }
+    match err {
+        CredentialsError::CredentialsNotLoaded(_) => {
+            format!("no AWS credentials found; looked in {CHAIN}. To fix: {CREDENTIALS_TODO}")
+        }
+        CredentialsError::ProviderTimedOut(_) => format!(
+            "no AWS credentials: the provider timed out (instance metadata or container \
+             endpoint unreachable?); looked in {CHAIN}. To fix: {CREDENTIALS_TODO}"
+        ),
+        CredentialsError::InvalidConfiguration(_) => format!(
+            "the AWS profile configuration is invalid: {}. Fix ~/.aws/config (or \
+             AWS_CONFIG_FILE){profile}",
+            first_line(&root_cause(err))
+        ),
+        // The spoke role's session (our own provider) could not be renewed.
+        _ if chain.contains("sts:AssumeRole") => format!(
+            "cannot renew the spoke role's session: {}",
+            first_line(&root_cause(err))
+        ),
+        _ => format!(
+            "no usable AWS credentials: {} (the chain looks in {CHAIN}). To fix: {CREDENTIALS_TODO}",
+            first_line(&root_cause(err))
+        ),
+    }
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().trim().to_string()
+}
+
+/// Every message of an error chain, for matching what the SDK's providers say.
+fn chain_text(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cause = err.source();
+    while let Some(e) = cause {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        cause = e.source();
+    }
+    out
 }
 
 /// The HTTP status of a raw response, for errors without a recognised code.

@@ -3,11 +3,14 @@
 //! ([`call`]: caps, pacing, retries) and typed, readable errors ([`error`]).
 
 pub mod call;
+pub mod ecr;
 pub mod error;
+mod limits;
 pub mod rate;
 
 pub use call::{CallClass, Calls, Endpoints, RunLimits, Slot, Stop};
 pub use error::{AwsError, ErrorKind};
+pub use limits::{ExecutionLimits, RetryMode};
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,8 +28,6 @@ use aws_smithy_runtime_api::client::interceptors::context::{
 };
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-
-use crate::config::{ExecutionConfig, RetryMode};
 
 /// Counts API operations (`service:Operation`) and attempts, across every client of a run.
 #[derive(Debug, Clone, Default)]
@@ -153,7 +154,7 @@ pub fn sdk_standard_retry(max_attempts: u32) -> RetryConfig {
 impl Aws {
     /// Load the SDK's default chain (environment, profile, SSO, IMDS, `AWS_ENDPOINT_URL`...) with
     /// our retry and timeout policy.
-    pub async fn load(execution: &ExecutionConfig) -> Aws {
+    pub async fn load(execution: &ExecutionLimits) -> Aws {
         // STS and Organizations (a handful of calls) keep the SDK's standard retries; ECR and
         // tagging calls get theirs from `Calls` unless the SDK's adaptive mode is asked for.
         let retry = sdk_standard_retry(execution.max_attempts);

@@ -43,13 +43,13 @@
 //! `ECR_FLEET_BENCH_EXECUTION` adds `[execution]` settings to its config, and
 //! `ECR_FLEET_BENCH_STDERR` names a directory that keeps each step's stderr.
 //!
-//! `scale_benchmark` runs against `support::synth` with `ECR_FLEET_BENCH_SYNTH_ACCOUNTS`
-//! (20) x 2 regions x `ECR_FLEET_BENCH_SYNTH_REPOS` (500) repositories, under
-//! `ECR_FLEET_BENCH_SYNTH_SCENARIOS` (default `plain`), and reports repositories per second
-//! and the peak resident memory of the ecr-fleet process too. It runs ecr-fleet alone
-//! unless `ECR_FLEET_BENCH_SYNTH_TOOLS` adds `c7n-org` and `boto3`: the synthetic server is
-//! far cheaper than moto, so there the ratios measure the tools, not the emulator. Each tool
-//! gets a fresh fleet from the same seed.
+//! `scale_benchmark` runs against the synthetic server (`ecr_fleet_sim`) with
+//! `ECR_FLEET_BENCH_SYNTH_ACCOUNTS` (20) x 2 regions x `ECR_FLEET_BENCH_SYNTH_REPOS` (500)
+//! repositories, under `ECR_FLEET_BENCH_SYNTH_SCENARIOS` (default `plain`), and reports
+//! repositories per second and the peak resident memory of the ecr-fleet process too. It
+//! runs ecr-fleet alone unless `ECR_FLEET_BENCH_SYNTH_TOOLS` adds `c7n-org` and `boto3`:
+//! the synthetic server is far cheaper than moto, so there the ratios measure the tools,
+//! not the emulator. Each tool gets a fresh fleet from the same seed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -925,37 +925,4 @@ fn scale_benchmark() {
         "ecr-fleet did not converge the fleet:\n{}",
         problems.join("\n")
     );
-}
-
-#[test]
-fn api_targets_match_the_issue() {
-    // The issue's fleet: 20 members x 2 regions, 845 writes, 506 right, 150 exempt,
-    // 499 unmatched: 3,304 and 1,530 calls.
-    let mut repos = Vec::new();
-    let kinds = [
-        (RepoKind::Missing, 845),
-        (RepoKind::Current, 506),
-        (RepoKind::Exempt, 150),
-        (RepoKind::Unmatched, 499),
-    ];
-    let members: Vec<String> = (0..20).map(crate::support::synth::member_id).collect();
-    let mut i = 0;
-    for (kind, n) in kinds {
-        for _ in 0..n {
-            let account = &members[i % 20];
-            let region = FLEET_REGIONS[(i / 20) % 2];
-            let (repo, _) = aws::repo_of_kind(account, region, i, kind);
-            repos.push(repo);
-            i += 1;
-        }
-    }
-    let fleet = Fleet {
-        members,
-        suspended: Vec::new(),
-        regions: FLEET_REGIONS.iter().map(|r| r.to_string()).collect(),
-        repos,
-        api_calls: 0,
-        elapsed: Duration::ZERO,
-    };
-    assert_eq!(api_targets(&fleet), (3304, 1530));
 }

@@ -86,7 +86,6 @@ async fn ecs_service(cfg: &SdkConfig, cluster: &str, service: &str, image: &str)
 /// hand; moto reads the account from the access key and does not check the signature.
 async fn create_iam_role(endpoint: &str, cfg: &SdkConfig, name: &str) {
     use aws_credential_types::provider::ProvideCredentials;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let creds = cfg
         .credentials_provider()
         .expect("credentials")
@@ -97,24 +96,37 @@ async fn create_iam_role(endpoint: &str, cfg: &SdkConfig, name: &str) {
     let body = format!(
         "Action=CreateRole&Version=2010-05-08&RoleName={name}&AssumeRolePolicyDocument={trust}"
     );
-    let host = endpoint.trim_start_matches("http://");
-    let mut request = format!(
-        "POST / HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/x-www-form-urlencoded\r\n\
-         authorization: AWS4-HMAC-SHA256 Credential={}/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0\r\n",
-        creds.access_key_id()
-    );
+    let mut headers = vec![
+        (
+            "content-type".to_string(),
+            "application/x-www-form-urlencoded".to_string(),
+        ),
+        (
+            "authorization".to_string(),
+            format!(
+                "AWS4-HMAC-SHA256 Credential={}/20260101/us-east-1/iam/aws4_request, \
+                 SignedHeaders=host, Signature=0",
+                creds.access_key_id()
+            ),
+        ),
+    ];
     if let Some(token) = creds.session_token() {
-        request.push_str(&format!("x-amz-security-token: {token}\r\n"));
+        headers.push(("x-amz-security-token".to_string(), token.to_string()));
     }
-    request.push_str(&format!(
-        "content-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    ));
-    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.expect("read");
-    assert!(answer.starts_with("HTTP/1.1 200"), "CreateRole: {answer}");
+    let request = ecr_fleet_sim::http::Request {
+        method: "POST".into(),
+        target: "/".into(),
+        headers,
+        body: body.into_bytes(),
+    };
+    let answer =
+        ecr_fleet_sim::http::forward(&request, endpoint.trim_start_matches("http://")).await;
+    assert_eq!(
+        answer.status,
+        200,
+        "CreateRole: {}",
+        String::from_utf8_lossy(&answer.body)
+    );
 }
 
 async fn lambda_function(cfg: &SdkConfig, account: &str, name: &str, image: &str) {

@@ -5,6 +5,9 @@ mod support;
 
 mod bench;
 mod cli_docs;
+mod creation_templates;
+mod doctor;
+mod first_failures;
 mod fleet;
 mod harness;
 mod inuse;

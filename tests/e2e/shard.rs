@@ -1,14 +1,15 @@
 //! `--shard K/N` and `report merge` against a moto organization: N shards cover every account
 //! exactly once, and their merged report is the unsharded run's report.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::Value;
 
 use crate::support::aws::{self, FleetSpec, MANAGEMENT_ACCOUNT_ID};
 use crate::support::cli::ecr_fleet;
-use crate::support::fixtures::{write_fleet_workspace, FLEET_REGIONS};
+use crate::support::fixtures::{keep_one_ci_workspace, write_fleet_workspace, FLEET_REGIONS};
 use crate::support::moto::Moto;
+use crate::support::proxy::emulate::Emulation;
 use crate::support::proxy::{FaultProxy, FaultRules};
 
 const SHARDS: u64 = 3;
@@ -22,7 +23,7 @@ fn accounts_of(report: &Value) -> BTreeSet<String> {
         .collect()
 }
 
-/// The report without what a merge cannot reproduce: timing and API cost.
+/// The report without what a merge cannot reproduce, as documented: timing and API cost.
 fn comparable(report: &Value) -> Value {
     let mut r = report.clone();
     let o = r.as_object_mut().unwrap();
@@ -240,6 +241,74 @@ async fn shards_cover_every_account_once_and_merge_into_the_unsharded_report() {
     let merged = ecr_fleet(&args, &proxy.url(), dir.path());
     merged.assert_code(0);
     assert_eq!(merged.json()["skipped"][0]["account_id"], "999999999999");
+}
+
+/// With `regions = "enabled"`, shards whose accounts enabled different opt-in regions visit
+/// different regions; the merged report counts their union, as the unsharded run does.
+#[tokio::test]
+async fn shards_visiting_different_regions_merge_into_the_unsharded_report() {
+    let moto = Moto::start();
+    let members = aws::create_organization_with_members(&moto.url(), 2).await;
+    let opted = [(&members[0], "af-south-1"), (&members[1], "eu-south-1")];
+    for (account, region) in opted {
+        let cfg = aws::member_config(&moto.url(), region, account).await;
+        aws::create_repo(&cfg, &format!("team-1/{region}"), &[]).await;
+    }
+    // A shard count that puts the two members in different shards.
+    let shards = (2..)
+        .find(|n| shard_in(&members[0], *n) != shard_in(&members[1], *n))
+        .unwrap();
+    let opt_in = opted.map(|(a, r)| (a.clone(), vec![r.to_string()]));
+    let proxy = FaultProxy::start(
+        &moto.url(),
+        FaultRules {
+            emulation: Emulation {
+                opt_in: HashMap::from(opt_in),
+                ..Emulation::default()
+            },
+            ..FaultRules::default()
+        },
+    );
+    let dir = keep_one_ci_workspace(
+        "regions = \"enabled\"\n[accounts]\nsource = \"organization\"\n",
+        "team-*",
+    );
+    let run = |args: &[&str]| ecr_fleet(args, &proxy.url(), dir.path());
+
+    let full = run(&["plan", "--output", "json", "--no-progress"]);
+    full.assert_code(3);
+    let full = full.json();
+    // 17 default regions, and each member's own opt-in region.
+    assert_eq!(full["summary"]["regions"], 19);
+    let mut files = Vec::new();
+    for k in 1..=shards {
+        let file = format!("shard-{k}.json");
+        let shard = format!("{k}/{shards}");
+        let out = run(&[
+            "plan",
+            "--shard",
+            &shard,
+            "--report",
+            &file,
+            "--no-progress",
+        ]);
+        assert!(out.code == 0 || out.code == 3, "{}", out.stderr);
+        files.push(file);
+    }
+    let mut args = vec!["report", "merge"];
+    args.extend(files.iter().map(String::as_str));
+    let merged = run(&args);
+    merged.assert_code(0);
+    let merged = merged.json();
+    assert_eq!(
+        merged["summary"]["regions"], 19,
+        "the union, not a sum or a maximum"
+    );
+    assert_eq!(comparable(&merged), comparable(&full));
+}
+
+fn shard_in(account_id: &str, shards: u64) -> u64 {
+    account_id.parse::<u64>().unwrap() % shards
 }
 
 #[test]

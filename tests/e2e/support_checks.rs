@@ -8,7 +8,7 @@ use aws_sdk_resourcegroupstagging::types::TagFilter;
 use futures::StreamExt;
 
 use crate::support::aws::{self, RepoKind};
-use crate::support::cli::{apply_json, ecr_fleet};
+use crate::support::cli::{apply_json, plan_json};
 use crate::support::faults::{LoadRules, Quotas};
 use crate::support::fixtures::{write_fleet_workspace, FLEET_REGIONS, MANAGEMENT_ACCOUNT_ID};
 use crate::support::moto::Moto;
@@ -505,18 +505,7 @@ fn moto_with_memoized_routing_serves_a_fleet_as_moto_does() {
     let proxy = FaultProxy::start(&moto.url(), FaultRules::default());
     let dir = tempfile::tempdir().unwrap();
     let config = write_fleet_workspace(dir.path(), &FLEET_REGIONS);
-    let plan = ecr_fleet(
-        &[
-            "plan",
-            "--config",
-            config.to_str().unwrap(),
-            "--output",
-            "json",
-            "--no-progress",
-        ],
-        &proxy.url(),
-        dir.path(),
-    );
+    let plan = plan_json(&config, &proxy.url(), dir.path());
     plan.assert_code(3);
     let outcomes = &plan.json()["summary"]["outcomes"];
     for (outcome, n) in fleet.expected_outcomes() {

@@ -102,6 +102,8 @@ pub struct Cli {
     endpoint: String,
     cwd: PathBuf,
     env: Vec<(OsString, OsString)>,
+    /// Variables removed from the run's environment, after the settings above.
+    removed: Vec<OsString>,
 }
 
 impl Cli {
@@ -110,12 +112,20 @@ impl Cli {
             endpoint: endpoint.to_string(),
             cwd: cwd.to_path_buf(),
             env: Vec::new(),
+            removed: Vec::new(),
         }
     }
 
     /// Sets (or overrides) one environment variable of the run, e.g. `AWS_REGION`.
     pub fn env(mut self, name: impl Into<OsString>, value: impl Into<OsString>) -> Cli {
         self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Removes one environment variable from the run (even one this runner sets itself, such
+    /// as the static test credentials or the region).
+    pub fn without(mut self, name: impl Into<OsString>) -> Cli {
+        self.removed.push(name.into());
         self
     }
 
@@ -232,6 +242,9 @@ impl Cli {
             .env_remove("ECR_FLEET_CONFIG")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
+        for name in &self.removed {
+            command.env_remove(name);
+        }
         command
     }
 }
@@ -265,6 +278,23 @@ pub fn apply_json(config: &Path, endpoint: &str, cwd: &Path) -> CliOutput {
             "--config",
             config,
             "--yes",
+            "--output",
+            "json",
+            "--no-progress",
+        ],
+        endpoint,
+        cwd,
+    )
+}
+
+/// `plan` of the workspace `config`, with the JSON report on stdout and no progress.
+pub fn plan_json(config: &Path, endpoint: &str, cwd: &Path) -> CliOutput {
+    let config = config.to_str().expect("a UTF-8 path");
+    ecr_fleet(
+        &[
+            "plan",
+            "--config",
+            config,
             "--output",
             "json",
             "--no-progress",

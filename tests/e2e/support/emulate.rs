@@ -5,7 +5,9 @@
 //! - Lambda `GetFunction`'s `Code.ResolvedImageUri`, whose digest moto makes up: rewritten to
 //!   the real digest of the image ([`Emulation::lambda_digests`]);
 //! - ECR `DescribeImages` push and pull times and image sizes, which moto cannot set
-//!   ([`Emulation::image_times`], [`Emulation::image_sizes`]).
+//!   ([`Emulation::image_times`], [`Emulation::image_sizes`]);
+//! - a missing permission: `AccessDeniedException` for one operation in one account
+//!   ([`Emulation::deny`]), as IAM answers what moto never evaluates.
 //!
 //! The caller's account is known from its access key: the static test key is the management
 //! account, and the proxy records the key of every `sts:AssumeRole` answer it forwards.
@@ -14,8 +16,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Value};
 
-use super::{request_id, Operation, Request, Response};
 use crate::support::fixtures::MANAGEMENT_ACCOUNT_ID;
+use ecr_fleet_sim::http::{form_field, Request, Response};
+use ecr_fleet_sim::wire::{json_error, rest_ok, Operation};
 
 /// Regions every account has enabled by default.
 pub const DEFAULT_REGIONS: [&str; 17] = [
@@ -74,6 +77,9 @@ pub struct Emulation {
     pub image_times: HashMap<String, (Option<i64>, Option<i64>)>,
     /// Image digest → `imageSizeInBytes` (moto reports the size of its synthetic manifests).
     pub image_sizes: HashMap<String, u64>,
+    /// `(account id, service:Operation)` pairs answered HTTP 400 `AccessDeniedException`, for
+    /// the account's own credentials or those of a role assumed in it.
+    pub deny: Vec<(String, String)>,
 }
 
 /// What the emulation learns from traffic.
@@ -81,19 +87,6 @@ pub struct Emulation {
 pub struct Learned {
     /// Access key id → account id, from AssumeRole answers.
     accounts: HashMap<String, String>,
-}
-
-/// Operation names of the rest-JSON services (no `X-Amz-Target` to read them from).
-pub(super) fn rest_operation(service: &str, method: &str, path: &str) -> Option<&'static str> {
-    match (service, method, path) {
-        ("account", "POST", "/listRegions") => Some("ListRegions"),
-        ("inspector2", "POST", "/coverage/list") => Some("ListCoverage"),
-        ("lambda", "GET", p) if p.trim_end_matches('/') == "/2015-03-31/functions" => {
-            Some("ListFunctions")
-        }
-        ("lambda", "GET", p) if p.starts_with("/2015-03-31/functions/") => Some("GetFunction"),
-        _ => None,
-    }
 }
 
 fn scope(request: &Request) -> Vec<String> {
@@ -118,16 +111,32 @@ fn signing_region(request: &Request) -> String {
     scope(request).get(2).cloned().unwrap_or_default()
 }
 
-fn rest_ok(body: &Value) -> Response {
-    Response {
-        status: 200,
-        reason: "OK".into(),
-        headers: vec![
-            ("content-type".into(), "application/json".into()),
-            ("x-amzn-requestid".into(), request_id()),
-        ],
-        body: serde_json::to_vec(body).expect("json"),
+/// The refusal of an operation [`Emulation::deny`] names for the caller's account.
+pub(super) fn denied(
+    request: &Request,
+    op: &Operation,
+    emulation: &Emulation,
+    learned: &Learned,
+) -> Option<Response> {
+    if emulation.deny.is_empty() {
+        return None;
     }
+    let account = caller_account(request, learned);
+    let key = op.key();
+    emulation
+        .deny
+        .iter()
+        .any(|(a, o)| *a == account && *o == key)
+        .then(|| {
+            json_error(
+                400,
+                "AccessDeniedException",
+                &format!(
+                    "User: arn:aws:sts::{account}:assumed-role/EcrFleetSpoke/ecr-fleet is not \
+                     authorized to perform: {key} (injected by the test proxy)"
+                ),
+            )
+        })
 }
 
 /// An answer for an API moto lacks, or `None` to go on as usual.
@@ -214,7 +223,7 @@ pub struct Seen {
 impl Seen {
     pub(super) fn of(request: &Request, op: &Operation) -> Seen {
         let assumed_account = (op.service == "sts" && op.name == "AssumeRole")
-            .then(|| super::form_field(&request.body, "RoleArn"))
+            .then(|| form_field(&request.body, "RoleArn"))
             .flatten()
             .and_then(|arn| arn.split(':').nth(4).map(str::to_string));
         Seen {

@@ -1,101 +1,13 @@
-//! Shared fixture text for end-to-end tests: the fleet config, its template, an outdated
-//! policy, and the names the seeding helpers use.
-//!
-//! Every policy here is one that moto accepts: moto knows only the pre-2025 lifecycle
-//! grammar (action `expire`; `imageCountMoreThan`, or `sinceImagePushed` with
-//! `countUnit: days`; `tagStatus` tagged/untagged/any; `tagPrefixList`/`tagPatternList`).
+//! Shared fixture text for end-to-end tests: the fleet config, its template and an outdated
+//! policy (from the simulator crate, whose generated fleet they describe), workspaces
+//! written from them, and the templates of the safety and in-use tests.
 
 use std::path::{Path, PathBuf};
 
-/// The account moto treats as the caller of static credentials: the management account.
-pub const MANAGEMENT_ACCOUNT_ID: &str = "123456789012";
-
-/// Role assumed in every member account.
-pub const SPOKE_ROLE_NAME: &str = "EcrFleetSpoke";
-
-pub const SESSION_NAME: &str = "ecr-fleet";
-
-/// Tag key that opts a repository out.
-pub const EXEMPT_TAG: &str = "ecr-fleet:exempt";
-
-/// Template name (file stem under `policies/`) of [`CI_BUILDS_POLICY`].
-pub const CI_BUILDS_TEMPLATE: &str = "ci-builds";
-
-/// Repository-name glob of the config's only `[[match]]`.
-pub const MATCHED_NAMES_GLOB: &str = "team-*/service-*";
-
-/// Regions of the fleet config and of the benchmark.
-pub const FLEET_REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
-
-/// The target template (`policies/ci-builds.json`): expire untagged images after 7 days,
-/// keep the 30 newest images tagged `ci-*` or `pr-*`.
-pub const CI_BUILDS_POLICY: &str = r#"{
-  "rules": [
-    {
-      "rulePriority": 1,
-      "description": "Expire untagged images after 7 days",
-      "selection": {
-        "tagStatus": "untagged",
-        "countType": "sinceImagePushed",
-        "countUnit": "days",
-        "countNumber": 7
-      },
-      "action": { "type": "expire" }
-    },
-    {
-      "rulePriority": 2,
-      "description": "Keep the 30 newest CI and pull-request builds",
-      "selection": {
-        "tagStatus": "tagged",
-        "tagPrefixList": ["ci-", "pr-"],
-        "countType": "imageCountMoreThan",
-        "countNumber": 30
-      },
-      "action": { "type": "expire" }
-    }
-  ]
-}
-"#;
-
-/// A policy that differs from [`CI_BUILDS_POLICY`]: what a repository carries before the
-/// fleet is brought in line (14 days for untagged images, no cap on CI builds).
-pub const OUTDATED_POLICY: &str = r#"{"rules":[{"rulePriority":1,"description":"Expire untagged images after 14 days","selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":14},"action":{"type":"expire"}}]}"#;
-
-/// [`CI_BUILDS_POLICY`] without whitespace, key order kept: semantically the same policy,
-/// as another tool (or the console) may have written it.
-pub fn ci_builds_policy_compact() -> String {
-    let value: serde_json::Value =
-        serde_json::from_str(CI_BUILDS_POLICY).expect("CI_BUILDS_POLICY is JSON");
-    serde_json::to_string(&value).expect("serialize policy")
-}
-
-/// The fleet config: every account of the organization, `regions`, the exception tag, and
-/// one `[[match]]` sending `team-*/service-*` to the `ci-builds` template.
-pub fn fleet_config(regions: &[&str]) -> String {
-    let regions = regions
-        .iter()
-        .map(|r| format!("\"{r}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        r#"templates_dir = "policies"
-regions = [{regions}]
-
-[accounts]
-source = "organization"
-exclude = []
-role_name = "{SPOKE_ROLE_NAME}"
-session_name = "{SESSION_NAME}"
-
-[exception]
-tag = "{EXEMPT_TAG}"
-
-[[match]]
-template = "{CI_BUILDS_TEMPLATE}"
-names = ["{MATCHED_NAMES_GLOB}"]
-"#
-    )
-}
+pub use ecr_fleet_sim::fleet::{
+    fleet_config, CI_BUILDS_POLICY, CI_BUILDS_TEMPLATE, EXEMPT_TAG, FLEET_REGIONS,
+    MANAGEMENT_ACCOUNT_ID, MATCHED_NAMES_GLOB, OUTDATED_POLICY, SPOKE_ROLE_NAME,
+};
 
 /// Writes `ecr-fleet.toml` ([`fleet_config`]) and `policies/ci-builds.json` into `dir`;
 /// returns the config's path.

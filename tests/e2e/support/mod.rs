@@ -14,3 +14,4 @@ pub mod moto;
 pub mod proxy;
 pub mod synth;
 pub mod tagging;
+pub mod templates;

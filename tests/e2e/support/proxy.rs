@@ -18,25 +18,28 @@
 //! are learnt from the answers passing through, others are asked of upstream STS
 //! GetCallerIdentity once. Requests the proxy makes upstream on its own are not counted.
 //!
-//! Requests go upstream one per connection with `Connection: close`, and the answer is
-//! read to its end, so the proxy never has to track upstream keep-alive; towards the client
-//! connections are kept alive.
+//! moto has no repository creation templates: the proxy answers ECR's four template calls
+//! itself, from templates it keeps per account and region (`ecr_fleet_sim::templates`).
+//!
+//! HTTP is the simulator crate's layer (`ecr_fleet_sim::http`, on hyper): towards the
+//! client connections are kept alive; requests go upstream one per connection, and the
+//! answer is read to its end.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 
+use ecr_fleet_sim::http::{form_field, forward, HttpServer, Request, Response};
+use ecr_fleet_sim::templates::CreationTemplates;
+pub use ecr_fleet_sim::wire::{
+    json_error, json_ok, op_matches, query_error, throttling_error, xml_text, Operation, Scope,
+};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
 
 // APIs and fields moto lacks (ListRegions, Inspector coverage, Lambda digests, image times).
 #[path = "emulate.rs"]
 pub mod emulate;
 use super::faults::{LoadRules, LoadState};
+use super::fixtures::MANAGEMENT_ACCOUNT_ID;
 use super::tagging;
 
 /// Faults to inject. The default injects nothing: a plain counting proxy.
@@ -91,10 +94,8 @@ impl FaultRules {
 
 /// A running proxy on 127.0.0.1; stops when dropped.
 pub struct FaultProxy {
-    addr: SocketAddr,
     shared: Arc<Shared>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    server: HttpServer,
 }
 
 struct Shared {
@@ -103,8 +104,7 @@ struct Shared {
     tagging: tagging::Emulation,
 }
 
-/// A repository, as `(account id, region, repository name)`.
-pub type RepoKey = (String, String, String);
+pub use ecr_fleet_sim::fleet::RepoKey;
 
 #[derive(Default)]
 struct State {
@@ -125,6 +125,8 @@ struct State {
     accounts: HashMap<String, String>,
     /// Successful `ecr:PutLifecyclePolicy` requests per repository.
     writes: BTreeMap<RepoKey, u32>,
+    /// Repository creation templates per account and region (moto has none).
+    templates: CreationTemplates,
 }
 
 impl FaultProxy {
@@ -136,10 +138,6 @@ impl FaultProxy {
             .strip_prefix("http://")
             .unwrap_or_else(|| panic!("the proxy forwards to http:// URLs only, not {upstream}"))
             .to_string();
-        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .expect("proxy: cannot bind a loopback port");
-        listener.set_nonblocking(true).expect("proxy: nonblocking");
-        let addr = listener.local_addr().expect("proxy: local address");
         let shared = Arc::new(Shared {
             upstream,
             state: Mutex::new(State {
@@ -148,36 +146,17 @@ impl FaultProxy {
             }),
             tagging: tagging::Emulation::default(),
         });
-        let (shutdown, stop) = oneshot::channel();
         let serving = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("fault-proxy".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("proxy: tokio runtime");
-                runtime.block_on(async move {
-                    let listener = TcpListener::from_std(listener).expect("proxy: listener");
-                    tokio::select! {
-                        _ = accept_loop(listener, serving) => {}
-                        _ = stop => {}
-                    }
-                });
-                // Dropping the runtime cancels every connection still open.
-            })
-            .expect("proxy: thread");
-        FaultProxy {
-            addr,
-            shared,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        }
+        let server = HttpServer::start("fault-proxy", move |request: Request| {
+            let shared = serving.clone();
+            async move { handle(request, &shared).await }
+        });
+        FaultProxy { shared, server }
     }
 
     /// Base URL of the proxy, e.g. `http://127.0.0.1:40001`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// Requests seen for an operation: `ecr:PutLifecyclePolicy` counts that operation of
@@ -231,19 +210,14 @@ impl FaultProxy {
         change(&mut self.state().rules);
     }
 
+    /// Runs `f` on the repository creation templates held now (locked meanwhile): to put
+    /// one in place as is, other settings included, or to read one back.
+    pub fn creation_templates<T>(&self, f: impl FnOnce(&mut CreationTemplates) -> T) -> T {
+        f(&mut self.state().templates)
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
@@ -252,40 +226,6 @@ fn sum_matching(map: &BTreeMap<String, u64>, op: &str) -> u64 {
         .filter(|(key, _)| op_matches(op, key))
         .map(|(_, n)| n)
         .sum()
-}
-
-/// Whether a rule or query name (`Op` or `service:Op`) designates the operation `key`
-/// (always `service:Op`).
-fn op_matches(name: &str, key: &str) -> bool {
-    name == key || key.split_once(':').is_some_and(|(_, op)| op == name)
-}
-
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(serve_connection(stream, shared.clone()));
-            }
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
-        }
-    }
-}
-
-/// Serves the requests of one client connection, one after the other (keep-alive).
-async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
-    let mut client = Conn::new(stream);
-    loop {
-        let request = match client.read_request().await {
-            Ok(Some(request)) => request,
-            Ok(None) | Err(_) => return,
-        };
-        let keep_alive = !request.header_has_token("connection", "close");
-        let response = handle(request, &shared).await;
-        if client.write_response(&response, keep_alive).await.is_err() || !keep_alive {
-            return;
-        }
-    }
 }
 
 /// Decides, forwards when needed, and counts one request.
@@ -301,7 +241,9 @@ async fn handle(request: Request, shared: &Shared) -> Response {
             .find(|(name, _)| op_matches(name, &key))
             .map(|(_, d)| *d);
         let tagging = key == "tagging:GetResources";
+        let templates = op.service == "ecr" && CreationTemplates::handles(&op.name);
         let needs_account = state.rules.load.needs_account(&key)
+            || templates
             || (tagging && !state.rules.deny_get_resources.is_empty())
             || (tagging && state.rules.cache_tag_snapshots);
         let cache = tagging && state.rules.cache_tag_snapshots;
@@ -399,14 +341,6 @@ fn observe_success(
     }
 }
 
-/// The text of the first `<tag>...</tag>` element of an XML document.
-pub fn xml_text(xml: &str, tag: &str) -> Option<String> {
-    let open = format!("<{tag}>");
-    let start = xml.find(&open)? + open.len();
-    let end = start + xml[start..].find(&format!("</{tag}>"))?;
-    Some(xml[start..end].trim().to_string())
-}
-
 /// The account of the request's credentials: learnt from AssumeRole answers, else asked of
 /// upstream STS (GetCallerIdentity, once per access key, not counted).
 async fn caller_account(request: &Request, scope: &Scope, shared: &Shared) -> Option<String> {
@@ -439,34 +373,6 @@ async fn caller_account(request: &Request, scope: &Scope, shared: &Shared) -> Op
     Some(account)
 }
 
-/// The SigV4 credential scope of a request: `KEY/date/region/service/aws4_request`.
-pub struct Scope {
-    pub access_key: String,
-    pub region: String,
-    pub service: String,
-}
-
-impl Scope {
-    pub fn of(request: &Request) -> Option<Scope> {
-        let credential = request
-            .header("authorization")?
-            .split("Credential=")
-            .nth(1)?
-            .split([',', ' '])
-            .next()?;
-        let mut parts = credential.split('/');
-        let access_key = parts.next()?.to_string();
-        let _date = parts.next()?;
-        let region = parts.next()?.to_string();
-        let service = parts.next()?.to_string();
-        Some(Scope {
-            access_key,
-            region,
-            service,
-        })
-    }
-}
-
 enum Decision {
     Answer(Response),
     Forward,
@@ -483,6 +389,9 @@ fn decide(request: &Request, op: &Operation, account: Option<&str>, shared: &Sha
     let state = &mut *guard;
     let rules = &mut state.rules;
     let key = op.key();
+    if let Some(refused) = emulate::denied(request, op, &rules.emulation, &state.learned) {
+        return Decision::Answer(refused);
+    }
 
     // Throttling comes first, as a rate limiter in front of the service would.
     if let Some(remaining) = rules
@@ -497,6 +406,13 @@ fn decide(request: &Request, op: &Operation, account: Option<&str>, shared: &Sha
     }
 
     match (op.service.as_str(), op.name.as_str()) {
+        ("ecr", name) if CreationTemplates::handles(name) => {
+            let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+            let region = Scope::of(request).map(|s| s.region).unwrap_or_default();
+            let account = account.unwrap_or(MANAGEMENT_ACCOUNT_ID);
+            let answer = state.templates.answer(name, account, &region, &body);
+            Decision::Answer(answer.expect("a creation-template call"))
+        }
         ("tagging", "GetResources") => {
             if account.is_some_and(|a| rules.deny_get_resources.contains(a)) {
                 return Decision::Answer(json_error(
@@ -509,7 +425,8 @@ fn decide(request: &Request, op: &Operation, account: Option<&str>, shared: &Sha
                     ),
                 ));
             }
-            if tagging::wants_ecr_repositories(&request.body) {
+            let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+            if ecr_fleet_sim::tagging::wants_ecr_repositories(&body) {
                 return Decision::Tagging;
             }
             Decision::Forward
@@ -663,128 +580,6 @@ async fn page_repositories(
     response
 }
 
-/// Sends the request upstream on a fresh connection and reads the whole answer.
-pub async fn forward(request: &Request, upstream: &str) -> Response {
-    match try_forward(request, upstream).await {
-        Ok(response) => response,
-        Err(e) => Response {
-            status: 502,
-            reason: "Bad Gateway".into(),
-            headers: vec![("content-type".into(), "text/plain".into())],
-            body: format!("fault proxy: upstream {upstream} failed: {e}").into_bytes(),
-        },
-    }
-}
-
-async fn try_forward(request: &Request, upstream: &str) -> io::Result<Response> {
-    let stream = TcpStream::connect(upstream).await?;
-    let _ = stream.set_nodelay(true);
-    let mut conn = Conn::new(stream);
-    let mut head = format!(
-        "{} {} HTTP/1.1\r\nhost: {upstream}\r\n",
-        request.method, request.target
-    );
-    for (name, value) in &request.headers {
-        if !is_hop_by_hop(name)
-            && !name.eq_ignore_ascii_case("host")
-            && !name.eq_ignore_ascii_case("expect")
-        {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-    }
-    head.push_str(&format!(
-        "content-length: {}\r\nconnection: close\r\n\r\n",
-        request.body.len()
-    ));
-    conn.stream.write_all(head.as_bytes()).await?;
-    conn.stream.write_all(&request.body).await?;
-    conn.stream.flush().await?;
-    conn.read_response(request.method.eq_ignore_ascii_case("HEAD"))
-        .await
-}
-
-fn is_hop_by_hop(name: &str) -> bool {
-    [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "transfer-encoding",
-        "te",
-        "trailer",
-        "upgrade",
-        "content-length",
-    ]
-    .iter()
-    .any(|h| name.eq_ignore_ascii_case(h))
-}
-
-// ---------------------------------------------------------------------------------------
-// Injected answers, shaped like the real services' errors so the SDK parses them.
-
-pub fn request_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    format!(
-        "00000000-0000-4000-8000-{:012x}",
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A successful awsJson 1.1 answer.
-pub fn json_ok(body: &Value) -> Response {
-    Response {
-        status: 200,
-        reason: reason_phrase(200).into(),
-        headers: vec![
-            ("content-type".into(), "application/x-amz-json-1.1".into()),
-            ("x-amzn-requestid".into(), request_id()),
-        ],
-        body: serde_json::to_vec(body).expect("json"),
-    }
-}
-
-pub fn json_error(status: u16, code: &str, message: &str) -> Response {
-    Response {
-        status,
-        reason: reason_phrase(status).into(),
-        headers: vec![
-            ("content-type".into(), "application/x-amz-json-1.1".into()),
-            ("x-amzn-requestid".into(), request_id()),
-            ("x-amzn-errortype".into(), code.into()),
-        ],
-        body: serde_json::to_vec(&json!({"__type": code, "message": message})).expect("json"),
-    }
-}
-
-pub fn query_error(status: u16, kind: &str, code: &str, message: &str) -> Response {
-    let body = format!(
-        "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n  <Error>\n    \
-         <Type>{kind}</Type>\n    <Code>{code}</Code>\n    <Message>{}</Message>\n  </Error>\n  \
-         <RequestId>{}</RequestId>\n</ErrorResponse>\n",
-        xml_escape(message),
-        request_id()
-    );
-    Response {
-        status,
-        reason: reason_phrase(status).into(),
-        headers: vec![
-            ("content-type".into(), "text/xml".into()),
-            ("x-amzn-requestid".into(), request_id()),
-        ],
-        body: body.into_bytes(),
-    }
-}
-
-pub fn throttling_error(op: &Operation) -> Response {
-    match op.service.as_str() {
-        "sts" => query_error(400, "Sender", "Throttling", "Rate exceeded"),
-        "organizations" => json_error(400, "TooManyRequestsException", "Rate exceeded"),
-        // The tagging API's own name for it.
-        "tagging" => json_error(400, "ThrottledException", "Rate exceeded"),
-        _ => json_error(400, "ThrottlingException", "Rate exceeded"),
-    }
-}
-
 fn assume_role_denied(role_arn: &str) -> Response {
     query_error(
         403,
@@ -795,392 +590,4 @@ fn assume_role_denied(role_arn: &str) -> Response {
              sts:AssumeRole on resource: {role_arn}"
         ),
     )
-}
-
-pub fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        _ => "Unknown",
-    }
-}
-
-pub fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-// ---------------------------------------------------------------------------------------
-// Operation names.
-
-pub struct Operation {
-    pub service: String,
-    pub name: String,
-}
-
-impl Operation {
-    pub fn of(request: &Request) -> Operation {
-        let target = request.header("x-amz-target");
-        let service = request
-            .header("authorization")
-            .and_then(|auth| auth.split("Credential=").nth(1))
-            .and_then(|scope| scope.split([',', ' ']).next())
-            .and_then(|scope| scope.split('/').nth(3))
-            .map(str::to_string)
-            .or_else(|| {
-                let target = target?;
-                Some(
-                    if target.starts_with("AmazonEC2ContainerRegistry") {
-                        "ecr"
-                    } else if target.starts_with("AWSOrganizations") {
-                        "organizations"
-                    } else {
-                        "unknown"
-                    }
-                    .to_string(),
-                )
-            })
-            .unwrap_or_else(|| "unknown".into());
-        let name = match target {
-            Some(target) => target.rsplit('.').next().unwrap_or(target).to_string(),
-            None => form_field(&request.body, "Action")
-                .or_else(|| {
-                    let query = request.target.split_once('?')?.1;
-                    form_field(query.as_bytes(), "Action")
-                })
-                .or_else(|| {
-                    emulate::rest_operation(&service, &request.method, request.path())
-                        .map(str::to_string)
-                })
-                .unwrap_or_else(|| format!("{} {}", request.method, request.path())),
-        };
-        Operation { service, name }
-    }
-
-    pub fn key(&self) -> String {
-        format!("{}:{}", self.service, self.name)
-    }
-}
-
-/// The decoded value of a field of an `application/x-www-form-urlencoded` text.
-pub fn form_field(body: &[u8], field: &str) -> Option<String> {
-    let text = std::str::from_utf8(body).ok()?;
-    text.split('&').find_map(|pair| {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(name) == field).then(|| percent_decode(value))
-    })
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |at: usize| bytes.get(at).and_then(|b| (*b as char).to_digit(16));
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (hex(i + 1), hex(i + 2)) {
-                (Some(high), Some(low)) => {
-                    out.push((high * 16 + low) as u8);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            byte => out.push(byte),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-// ---------------------------------------------------------------------------------------
-// Minimal HTTP/1.1 message handling.
-
-#[derive(Clone)]
-pub struct Request {
-    pub method: String,
-    /// Request target as sent: path and query.
-    pub target: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Request {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        find_header(&self.headers, name)
-    }
-
-    /// A request of the same caller to another service (moto reads the caller and region
-    /// from the credential scope and does not check signatures): the Authorization
-    /// header's service replaced, the given target, content type and body.
-    pub fn derived(
-        &self,
-        service: &str,
-        target: Option<&str>,
-        content_type: &str,
-        body: Vec<u8>,
-    ) -> Request {
-        let mut headers: Vec<(String, String)> = self
-            .headers
-            .iter()
-            .filter(|(name, _)| {
-                ![
-                    "x-amz-target",
-                    "content-type",
-                    "content-length",
-                    "content-encoding",
-                ]
-                .iter()
-                .any(|h| name.eq_ignore_ascii_case(h))
-            })
-            .map(|(name, value)| {
-                if name.eq_ignore_ascii_case("authorization") {
-                    let mut parts: Vec<String> = value.split('/').map(str::to_string).collect();
-                    // Credential=KEY/date/region/service/aws4_request
-                    if parts.len() > 3 {
-                        parts[3] = service.to_string();
-                    }
-                    (name.clone(), parts.join("/"))
-                } else {
-                    (name.clone(), value.clone())
-                }
-            })
-            .collect();
-        headers.push(("content-type".into(), content_type.into()));
-        if let Some(target) = target {
-            headers.push(("x-amz-target".into(), target.into()));
-        }
-        Request {
-            method: "POST".into(),
-            target: "/".into(),
-            headers,
-            body,
-        }
-    }
-
-    pub fn header_has_token(&self, name: &str, token: &str) -> bool {
-        self.header(name)
-            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-    }
-
-    pub fn path(&self) -> &str {
-        self.target.split('?').next().unwrap_or_default()
-    }
-}
-
-pub struct Response {
-    pub status: u16,
-    pub reason: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
-const MAX_HEAD: usize = 64 * 1024;
-
-/// A connection with its read buffer.
-pub struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    pub fn new(stream: TcpStream) -> Conn {
-        Conn {
-            stream,
-            buf: Vec::with_capacity(8 * 1024),
-        }
-    }
-
-    /// Reads more bytes into the buffer; `Ok(0)` at end of stream.
-    async fn fill(&mut self) -> io::Result<usize> {
-        let mut chunk = [0u8; 16 * 1024];
-        let n = self.stream.read(&mut chunk).await?;
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(n)
-    }
-
-    /// Reads up to the blank line ending a message head; `None` at a clean end of stream.
-    async fn read_head(&mut self) -> io::Result<Option<(String, Vec<(String, String)>)>> {
-        loop {
-            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-                self.buf.drain(..end + 4);
-                let mut lines = head.split("\r\n");
-                let start = lines.next().unwrap_or_default().to_string();
-                let headers = lines
-                    .filter_map(|line| {
-                        let (name, value) = line.split_once(':')?;
-                        Some((name.trim().to_string(), value.trim().to_string()))
-                    })
-                    .collect();
-                return Ok(Some((start, headers)));
-            }
-            if self.buf.len() > MAX_HEAD {
-                return Err(io::Error::other("message head too large"));
-            }
-            if self.fill().await? == 0 {
-                return if self.buf.is_empty() {
-                    Ok(None)
-                } else {
-                    Err(io::ErrorKind::UnexpectedEof.into())
-                };
-            }
-        }
-    }
-
-    async fn read_exact_body(&mut self, len: usize) -> io::Result<Vec<u8>> {
-        while self.buf.len() < len {
-            if self.fill().await? == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-        }
-        Ok(self.buf.drain(..len).collect())
-    }
-
-    async fn read_line(&mut self) -> io::Result<String> {
-        loop {
-            if let Some(end) = find(&self.buf, b"\r\n") {
-                let line = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-                self.buf.drain(..end + 2);
-                return Ok(line);
-            }
-            if self.fill().await? == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-        }
-    }
-
-    async fn read_chunked_body(&mut self) -> io::Result<Vec<u8>> {
-        let mut body = Vec::new();
-        loop {
-            let line = self.read_line().await?;
-            let size = line.split(';').next().unwrap_or_default().trim();
-            let size = usize::from_str_radix(size, 16)
-                .map_err(|_| io::Error::other(format!("bad chunk size {line:?}")))?;
-            if size == 0 {
-                // Trailers, up to an empty line.
-                while !self.read_line().await?.is_empty() {}
-                return Ok(body);
-            }
-            body.extend(self.read_exact_body(size).await?);
-            self.read_line().await?;
-        }
-    }
-
-    async fn read_to_end(&mut self) -> io::Result<Vec<u8>> {
-        while self.fill().await? > 0 {}
-        Ok(std::mem::take(&mut self.buf))
-    }
-
-    async fn read_body(
-        &mut self,
-        headers: &[(String, String)],
-        to_eof: bool,
-    ) -> io::Result<Vec<u8>> {
-        let chunked = find_header(headers, "transfer-encoding")
-            .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
-        if chunked {
-            return self.read_chunked_body().await;
-        }
-        match find_header(headers, "content-length") {
-            Some(len) => {
-                let len = len
-                    .parse()
-                    .map_err(|_| io::Error::other(format!("bad content-length {len:?}")))?;
-                self.read_exact_body(len).await
-            }
-            None if to_eof => self.read_to_end().await,
-            None => Ok(Vec::new()),
-        }
-    }
-
-    pub async fn read_request(&mut self) -> io::Result<Option<Request>> {
-        let Some((start, headers)) = self.read_head().await? else {
-            return Ok(None);
-        };
-        let mut parts = start.split_whitespace();
-        let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
-            return Err(io::Error::other(format!("bad request line {start:?}")));
-        };
-        let (method, target) = (method.to_string(), target.to_string());
-        if find_header(&headers, "expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue")) {
-            self.stream
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .await?;
-        }
-        let body = self.read_body(&headers, false).await?;
-        Ok(Some(Request {
-            method,
-            target,
-            headers,
-            body,
-        }))
-    }
-
-    async fn read_response(&mut self, head_request: bool) -> io::Result<Response> {
-        loop {
-            let Some((start, headers)) = self.read_head().await? else {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            };
-            let mut parts = start.splitn(3, ' ');
-            let _version = parts.next();
-            let status: u16 = parts
-                .next()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| io::Error::other(format!("bad status line {start:?}")))?;
-            let reason = parts.next().unwrap_or_default().to_string();
-            if (100..200).contains(&status) {
-                continue; // interim answer
-            }
-            let body = if head_request || status == 204 || status == 304 {
-                Vec::new()
-            } else {
-                self.read_body(&headers, true).await?
-            };
-            return Ok(Response {
-                status,
-                reason,
-                headers,
-                body,
-            });
-        }
-    }
-
-    pub async fn write_response(
-        &mut self,
-        response: &Response,
-        keep_alive: bool,
-    ) -> io::Result<()> {
-        let mut head = format!("HTTP/1.1 {} {}\r\n", response.status, response.reason);
-        for (name, value) in &response.headers {
-            if !is_hop_by_hop(name) {
-                head.push_str(&format!("{name}: {value}\r\n"));
-            }
-        }
-        head.push_str(&format!(
-            "content-length: {}\r\nconnection: {}\r\n\r\n",
-            response.body.len(),
-            if keep_alive { "keep-alive" } else { "close" }
-        ));
-        let mut message = head.into_bytes();
-        message.extend_from_slice(&response.body);
-        self.stream.write_all(&message).await?;
-        self.stream.flush().await
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }

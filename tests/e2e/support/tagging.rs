@@ -7,8 +7,7 @@
 //!
 //! As AWS does, the answer lists only repositories that carry at least one tag (an absent
 //! repository has no tags), sorted by ARN, at most `ResourcesPerPage` (1 to 100, default
-//! 100) per page. `TagFilters` are honoured: every filter's key must be present and, when
-//! it lists values, carry one of them. The first page takes a snapshot of the region; the
+//! 100) per page, filtered by `TagFilters` (`ecr_fleet_sim::tagging`). The first page takes a snapshot of the region; the
 //! following pages are served from it with the `PaginationToken`, and the last page answers
 //! an empty token, as AWS does. The upstream requests are not counted as client requests.
 //!
@@ -24,7 +23,9 @@ use std::sync::Mutex;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use super::proxy::{forward, json_error, json_ok, Request, Response};
+use ecr_fleet_sim::http::{forward, Request, Response};
+use ecr_fleet_sim::tagging::matches_tag_filters;
+use ecr_fleet_sim::wire::{json_error, json_ok};
 
 /// ListTagsForResource requests in flight at once while taking a snapshot.
 const UPSTREAM_CONCURRENCY: usize = 8;
@@ -38,18 +39,6 @@ pub struct Emulation {
     next_id: AtomicU64,
     /// Kept snapshots by (account, region), before `TagFilters`.
     cache: Mutex<HashMap<(String, String), Vec<Value>>>,
-}
-
-/// Whether a `GetResources` request asks for ECR repositories (and so is emulated).
-pub fn wants_ecr_repositories(body: &[u8]) -> bool {
-    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    body.get("ResourceTypeFilters")
-        .and_then(Value::as_array)
-        .is_some_and(|filters| {
-            filters
-                .iter()
-                .any(|f| matches!(f.as_str(), Some("ecr") | Some("ecr:repository")))
-        })
 }
 
 fn invalid(message: &str) -> Response {
@@ -208,28 +197,6 @@ async fn snapshot(request: &Request, upstream: &str) -> Result<Vec<Value>, Respo
     Ok(entries)
 }
 
-/// Whether an entry passes `TagFilters` (`[{"Key", "Values": [...]}]`).
-pub fn matches_tag_filters(entry: &Value, filters: Option<&Value>) -> bool {
-    let Some(filters) = filters.and_then(Value::as_array) else {
-        return true;
-    };
-    let tags = entry["Tags"].as_array().cloned().unwrap_or_default();
-    filters.iter().all(|filter| {
-        let key = filter["Key"].as_str().unwrap_or_default();
-        let values: Vec<&str> = filter["Values"]
-            .as_array()
-            .map(|v| v.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        tags.iter().any(|tag| {
-            tag["Key"].as_str() == Some(key)
-                && (values.is_empty()
-                    || tag["Value"]
-                        .as_str()
-                        .is_some_and(|value| values.contains(&value)))
-        })
-    })
-}
-
 /// Sends an ECR request upstream as the caller of `request` and returns its JSON answer;
 /// a failure becomes the tagging API's `InternalServiceException`.
 async fn upstream_json(
@@ -273,35 +240,5 @@ mod tests {
     fn tokens_round_trip() {
         assert_eq!(decode_token(&encode_token(3, 200)), Some((3, 200)));
         assert_eq!(decode_token("nonsense"), None);
-    }
-
-    #[test]
-    fn tag_filters() {
-        let entry = json!({"ResourceARN": "a", "Tags": [{"Key": "team", "Value": "x"}]});
-        assert!(matches_tag_filters(&entry, None));
-        assert!(matches_tag_filters(&entry, Some(&json!([{"Key": "team"}]))));
-        assert!(matches_tag_filters(
-            &entry,
-            Some(&json!([{"Key": "team", "Values": ["y", "x"]}]))
-        ));
-        assert!(!matches_tag_filters(
-            &entry,
-            Some(&json!([{"Key": "team", "Values": ["y"]}]))
-        ));
-        assert!(!matches_tag_filters(
-            &entry,
-            Some(&json!([{"Key": "other"}]))
-        ));
-    }
-
-    #[test]
-    fn only_ecr_requests_are_emulated() {
-        assert!(wants_ecr_repositories(
-            br#"{"ResourceTypeFilters":["ecr:repository"]}"#
-        ));
-        assert!(!wants_ecr_repositories(
-            br#"{"ResourceTypeFilters":["s3"]}"#
-        ));
-        assert!(!wants_ecr_repositories(b"{}"));
     }
 }
