@@ -5,7 +5,7 @@
 //! never starves the others. The design: `docs/rate-control.md`.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -89,8 +89,9 @@ pub struct RunLimits {
     own_retries: bool,
     pub stop: Stop,
     stats: ApiStats,
-    /// Per [`CallClass`]: some account-region of the run flooded in it (see [`Pacer::new`]).
-    flooded: Arc<[Arc<AtomicBool>; 3]>,
+    /// Per [`CallClass`]: how many account-regions of the run flooded in it (see
+    /// [`Pacer::new`]).
+    floods: Arc<[Arc<AtomicU32>; 3]>,
 }
 
 impl RunLimits {
@@ -102,7 +103,7 @@ impl RunLimits {
             own_retries: execution.retry_mode == RetryMode::Standard,
             stop,
             stats,
-            flooded: Arc::default(),
+            floods: Arc::default(),
         }
     }
 }
@@ -143,9 +144,9 @@ impl Calls {
             run: run.clone(),
             local: Arc::new(Semaphore::new(run.per_target)),
             pacers: Arc::new(
-                run.flooded
+                run.floods
                     .each_ref()
-                    .map(|flooded| Mutex::new(Pacer::new(Arc::clone(flooded)))),
+                    .map(|floods| Mutex::new(Pacer::new(Arc::clone(floods)))),
             ),
             endpoints: Arc::new(endpoints),
         }
@@ -281,6 +282,7 @@ impl Calls {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::rate::QUOTA_FLOODS;
 
     #[tokio::test]
     async fn a_call_riding_on_another_slot_goes_at_once_and_delays_its_class() {
@@ -297,9 +299,9 @@ mod tests {
         // As production starts: unpaced, a slot is there at once.
         let slot = calls.take_slot(CallClass::Read).await;
         assert!(matches!(slot.first, FirstAttempt::Taken));
-        // Paced after a throttle (another account-region flooded in reads), three re-checks
+        // Paced after a throttle (other account-regions flooded in reads), three re-checks
         // riding on write slots wait for nothing, but the next read waits for them.
-        run.flooded[CallClass::Read as usize].store(true, Ordering::Relaxed);
+        run.floods[CallClass::Read as usize].store(QUOTA_FLOODS, Ordering::Relaxed);
         let start = Instant::now();
         {
             let mut reads = calls.pacer(CallClass::Read);

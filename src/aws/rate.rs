@@ -2,37 +2,46 @@
 //! reason for every constant are in `docs/rate-control.md`.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What got through is counted over this span: a quota's bucket holds about a second of its
 /// rate, so once its burst is spent that count is between its rate and twice that.
 const MEASURE: Duration = Duration::from_secs(1);
-/// A cut multiplies the pace by this (multiplicative decrease, as TCP Reno and AIMD).
+/// A cut multiplies by this (multiplicative decrease, as TCP Reno and AIMD). Pacing starts at
+/// this share of what got through, which puts it at or under the quota.
 const CUT: f64 = 0.5;
-/// Cuts stop at this share of the first pace: right after a flood the quota's bucket is
-/// empty and throttles a pace below its rate too; throttling still there at a quarter of
-/// what got through is other clients' share, left to the retries.
-const FLOOR_SHARE: f64 = 0.25;
-/// Additive increase: after each clean span of `RAISE_EVERY`, the pace grows by this share
-/// of the first pace, so a halving is undone in five spans, for any quota.
+/// Cuts stop at this share of the first pace (a quarter of what got through): a quota stops
+/// throttling long before; throttling still there is other clients' share, left to retries.
+const FLOOR_SHARE: f64 = 0.5;
+/// Additive increase: each `RAISE_AFTER` successes of calls sent since the pace last changed
+/// add this share of the first pace. Counted in calls, not seconds, so that a cycle from a cut
+/// back to the quota takes the same number of calls (50 to 100) at any quota, and the one or
+/// two throttles that end it are the same small share of them.
 const RAISE: f64 = 0.1;
-const RAISE_EVERY: Duration = Duration::from_millis(500);
-/// A pace is raised only if calls used at least this share of it: else it is untested.
-const USED: f64 = 0.5;
+const RAISE_AFTER: u32 = 5;
 /// Never paced below this many calls per second (the AWS SDKs' adaptive mode has the same).
 const MIN_RATE: f64 = 0.5;
-/// A flood: this many throttles in a row. Going over a quota unpaced does it at once; under
-/// 30% random throttling it happens about once in 170,000 answers (0.3^10).
-const FLOOD_STREAK: u32 = 10;
+/// A flood: at least `FLOOD_THROTTLES` of the last `FLOOD_WINDOW` answers throttled. Going
+/// over a quota unpaced throttles most calls once its burst is spent (two in three or more,
+/// as retries back off), which floods within a few windows; 30% random throttling floods
+/// about once in a million answers (the binomial tail: P(X >= 16) for X ~ B(20, 0.3) is
+/// 2.6e-6).
+const FLOOD_WINDOW: u32 = 20;
+const FLOOD_THROTTLES: u32 = 16;
+/// Once this many account-regions of the run flooded in a class, the class has a quota: the
+/// first throttle of that class anywhere starts pacing. Two, not one: under a quota they
+/// flood together, while a false flood of random throttling (a few in a hundred runs of a
+/// large fleet) almost never comes twice in one run.
+pub(crate) const QUOTA_FLOODS: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum State {
     /// No pacing: where every class starts, and where a fleet that is never throttled
-    /// stays. A flood (or, once the run has seen one in this class, any throttle) starts
-    /// the pace at what got through. `streak`: throttles in a row.
-    Unpaced { streak: u32 },
+    /// stays. A flood (or, once the run has seen `QUOTA_FLOODS`, any throttle) starts the
+    /// pace. `recent`: the last `FLOOD_WINDOW` answers, a bit each, set if throttled.
+    Unpaced { recent: u32 },
     /// A token bucket of `rate` calls per second, without burst.
     Paced {
         rate: f64,
@@ -40,12 +49,12 @@ pub enum State {
         next: Instant,
         /// Cuts stop here (see `FLOOR_SHARE`).
         floor: f64,
-        /// Added per clean `RAISE_EVERY` (see `RAISE`).
+        /// Added per `RAISE_AFTER` successes (see `RAISE`).
         step: f64,
         /// When the pace last changed: answers to calls sent before it say nothing of it.
         since: Instant,
-        /// Answers to calls sent since then.
-        answers: u32,
+        /// Successes of calls sent since then.
+        successes: u32,
     },
 }
 
@@ -56,17 +65,17 @@ pub struct Pacer {
     state: State,
     /// When each success of the last `MEASURE` was answered.
     successes: VecDeque<Instant>,
-    /// Set once any account-region of the run flooded in this class: the class has a quota.
-    flooded: Arc<AtomicBool>,
+    /// How many account-regions of the run flooded in this class.
+    floods: Arc<AtomicU32>,
 }
 
 impl Pacer {
-    /// A pacer that shares with the run's other account-regions whether this class flooded.
-    pub fn new(flooded: Arc<AtomicBool>) -> Pacer {
+    /// A pacer that shares with the run's other account-regions how many flooded in its class.
+    pub fn new(floods: Arc<AtomicU32>) -> Pacer {
         Pacer {
-            state: State::Unpaced { streak: 0 },
+            state: State::Unpaced { recent: 0 },
             successes: VecDeque::new(),
-            flooded,
+            floods,
         }
     }
 
@@ -110,14 +119,14 @@ impl Pacer {
             self.successes.pop_front();
         }
         let got_through = self.successes.len() as f64 / MEASURE.as_secs_f64();
-        let quota_known = self.flooded.load(Ordering::Relaxed);
         match &mut self.state {
-            State::Unpaced { streak } => {
-                *streak = if throttled { *streak + 1 } else { 0 };
-                if *streak >= FLOOD_STREAK {
-                    self.flooded.store(true, Ordering::Relaxed);
-                    self.pace(now, got_through);
-                } else if throttled && quota_known {
+            State::Unpaced { recent } => {
+                *recent = (*recent << 1 | u32::from(throttled)) & ((1 << FLOOD_WINDOW) - 1);
+                let flood = recent.count_ones() >= FLOOD_THROTTLES;
+                if flood {
+                    self.floods.fetch_add(1, Ordering::Relaxed);
+                }
+                if flood || throttled && self.floods.load(Ordering::Relaxed) >= QUOTA_FLOODS {
                     self.pace(now, got_through);
                 }
             }
@@ -126,41 +135,42 @@ impl Pacer {
                 floor,
                 step,
                 since,
-                answers,
+                successes,
                 ..
             } => {
                 if sent < *since {
                     return;
                 }
-                *answers += 1;
                 if throttled {
-                    *rate = (*rate * CUT).max(*floor);
+                    // From what got through if that is less: a pace calls did not use
+                    // says nothing of the quota.
+                    *rate = (rate.min(got_through) * CUT).max(*floor);
                     tracing::debug!(rate = *rate, "throttled: cut");
                 } else {
-                    let span = now.saturating_duration_since(*since);
-                    let used = f64::from(*answers) >= USED * *rate * span.as_secs_f64();
-                    if span < RAISE_EVERY || !used {
+                    *successes += 1;
+                    if *successes < RAISE_AFTER {
                         return;
                     }
                     *rate += *step;
                 }
                 *since = now;
-                *answers = 0;
+                *successes = 0;
             }
         }
     }
 
-    /// Start pacing at what got through.
+    /// Start pacing under what got through.
     fn pace(&mut self, now: Instant, got_through: f64) {
-        let rate = got_through.max(MIN_RATE);
+        let rate = (got_through * CUT).max(MIN_RATE);
         tracing::debug!(rate, "throttled: pacing");
         self.state = State::Paced {
             rate,
-            next: now,
+            // The quota's bucket is empty: the first call waits for a token, as the others.
+            next: now + Duration::from_secs_f64(1.0 / rate),
             floor: (rate * FLOOR_SHARE).max(MIN_RATE),
             step: rate * RAISE,
             since: now,
-            answers: 0,
+            successes: 0,
         };
     }
 }
@@ -265,10 +275,9 @@ mod tests {
 
     const LATENCIES: [u64; 3] = [3, 30, 100];
 
-    /// A pacer as production starts one: in a run where no account-region flooded yet
-    /// (`false`), or where one did (`true`).
-    fn pacer(flooded: bool) -> Pacer {
-        Pacer::new(Arc::new(AtomicBool::new(flooded)))
+    /// A pacer as production starts one, in a run where `floods` account-regions flooded.
+    fn pacer(floods: u32) -> Pacer {
+        Pacer::new(Arc::new(AtomicU32::new(floods)))
     }
 
     #[test]
@@ -280,10 +289,10 @@ mod tests {
                 latency: Duration::from_millis(latency),
                 seed: 1,
             };
-            let mut pacer = pacer(true);
+            let mut pacer = pacer(QUOTA_FLOODS);
             let stats = job.run(&mut pacer, |_| false);
             assert_eq!(stats.throttled, 0);
-            assert_eq!(pacer.state, State::Unpaced { streak: 0 });
+            assert_eq!(pacer.state, State::Unpaced { recent: 0 });
             // 500 calls, 8 at a time: nothing waits but the latency.
             assert!(stats.time <= Duration::from_millis(latency) * 63);
         }
@@ -304,8 +313,8 @@ mod tests {
                         seed,
                     };
                     // The account-region that floods first, then the others.
-                    first = first.max(job.run(&mut pacer(false), bucket(quota, 1.0)).share());
-                    let stats = job.run(&mut pacer(true), bucket(quota, 1.0));
+                    first = first.max(job.run(&mut pacer(0), bucket(quota, 1.0)).share());
+                    let stats = job.run(&mut pacer(QUOTA_FLOODS), bucket(quota, 1.0));
                     // The best any client does: the burst at once, the rest at the quota.
                     let best = (f64::from(calls) - quota) / quota;
                     worst = worst.max(stats.share());
@@ -330,13 +339,14 @@ mod tests {
                 latency: Duration::from_millis(latency),
                 seed: 0,
             };
-            let base = job.run(&mut pacer(false), |_| false).time.as_secs_f64();
+            let base = job.run(&mut pacer(0), |_| false).time.as_secs_f64();
             let (mut sum, mut worst) = (0.0, 0.0f64);
             let mut paced = 0;
             for seed in 0..200 {
                 let mut rng = fastrand::Rng::with_seed(seed);
                 let job = Job { seed, ..job };
-                let mut pacer = pacer(false);
+                // Even after a false flood elsewhere in the run.
+                let mut pacer = pacer(QUOTA_FLOODS - 1);
                 let stats = job.run(&mut pacer, |_| rng.f64() < 0.3);
                 paced += u32::from(pacer.rate().is_some());
                 let slowdown = stats.time.as_secs_f64() / base;
