@@ -79,14 +79,6 @@ impl Pacer {
         }
     }
 
-    /// Calls per second, if paced.
-    pub fn rate(&self) -> Option<f64> {
-        match self.state {
-            State::Paced { rate, .. } => Some(rate),
-            _ => None,
-        }
-    }
-
     /// A call may be sent at `now` (and is counted as sent), or must wait this long.
     pub fn try_send(&mut self, now: Instant) -> Result<(), Duration> {
         if let State::Paced { next, .. } = self.state {
@@ -181,6 +173,16 @@ mod tests {
     use crate::aws::call::backoff;
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
+
+    impl Pacer {
+        /// Calls per second, if paced.
+        pub(crate) fn rate(&self) -> Option<f64> {
+            match self.state {
+                State::Paced { rate, .. } => Some(rate),
+                State::Unpaced { .. } => None,
+            }
+        }
+    }
 
     /// A token bucket of `rate` per second holding `burst` seconds of it, full at first.
     fn bucket(rate: f64, burst: f64) -> impl FnMut(Instant) -> bool {
