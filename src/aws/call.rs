@@ -236,7 +236,10 @@ impl Calls {
                     FirstAttempt::Taken => Ok(()),
                     // It does not wait, but it counts: the calls of its class after it wait
                     // for it.
-                    FirstAttempt::Riding => Ok(self.pacer(class).charge(now)),
+                    FirstAttempt::Riding => {
+                        self.pacer(class).charge(now);
+                        Ok(())
+                    }
                 };
                 // A call the pace holds back gives its permits back while it waits.
                 if let Err(wait) = paced {
