@@ -5,7 +5,7 @@
 //! never starves the others. The design: `docs/rate-control.md`.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -89,9 +89,8 @@ pub struct RunLimits {
     own_retries: bool,
     pub stop: Stop,
     stats: ApiStats,
-    /// Per [`CallClass`]: how many account-regions of the run flooded in it (see
-    /// [`Pacer::new`]).
-    floods: Arc<[Arc<AtomicU32>; 3]>,
+    /// Per [`CallClass`]: what the run heard in it (see [`Pacer::new`]).
+    heard: Arc<[Arc<AtomicU64>; 3]>,
 }
 
 impl RunLimits {
@@ -103,7 +102,7 @@ impl RunLimits {
             own_retries: execution.retry_mode == RetryMode::Standard,
             stop,
             stats,
-            floods: Arc::default(),
+            heard: Arc::default(),
         }
     }
 }
@@ -144,9 +143,9 @@ impl Calls {
             run: run.clone(),
             local: Arc::new(Semaphore::new(run.per_target)),
             pacers: Arc::new(
-                run.floods
+                run.heard
                     .each_ref()
-                    .map(|floods| Mutex::new(Pacer::new(Arc::clone(floods)))),
+                    .map(|heard| Mutex::new(Pacer::new(Arc::clone(heard)))),
             ),
             endpoints: Arc::new(endpoints),
         }
@@ -285,7 +284,7 @@ impl Calls {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::rate::QUOTA_FLOODS;
+    use crate::aws::rate::QUOTA_KNOWN;
 
     #[tokio::test]
     async fn a_call_riding_on_another_slot_goes_at_once_and_delays_its_class() {
@@ -302,9 +301,9 @@ mod tests {
         // As production starts: unpaced, a slot is there at once.
         let slot = calls.take_slot(CallClass::Read).await;
         assert!(matches!(slot.first, FirstAttempt::Taken));
-        // Paced after a throttle (other account-regions flooded in reads), three re-checks
+        // Paced after a throttle (the run knows reads have a quota), three re-checks
         // riding on write slots wait for nothing, but the next read waits for them.
-        run.floods[CallClass::Read as usize].store(QUOTA_FLOODS, Ordering::Relaxed);
+        run.heard[CallClass::Read as usize].store(QUOTA_KNOWN, Ordering::Relaxed);
         let start = Instant::now();
         {
             let mut reads = calls.pacer(CallClass::Read);

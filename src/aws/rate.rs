@@ -2,7 +2,7 @@
 //! reason for every constant are in `docs/rate-control.md`.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ const CUT: f64 = 0.5;
 const FLOOR_SHARE: f64 = 0.5;
 /// Additive increase: each `RAISE_AFTER` successes of calls sent since the pace last changed
 /// add this share of the first pace. Counted in calls, not seconds, so that a cycle from a cut
-/// back to the quota takes the same number of calls (50 to 100) at any quota, and the one or
+/// back to the quota takes the same number of calls (25 to 50) at any quota, and the one or
 /// two throttles that end it are the same small share of them.
 const RAISE: f64 = 0.1;
 const RAISE_AFTER: u32 = 5;
@@ -25,22 +25,27 @@ const RAISE_AFTER: u32 = 5;
 const MIN_RATE: f64 = 0.5;
 /// A flood: at least `FLOOD_THROTTLES` of the last `FLOOD_WINDOW` answers throttled. Going
 /// over a quota unpaced throttles most calls once its burst is spent (two in three or more,
-/// as retries back off), which floods within a few windows; 30% random throttling floods
-/// about once in a million answers (the binomial tail: P(X >= 16) for X ~ B(20, 0.3) is
-/// 2.6e-6).
+/// as retries back off), which floods within a few windows; under 30% random throttling a
+/// window floods with probability 5.6e-6 (P(X >= 16) for X ~ B(20, 0.3)).
 const FLOOD_WINDOW: u32 = 20;
 const FLOOD_THROTTLES: u32 = 16;
-/// Once this many account-regions of the run flooded in a class, the class has a quota: the
-/// first throttle of that class anywhere starts pacing. Two, not one: under a quota they
-/// flood together, while a false flood of random throttling (a few in a hundred runs of a
-/// large fleet) almost never comes twice in one run.
-pub(crate) const QUOTA_FLOODS: u32 = 2;
+/// The run also pools, per class, the last `RUN_WINDOW` answers of all its unpaced
+/// account-regions (the low bits of one `AtomicU64`); when `RUN_FLOOD` of them are throttles,
+/// the class has a quota (the accounts of one organization have the same quotas) and the
+/// bit `QUOTA_KNOWN` is set for the rest of the run: then the first throttle of the class
+/// anywhere starts pacing. Account-regions that reach a quota together flood this window
+/// after about one throttle each, instead of `FLOOD_THROTTLES` each; 30% random throttling
+/// floods it with probability 5e-14 per window (P(X >= 48) for X ~ B(63, 0.3)); a false flood
+/// of one account-region's own window stays in that account-region.
+const RUN_WINDOW: u32 = 63;
+const RUN_FLOOD: u32 = 48;
+pub(crate) const QUOTA_KNOWN: u64 = 1 << RUN_WINDOW;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum State {
     /// No pacing: where every class starts, and where a fleet that is never throttled
-    /// stays. A flood (or, once the run has seen `QUOTA_FLOODS`, any throttle) starts the
-    /// pace. `recent`: the last `FLOOD_WINDOW` answers, a bit each, set if throttled.
+    /// stays. A flood (or, once the run knows the class has a quota, any throttle) starts
+    /// the pace. `recent`: the last `FLOOD_WINDOW` answers, a bit each, set if throttled.
     Unpaced { recent: u32 },
     /// A token bucket of `rate` calls per second, without burst.
     Paced {
@@ -65,17 +70,17 @@ pub struct Pacer {
     state: State,
     /// When each success of the last `MEASURE` was answered.
     successes: VecDeque<Instant>,
-    /// How many account-regions of the run flooded in this class.
-    floods: Arc<AtomicU32>,
+    /// What the run heard in this class (see `RUN_WINDOW`).
+    run: Arc<AtomicU64>,
 }
 
 impl Pacer {
-    /// A pacer that shares with the run's other account-regions how many flooded in its class.
-    pub fn new(floods: Arc<AtomicU32>) -> Pacer {
+    /// A pacer that shares with the run's other account-regions what they heard in its class.
+    pub fn new(run: Arc<AtomicU64>) -> Pacer {
         Pacer {
             state: State::Unpaced { recent: 0 },
             successes: VecDeque::new(),
-            floods,
+            run,
         }
     }
 
@@ -114,11 +119,16 @@ impl Pacer {
         match &mut self.state {
             State::Unpaced { recent } => {
                 *recent = (*recent << 1 | u32::from(throttled)) & ((1 << FLOOD_WINDOW) - 1);
-                let flood = recent.count_ones() >= FLOOD_THROTTLES;
-                if flood {
-                    self.floods.fetch_add(1, Ordering::Relaxed);
-                }
-                if flood || throttled && self.floods.load(Ordering::Relaxed) >= QUOTA_FLOODS {
+                let heard = |w: u64| {
+                    let recent = (w << 1 | u64::from(throttled)) & (QUOTA_KNOWN - 1);
+                    let flood = recent.count_ones() >= RUN_FLOOD;
+                    Some(recent | if flood { QUOTA_KNOWN } else { w & QUOTA_KNOWN })
+                };
+                let _ = self
+                    .run
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, heard);
+                let quota = self.run.load(Ordering::Relaxed) & QUOTA_KNOWN != 0;
+                if recent.count_ones() >= FLOOD_THROTTLES || throttled && quota {
                     self.pace(now, got_through);
                 }
             }
@@ -277,9 +287,13 @@ mod tests {
 
     const LATENCIES: [u64; 3] = [3, 30, 100];
 
-    /// A pacer as production starts one, in a run where `floods` account-regions flooded.
-    fn pacer(floods: u32) -> Pacer {
-        Pacer::new(Arc::new(AtomicU32::new(floods)))
+    /// A pacer as production starts one, in a run that knows the class has a quota or not.
+    fn pacer(quota: bool) -> Pacer {
+        Pacer::new(Arc::new(AtomicU64::new(if quota {
+            QUOTA_KNOWN
+        } else {
+            0
+        })))
     }
 
     #[test]
@@ -291,7 +305,7 @@ mod tests {
                 latency: Duration::from_millis(latency),
                 seed: 1,
             };
-            let mut pacer = pacer(QUOTA_FLOODS);
+            let mut pacer = pacer(true);
             let stats = job.run(&mut pacer, |_| false);
             assert_eq!(stats.throttled, 0);
             assert_eq!(pacer.state, State::Unpaced { recent: 0 });
@@ -315,8 +329,8 @@ mod tests {
                         seed,
                     };
                     // The account-region that floods first, then the others.
-                    first = first.max(job.run(&mut pacer(0), bucket(quota, 1.0)).share());
-                    let stats = job.run(&mut pacer(QUOTA_FLOODS), bucket(quota, 1.0));
+                    first = first.max(job.run(&mut pacer(false), bucket(quota, 1.0)).share());
+                    let stats = job.run(&mut pacer(true), bucket(quota, 1.0));
                     // The best any client does: the burst at once, the rest at the quota.
                     let best = (f64::from(calls) - quota) / quota;
                     worst = worst.max(stats.share());
@@ -341,14 +355,13 @@ mod tests {
                 latency: Duration::from_millis(latency),
                 seed: 0,
             };
-            let base = job.run(&mut pacer(0), |_| false).time.as_secs_f64();
+            let base = job.run(&mut pacer(false), |_| false).time.as_secs_f64();
             let (mut sum, mut worst) = (0.0, 0.0f64);
             let mut paced = 0;
             for seed in 0..200 {
                 let mut rng = fastrand::Rng::with_seed(seed);
                 let job = Job { seed, ..job };
-                // Even after a false flood elsewhere in the run.
-                let mut pacer = pacer(QUOTA_FLOODS - 1);
+                let mut pacer = pacer(false);
                 let stats = job.run(&mut pacer, |_| rng.f64() < 0.3);
                 paced += u32::from(pacer.rate().is_some());
                 let slowdown = stats.time.as_secs_f64() / base;
