@@ -29,8 +29,9 @@ const MIN_RATE: f64 = 0.5;
 /// window floods with probability 5.6e-6 (P(X >= 16) for X ~ B(20, 0.3)).
 const FLOOD_WINDOW: u32 = 20;
 const FLOOD_THROTTLES: u32 = 16;
-/// The run also pools, per class, the last `RUN_WINDOW` answers of all its unpaced
-/// account-regions (the low bits of one `AtomicU64`); when `RUN_FLOOD` of them are throttles,
+/// The run also pools, per class, the last `RUN_WINDOW` answers of its unpaced
+/// account-regions that were throttled in their last `FLOOD_WINDOW` answers (a burst still
+/// being spent elsewhere says nothing; the low bits of one `AtomicU64`); when `RUN_FLOOD` of them are throttles,
 /// the class has a quota (the accounts of one organization have the same quotas) and the
 /// bit `QUOTA_KNOWN` is set for the rest of the run: then the first throttle of the class
 /// anywhere starts pacing. Account-regions that reach a quota together flood this window
@@ -124,9 +125,12 @@ impl Pacer {
                     let flood = recent.count_ones() >= RUN_FLOOD;
                     Some(recent | if flood { QUOTA_KNOWN } else { w & QUOTA_KNOWN })
                 };
-                let _ = self
-                    .run
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, heard);
+                // Only once this account-region was throttled: its burst is spent.
+                if *recent != 0 {
+                    let _ = self
+                        .run
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, heard);
+                }
                 let quota = self.run.load(Ordering::Relaxed) & QUOTA_KNOWN != 0;
                 if recent.count_ones() >= FLOOD_THROTTLES || throttled && quota {
                     self.pace(now, got_through);
@@ -165,13 +169,15 @@ impl Pacer {
     fn pace(&mut self, now: Instant, got_through: f64) {
         let rate = (got_through * CUT).max(MIN_RATE);
         tracing::debug!(rate, "throttled: pacing");
+        // The quota's bucket is empty: the first call waits for a token, as the others, and
+        // calls sent before it (slots taken unpaced) say nothing of the pace.
+        let next = now + Duration::from_secs_f64(1.0 / rate);
         self.state = State::Paced {
             rate,
-            // The quota's bucket is empty: the first call waits for a token, as the others.
-            next: now + Duration::from_secs_f64(1.0 / rate),
+            next,
             floor: (rate * FLOOR_SHARE).max(MIN_RATE),
             step: rate * RAISE,
-            since: now,
+            since: next,
             successes: 0,
         };
     }
