@@ -54,7 +54,7 @@ enum FirstAttempt {
     Paced,
     /// Its slot was taken ahead ([`Calls::take_slot`]).
     Taken,
-    /// At once: it rides on a slot of another class (see [`Slot::riding`]).
+    /// On the next token of its class, reserved (see [`Slot::riding`]).
     Riding,
 }
 
@@ -67,9 +67,9 @@ impl Slot {
         }
     }
 
-    /// The first attempt of a `class` call made in a slot taken for another call, whose
-    /// pace it follows (a write's re-check of the exception tag goes in the write's slot):
-    /// it does not also wait for a slot of its own class. Retries do.
+    /// The first attempt of a `class` call made in a slot taken for another call (a write's
+    /// re-check of the exception tag goes in the write's slot): it reserves the next token of
+    /// its class instead of waiting in line with that class's calls. Retries wait in line.
     pub fn riding(class: CallClass) -> Slot {
         Slot {
             class,
@@ -161,22 +161,22 @@ impl Calls {
     }
 
     /// Take a send slot of `class` ahead of the call it is for ([`Calls::call_in`]), so that
-    /// what must happen just before that call (a write's re-check) goes at its pace.
+    /// what must happen just before that call (a write's re-check) goes at its pace. Unpaced,
+    /// there is no pace to keep: the call asks when it is sent, as any other.
     pub async fn take_slot(&self, class: CallClass) -> Slot {
-        if !self.run.own_retries {
-            return Slot::paced(class);
-        }
-        loop {
-            let wait = self.pacer(class).try_send(Instant::now());
-            match wait {
-                Ok(()) => {
-                    return Slot {
-                        class,
-                        first: FirstAttempt::Taken,
-                    }
+        let wait = self
+            .run
+            .own_retries
+            .then(|| self.pacer(class).reserve(Instant::now()));
+        match wait.flatten() {
+            Some(wait) => {
+                tokio::time::sleep(wait).await;
+                Slot {
+                    class,
+                    first: FirstAttempt::Taken,
                 }
-                Err(wait) => tokio::time::sleep(wait).await,
             }
+            None => Slot::paced(class),
         }
     }
 
@@ -233,11 +233,12 @@ impl Calls {
                 let paced = match std::mem::replace(&mut first, FirstAttempt::Paced) {
                     FirstAttempt::Paced => self.pacer(class).try_send(now),
                     FirstAttempt::Taken => Ok(()),
-                    // It does not wait, but it counts: the calls of its class after it wait
-                    // for it.
+                    // It reserves the next token of its class, ahead of the calls that wait
+                    // for one, and goes when it comes.
                     FirstAttempt::Riding => {
-                        self.pacer(class).charge(now);
-                        Ok(())
+                        first = FirstAttempt::Taken;
+                        let wait = self.pacer(class).reserve(now);
+                        wait.filter(|w| !w.is_zero()).map_or(Ok(()), Err)
                     }
                 };
                 // A call the pace holds back gives its permits back while it waits.
@@ -287,7 +288,7 @@ mod tests {
     use crate::aws::rate::QUOTA_KNOWN;
 
     #[tokio::test]
-    async fn a_call_riding_on_another_slot_goes_at_once_and_delays_its_class() {
+    async fn slots_and_riding_calls_reserve_tokens_ahead_of_their_class() {
         let run = RunLimits::new(
             &ExecutionLimits::default(),
             ApiStats::default(),
@@ -298,32 +299,22 @@ mod tests {
             tagging: "http://127.0.0.1:1".to_string(),
         };
         let calls = Calls::new(&run, endpoints);
-        // As production starts: unpaced, a slot is there at once.
+        // As production starts: unpaced, there is no token to take; the call asks when sent.
         let slot = calls.take_slot(CallClass::Read).await;
-        assert!(matches!(slot.first, FirstAttempt::Taken));
-        // Paced after a throttle (the run knows reads have a quota), three re-checks
-        // riding on write slots wait for nothing, but the next read waits for them.
+        assert!(matches!(slot.first, FirstAttempt::Paced));
+        // Paced after a throttle (the run knows reads have a quota): three re-checks riding
+        // on write slots reserve the next three tokens, and the next read waits for them.
         run.heard[CallClass::Read as usize].store(QUOTA_KNOWN, Ordering::Relaxed);
         let start = Instant::now();
-        {
-            let mut reads = calls.pacer(CallClass::Read);
-            reads.record(start, start, true);
-            assert!(reads.rate().is_some());
-        }
+        calls.pacer(CallClass::Read).record(start, start, true);
         let limit = calls.pacer(CallClass::Read).rate().unwrap();
         for _ in 0..3 {
-            calls.pacer(CallClass::Read).charge(Instant::now());
+            assert!(calls.pacer(CallClass::Read).reserve(start).is_some());
         }
-        let wait = calls
-            .pacer(CallClass::Read)
-            .try_send(Instant::now())
-            .unwrap_err();
-        assert!(wait.as_secs_f64() > 1.5 / limit, "{wait:?} at {limit}/s");
+        let wait = calls.pacer(CallClass::Read).try_send(start).unwrap_err();
+        assert!(wait.as_secs_f64() > 3.5 / limit, "{wait:?} at {limit}/s");
         // Writes are a class of their own: untouched.
-        assert!(calls
-            .pacer(CallClass::Write)
-            .try_send(Instant::now())
-            .is_ok());
+        assert!(calls.pacer(CallClass::Write).try_send(start).is_ok());
     }
 
     #[test]

@@ -92,16 +92,19 @@ impl Pacer {
                 return Err(next - now);
             }
         }
-        self.charge(now);
+        self.reserve(now);
         Ok(())
     }
 
-    /// Count a call sent at `now` without waiting for the pace: the calls after it wait
-    /// for it.
-    pub fn charge(&mut self, now: Instant) {
-        if let State::Paced { rate, next, .. } = &mut self.state {
-            *next = (*next).max(now) + Duration::from_secs_f64(1.0 / *rate);
-        }
+    /// Reserve the next token at `now`, for a call that goes when it comes: how long that
+    /// is, or `None` if unpaced (nothing to reserve).
+    pub fn reserve(&mut self, now: Instant) -> Option<Duration> {
+        let State::Paced { rate, next, .. } = &mut self.state else {
+            return None;
+        };
+        let at = (*next).max(now);
+        *next = at + Duration::from_secs_f64(1.0 / *rate);
+        Some(at - now)
     }
 
     /// The answer, at `now`, of a call sent at `sent`.
