@@ -164,19 +164,15 @@ impl Calls {
     /// what must happen just before that call (a write's re-check) goes at its pace. Unpaced,
     /// there is no pace to keep: the call asks when it is sent, as any other.
     pub async fn take_slot(&self, class: CallClass) -> Slot {
-        let wait = self
-            .run
-            .own_retries
-            .then(|| self.pacer(class).reserve(Instant::now()));
-        match wait.flatten() {
-            Some(wait) => {
-                tokio::time::sleep(wait).await;
-                Slot {
-                    class,
-                    first: FirstAttempt::Taken,
-                }
-            }
-            None => Slot::paced(class),
+        let now = Instant::now();
+        let wait = self.run.own_retries.then(|| self.pacer(class).reserve(now));
+        let Some(wait) = wait.flatten() else {
+            return Slot::paced(class);
+        };
+        tokio::time::sleep(wait).await;
+        Slot {
+            class,
+            first: FirstAttempt::Taken,
         }
     }
 

@@ -2,42 +2,30 @@
 //! reason for every constant are in `docs/rate-control.md`.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// What got through is counted over this span: a quota's bucket holds about a second of its
-/// rate, so once its burst is spent that count is between its rate and twice that.
+/// What got through is counted over this span: about what a quota's bucket holds.
 const MEASURE: Duration = Duration::from_secs(1);
-/// A cut multiplies by this (multiplicative decrease, as TCP Reno and AIMD). Pacing starts at
-/// this share of what got through, which puts it at or under the quota.
+/// Multiplicative decrease; pacing starts at this share of what got through (at or under
+/// the quota, since that count is between the quota and twice it).
 const CUT: f64 = 0.5;
-/// Cuts stop at this share of the first pace (a quarter of what got through): a quota stops
-/// throttling long before; throttling still there is other clients' share, left to retries.
+/// Cuts stop at this share of the first pace: a quota stops throttling long before.
 const FLOOR_SHARE: f64 = 0.5;
-/// Additive increase: each `RAISE_AFTER` successes of calls sent since the pace last changed
-/// add this share of the first pace. Counted in calls, not seconds, so that a cycle from a cut
-/// back to the quota takes the same number of calls (25 to 50) at any quota, and the one or
-/// two throttles that end it are the same small share of them.
+/// Additive increase: this share of the first pace per `RAISE_AFTER` successes. Counted in
+/// calls, so throttles are the same share of calls at any quota.
 const RAISE: f64 = 0.1;
 const RAISE_AFTER: u32 = 5;
-/// Never paced below this many calls per second (the AWS SDKs' adaptive mode has the same).
+/// Never paced below this many calls per second (as the AWS SDKs' adaptive mode).
 const MIN_RATE: f64 = 0.5;
-/// A flood: at least `FLOOD_THROTTLES` of the last `FLOOD_WINDOW` answers throttled. Going
-/// over a quota unpaced throttles most calls once its burst is spent (two in three or more,
-/// as retries back off), which floods within a few windows; under 30% random throttling a
-/// window floods with probability 5.6e-6 (P(X >= 16) for X ~ B(20, 0.3)).
+/// A flood: `FLOOD_THROTTLES` of the last `FLOOD_WINDOW` answers throttled. 30% random
+/// throttling floods a window with probability 5.6e-6 (P(X >= 16), X ~ B(20, 0.3)).
 const FLOOD_WINDOW: u32 = 20;
 const FLOOD_THROTTLES: u32 = 16;
-/// The run also pools, per class, the last `RUN_WINDOW` answers of its unpaced
-/// account-regions that were throttled in their last `FLOOD_WINDOW` answers (a burst still
-/// being spent elsewhere says nothing; the low bits of one `AtomicU64`); when `RUN_FLOOD` of them are throttles,
-/// the class has a quota (the accounts of one organization have the same quotas) and the
-/// bit `QUOTA_KNOWN` is set for the rest of the run: then the first throttle of the class
-/// anywhere starts pacing. Account-regions that reach a quota together flood this window
-/// after about one throttle each, instead of `FLOOD_THROTTLES` each; 30% random throttling
-/// floods it with probability 5e-14 per window (P(X >= 48) for X ~ B(63, 0.3)); a false flood
-/// of one account-region's own window stays in that account-region.
+/// Per class, the run pools the last `RUN_WINDOW` answers of its unpaced account-regions
+/// past their burst (a throttle in their window) in the low bits of an `AtomicU64`;
+/// `RUN_FLOOD` throttles among them set `QUOTA_KNOWN` for the run (5e-14 per window at 30%).
 const RUN_WINDOW: u32 = 63;
 const RUN_FLOOD: u32 = 48;
 pub(crate) const QUOTA_KNOWN: u64 = 1 << RUN_WINDOW;
@@ -87,13 +75,13 @@ impl Pacer {
 
     /// A call may be sent at `now` (and is counted as sent), or must wait this long.
     pub fn try_send(&mut self, now: Instant) -> Result<(), Duration> {
-        if let State::Paced { next, .. } = self.state {
-            if next > now {
-                return Err(next - now);
+        match self.state {
+            State::Paced { next, .. } if next > now => Err(next - now),
+            _ => {
+                self.reserve(now);
+                Ok(())
             }
         }
-        self.reserve(now);
-        Ok(())
     }
 
     /// Reserve the next token at `now`, for a call that goes when it comes: how long that
@@ -130,11 +118,9 @@ impl Pacer {
                 };
                 // Only once this account-region was throttled: its burst is spent.
                 if *recent != 0 {
-                    let _ = self
-                        .run
-                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, heard);
+                    let _ = self.run.fetch_update(Relaxed, Relaxed, heard);
                 }
-                let quota = self.run.load(Ordering::Relaxed) & QUOTA_KNOWN != 0;
+                let quota = self.run.load(Relaxed) & QUOTA_KNOWN != 0;
                 if recent.count_ones() >= FLOOD_THROTTLES || throttled && quota {
                     self.pace(now, got_through);
                 }
@@ -151,8 +137,7 @@ impl Pacer {
                     return;
                 }
                 if throttled {
-                    // From what got through if that is less: a pace calls did not use
-                    // says nothing of the quota.
+                    // From what got through if less: an unused pace says nothing.
                     *rate = (rate.min(got_through) * CUT).max(*floor);
                     tracing::debug!(rate = *rate, "throttled: cut");
                 } else {
