@@ -25,9 +25,9 @@ const FLOOD_WINDOW: u32 = 20;
 const FLOOD_THROTTLES: u32 = 16;
 /// Per class, the run pools the last `RUN_WINDOW` answers of its unpaced account-regions
 /// past their burst (a throttle in their window) in the low bits of an `AtomicU64`;
-/// `RUN_FLOOD` throttles among them set `QUOTA_KNOWN` for the run (5e-14 per window at 30%).
-const RUN_WINDOW: u32 = 63;
-const RUN_FLOOD: u32 = 48;
+/// `RUN_FLOOD` throttles among them set `QUOTA_KNOWN` for the run (2e-7 per window at 30%).
+const RUN_WINDOW: u32 = 32;
+const RUN_FLOOD: u32 = 24;
 pub(crate) const QUOTA_KNOWN: u64 = 1 << RUN_WINDOW;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
