@@ -1,11 +1,11 @@
 //! Every ECR and tagging call of an account-region goes through [`Calls::call`]: the stop flag
-//! is checked, the call is paced by the account-region's rate controller, it runs under the
-//! global and per-account-region caps, and it is retried with full-jitter exponential backoff.
-//! A call waiting for its retry holds no permit, so a throttled account-region never starves
-//! the others.
+//! is checked, the call runs under the global and per-account-region caps, its class's pacer
+//! ([`super::rate`]) may hold it back, and it is retried with full-jitter exponential backoff.
+//! A call waiting for its pace or its retry holds no permit, so a throttled account-region
+//! never starves the others. The design: `docs/rate-control.md`.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 
 use super::error::AwsError;
 use super::limits::{ExecutionLimits, RetryMode};
-use super::rate::{RateController, SharedPaces};
+use super::rate::Pacer;
 use super::ApiStats;
 
 /// Set once the run is asked to stop (Ctrl-C, SIGTERM): no new call starts.
@@ -50,11 +50,11 @@ pub struct Slot {
 /// How the first attempt of a call goes.
 #[derive(Debug, Clone, Copy)]
 enum FirstAttempt {
-    /// It waits for a slot of its class, as retries do.
+    /// It waits for the pace of its class, as retries do.
     Paced,
-    /// In a slot reserved at `pace`, unless the pace changed since.
-    Reserved { pace: u64 },
-    /// At once: it rides on a slot of another class (see [`Slot::riding`]).
+    /// Its slot was taken ahead ([`Calls::take_slot`]).
+    Taken,
+    /// On the next token of its class, reserved (see [`Slot::riding`]).
     Riding,
 }
 
@@ -67,9 +67,9 @@ impl Slot {
         }
     }
 
-    /// The first attempt of a `class` call made in a slot taken for another call, whose
-    /// pace it follows (a write's re-check of the exception tag goes in the write's slot):
-    /// it does not also wait for a slot of its own class. Retries do.
+    /// The first attempt of a `class` call made in a slot taken for another call (a write's
+    /// re-check of the exception tag goes in the write's slot): it reserves the next token of
+    /// its class instead of waiting in line with that class's calls. Retries wait in line.
     pub fn riding(class: CallClass) -> Slot {
         Slot {
             class,
@@ -85,12 +85,12 @@ pub struct RunLimits {
     per_target: usize,
     max_attempts: u32,
     /// Retries and pacing are ours (`standard`); with `adaptive` the SDK retries inside each
-    /// call, as 0.1 did.
+    /// call and paces with its own client-side rate limiter.
     own_retries: bool,
     pub stop: Stop,
     stats: ApiStats,
-    /// What the account-regions found about each class's quota (by `CallClass`).
-    paces: Arc<[Arc<SharedPaces>; 3]>,
+    /// Per [`CallClass`]: what the run heard in it (see [`Pacer::new`]).
+    heard: Arc<[Arc<AtomicU64>; 3]>,
 }
 
 impl RunLimits {
@@ -102,7 +102,7 @@ impl RunLimits {
             own_retries: execution.retry_mode == RetryMode::Standard,
             stop,
             stats,
-            paces: Arc::new([SharedPaces::new(), SharedPaces::new(), SharedPaces::new()]),
+            heard: Arc::default(),
         }
     }
 }
@@ -112,7 +112,8 @@ impl RunLimits {
 pub struct Calls {
     run: RunLimits,
     local: Arc<Semaphore>,
-    rates: Arc<[Mutex<RateController>; 3]>,
+    /// One pacer per [`CallClass`] (see [`super::rate`]).
+    pacers: Arc<[Mutex<Pacer>; 3]>,
     /// Where requests go, for errors that never reached the service.
     endpoints: Arc<Endpoints>,
 }
@@ -123,46 +124,29 @@ pub struct Endpoints {
     pub tagging: String,
 }
 
-/// Where each class starts: reads at a pace that slow-starts upward (see
-/// `RateController::slow_start`), writes and tag pages, of which an account-region makes few,
-/// at a modest pace that rises while nothing is throttled.
-const INITIAL_READS_PER_SECOND: f64 = 20.0;
-const INITIAL_WRITES_PER_SECOND: f64 = 10.0;
-const INITIAL_TAG_PAGES_PER_SECOND: f64 = 10.0;
-
-/// Retries back off with full jitter from this base. Quotas are met by pacing (see
-/// `rate`), so the backoff only has to spread retries, not find the quota: a short base
-/// keeps random throttling from other clients cheap. The cap is short too: a run lasts as
-/// long as its unluckiest call, and under 30% random throttling some call of a few
-/// thousand is throttled seven times in a row, which a 20 s cap would let wait seconds
-/// per retry. Retries wait for a paced slot like any call, so they cannot flood a quota.
+/// Retries back off with full jitter from this base, up to this cap (see
+/// `docs/rate-control.md`): pacing meets quotas, so backoff only spreads retries.
 pub(crate) const BACKOFF_BASE: Duration = Duration::from_millis(50);
 pub(crate) const BACKOFF_CAP: Duration = Duration::from_secs(1);
 
-/// Full jitter: uniform in [0, min(cap, base * 2^retry)).
-fn backoff(retry: u32) -> Duration {
+/// Full jitter: `jitter` (in [0, 1)) of min(cap, base * 2^retry).
+pub(crate) fn backoff(retry: u32, jitter: f64) -> Duration {
     let ceiling = BACKOFF_BASE
         .saturating_mul(1u32 << retry.min(16))
         .min(BACKOFF_CAP);
-    ceiling.mul_f64(fastrand::f64())
+    ceiling.mul_f64(jitter)
 }
 
 impl Calls {
     pub fn new(run: &RunLimits, endpoints: Endpoints) -> Calls {
-        let [reads, writes, tag_pages] = &*run.paces;
         Calls {
             run: run.clone(),
             local: Arc::new(Semaphore::new(run.per_target)),
-            rates: Arc::new([
-                Mutex::new(RateController::slow_start(INITIAL_READS_PER_SECOND).sharing(reads)),
-                Mutex::new(
-                    RateController::starting_at(Some(INITIAL_WRITES_PER_SECOND)).sharing(writes),
-                ),
-                Mutex::new(
-                    RateController::starting_at(Some(INITIAL_TAG_PAGES_PER_SECOND))
-                        .sharing(tag_pages),
-                ),
-            ]),
+            pacers: Arc::new(
+                run.heard
+                    .each_ref()
+                    .map(|heard| Mutex::new(Pacer::new(Arc::clone(heard)))),
+            ),
             endpoints: Arc::new(endpoints),
         }
     }
@@ -171,59 +155,24 @@ impl Calls {
         &self.run.stop
     }
 
-    /// The rate controller of `class`, locked (never across an await).
-    fn rate(&self, class: CallClass) -> MutexGuard<'_, RateController> {
-        self.rates[class as usize].lock().expect("rate lock")
-    }
-
-    fn still_paced(&self, class: CallClass, pace: u64) -> bool {
-        self.rate(class).still_paced(pace)
-    }
-
-    fn record(&self, class: CallClass, sent: Instant, throttled: bool) {
-        let _span = tracing::debug_span!("pace", ?class).entered();
-        self.rate(class).record(sent, Instant::now(), throttled);
-    }
-
-    /// Wait for this class's next send slot; returns the pace it was reserved at. A slot
-    /// reserved before a cut is not used at the old pace: a new one is reserved.
-    async fn wait_for_slot(&self, class: CallClass) -> u64 {
-        loop {
-            let (wait, pace) = self.rate(class).reserve(Instant::now());
-            if wait.is_zero() {
-                return pace;
-            }
-            tokio::time::sleep(wait).await;
-            if self.still_paced(class, pace) {
-                return pace;
-            }
-        }
-    }
-
-    /// Take the next send slot of `class` now, without waiting for its time: the calls
-    /// that come after wait one interval longer.
-    fn take_slot_now(&self, class: CallClass) {
-        if self.run.own_retries {
-            self.rate(class).reserve(Instant::now());
-        }
+    /// The pacer of `class`, locked (never across an await).
+    fn pacer(&self, class: CallClass) -> MutexGuard<'_, Pacer> {
+        self.pacers[class as usize].lock().expect("pacer lock")
     }
 
     /// Take a send slot of `class` ahead of the call it is for ([`Calls::call_in`]), so that
-    /// what must happen just before that call (a write's re-check) goes at its pace.
+    /// what must happen just before that call (a write's re-check) goes at its pace. Unpaced,
+    /// there is no pace to keep: the call asks when it is sent, as any other.
     pub async fn take_slot(&self, class: CallClass) -> Slot {
-        let first = match self.paced_slot(class).await {
-            Some(pace) => FirstAttempt::Reserved { pace },
-            None => FirstAttempt::Paced,
+        let now = Instant::now();
+        let wait = self.run.own_retries.then(|| self.pacer(class).reserve(now));
+        let Some(wait) = wait.flatten() else {
+            return Slot::paced(class);
         };
-        Slot { class, first }
-    }
-
-    /// A send slot when the pacing is ours; with the SDK's adaptive mode, none.
-    async fn paced_slot(&self, class: CallClass) -> Option<u64> {
-        if self.run.own_retries {
-            Some(self.wait_for_slot(class).await)
-        } else {
-            None
+        tokio::time::sleep(wait).await;
+        Slot {
+            class,
+            first: FirstAttempt::Taken,
         }
     }
 
@@ -243,7 +192,7 @@ impl Calls {
     }
 
     /// [`Calls::call`], whose first attempt goes in `slot` (taken with
-    /// [`Calls::take_slot`]) unless the pace changed since.
+    /// [`Calls::take_slot`], or riding on another call's).
     pub async fn call_in<T, E, F, Fut>(
         &self,
         slot: Slot,
@@ -256,93 +205,75 @@ impl Calls {
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         let class = slot.class;
-        let mut first = Some(slot.first);
+        let mut first = slot.first;
         let mut retry = 0u32;
         loop {
             if self.run.stop.is_set() {
                 return Err(AwsError::interrupted(operation));
             }
-            let pace = match first.take() {
-                Some(FirstAttempt::Riding) => {
-                    // It does not wait, but it counts: the calls of its class that come
-                    // next are spaced after it.
-                    self.take_slot_now(class);
-                    None
-                }
-                Some(FirstAttempt::Reserved { pace }) if self.still_paced(class, pace) => {
-                    Some(pace)
-                }
-                _ => self.paced_slot(class).await,
-            };
-            let attempt = loop {
-                // Local first: a target at its own cap holds no global permit while it waits.
-                let local = self.local.acquire().await.expect("semaphore never closes");
-                let global = self
-                    .run
-                    .global
-                    .acquire()
-                    .await
-                    .expect("semaphore never closes");
-                // Checked again once the call may go: a call queued when the stop came is
-                // not started.
-                if self.run.stop.is_set() {
-                    return Err(AwsError::interrupted(operation));
-                }
-                // Nor does a call that waited for its permits through a cut go at the old
-                // pace: it takes a new slot.
-                if pace.is_some_and(|p| !self.still_paced(class, p)) {
-                    break None;
-                }
-                // Calls whose slots came while they waited for permits would go together:
-                // one that would exceed a second's worth of its class in the last second
-                // gives its permits back and waits.
-                if self.run.own_retries {
-                    // (The guard is a temporary: released before the sleep.)
-                    let wait = self.rate(class).send_wait(Instant::now());
-                    if !wait.is_zero() {
-                        drop(global);
-                        drop(local);
-                        tokio::time::sleep(wait).await;
-                        continue;
+            // Local first: a target at its own cap holds no global permit while it waits.
+            let local = self.local.acquire().await.expect("semaphore never closes");
+            let global = self
+                .run
+                .global
+                .acquire()
+                .await
+                .expect("semaphore never closes");
+            // Checked again once the call may go: a call queued when the stop came is not
+            // started.
+            if self.run.stop.is_set() {
+                return Err(AwsError::interrupted(operation));
+            }
+            if self.run.own_retries {
+                let now = Instant::now();
+                let paced = match std::mem::replace(&mut first, FirstAttempt::Paced) {
+                    FirstAttempt::Paced => self.pacer(class).try_send(now),
+                    FirstAttempt::Taken => Ok(()),
+                    // It reserves the next token of its class, ahead of the calls that wait
+                    // for one, and goes when it comes.
+                    FirstAttempt::Riding => {
+                        first = FirstAttempt::Taken;
+                        let wait = self.pacer(class).reserve(now);
+                        wait.filter(|w| !w.is_zero()).map_or(Ok(()), Err)
                     }
+                };
+                // A call the pace holds back gives its permits back while it waits.
+                if let Err(wait) = paced {
+                    drop((global, local));
+                    tokio::time::sleep(wait).await;
+                    continue;
                 }
-                let sent = Instant::now();
-                break Some((sent, make().await));
-            };
-            let Some((sent, result)) = attempt else {
-                continue;
-            };
+            }
+            let sent = Instant::now();
+            let result = make().await;
+            drop((global, local));
             if retry > 0 {
                 // Each attempt of ours is a new SDK invocation; count it as a retry of the
                 // first, not as another call.
                 self.run.stats.attempt_was_retry(operation);
             }
-            let error = match result {
-                Ok(value) => {
-                    if self.run.own_retries {
-                        self.record(class, sent, false);
-                    }
-                    return Ok(value);
-                }
-                Err(e) => {
-                    let endpoint = if operation.starts_with("tagging:") {
-                        &self.endpoints.tagging
-                    } else {
-                        &self.endpoints.ecr
-                    };
-                    AwsError::from_sdk(operation, &e, endpoint)
-                }
+            let endpoint = if operation.starts_with("tagging:") {
+                &self.endpoints.tagging
+            } else {
+                &self.endpoints.ecr
             };
-            if !self.run.own_retries {
-                return Err(error);
+            let result = result.map_err(|e| AwsError::from_sdk(operation, &e, endpoint));
+            if self.run.own_retries {
+                let _span = tracing::debug_span!("pace", ?class).entered();
+                let throttled = result.as_ref().is_err_and(AwsError::is_throttling);
+                self.pacer(class).record(sent, Instant::now(), throttled);
             }
-            self.record(class, sent, error.is_throttling());
+            let error = match result {
+                Ok(value) => return Ok(value),
+                Err(error) if !self.run.own_retries => return Err(error),
+                Err(error) => error,
+            };
             retry += 1;
             if !error.is_retryable() || retry >= self.run.max_attempts {
                 return Err(error);
             }
             tracing::debug!(%error, retry, "retrying");
-            tokio::time::sleep(backoff(retry - 1)).await;
+            tokio::time::sleep(backoff(retry - 1, fastrand::f64())).await;
         }
     }
 }
@@ -350,9 +281,10 @@ impl Calls {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::rate::QUOTA_KNOWN;
 
-    #[test]
-    fn a_call_riding_on_another_slot_goes_at_once_and_delays_its_class() {
+    #[tokio::test]
+    async fn slots_and_riding_calls_reserve_tokens_ahead_of_their_class() {
         let run = RunLimits::new(
             &ExecutionLimits::default(),
             ApiStats::default(),
@@ -363,18 +295,22 @@ mod tests {
             tagging: "http://127.0.0.1:1".to_string(),
         };
         let calls = Calls::new(&run, endpoints);
-        let limit = calls.rate(CallClass::Read).limit().unwrap();
-        // Three re-checks ride on write slots: none waits, but the next read is spaced after
-        // them, so reads and re-checks together keep to the read pace.
+        // As production starts: unpaced, there is no token to take; the call asks when sent.
+        let slot = calls.take_slot(CallClass::Read).await;
+        assert!(matches!(slot.first, FirstAttempt::Paced));
+        // Paced after a throttle (the run knows reads have a quota): three re-checks riding
+        // on write slots reserve the next three tokens, and the next read waits for them.
+        run.heard[CallClass::Read as usize].store(QUOTA_KNOWN, Ordering::Relaxed);
+        let start = Instant::now();
+        calls.pacer(CallClass::Read).record(start, start, true);
+        let limit = calls.pacer(CallClass::Read).rate().unwrap();
         for _ in 0..3 {
-            calls.take_slot_now(CallClass::Read);
+            assert!(calls.pacer(CallClass::Read).reserve(start).is_some());
         }
-        let (wait, _) = calls.rate(CallClass::Read).reserve(Instant::now());
-        let interval = 1.0 / limit;
-        assert!(wait.as_secs_f64() > 1.5 * interval, "{wait:?} at {limit}/s");
+        let wait = calls.pacer(CallClass::Read).try_send(start).unwrap_err();
+        assert!(wait.as_secs_f64() > 3.5 / limit, "{wait:?} at {limit}/s");
         // Writes are a class of their own: untouched.
-        let (wait, _) = calls.rate(CallClass::Write).reserve(Instant::now());
-        assert_eq!(wait, Duration::ZERO);
+        assert!(calls.pacer(CallClass::Write).try_send(start).is_ok());
     }
 
     #[test]
@@ -383,13 +319,8 @@ mod tests {
             let ceiling = BACKOFF_BASE
                 .saturating_mul(1 << retry.min(16))
                 .min(BACKOFF_CAP);
-            for _ in 0..50 {
-                assert!(backoff(retry) <= ceiling);
-            }
+            assert_eq!(backoff(retry, 0.0), Duration::ZERO);
+            assert!(backoff(retry, 0.999) <= ceiling);
         }
-        // Jitter: not all the same.
-        let samples: std::collections::BTreeSet<u128> =
-            (0..20).map(|_| backoff(5).as_micros()).collect();
-        assert!(samples.len() > 10);
     }
 }
