@@ -123,18 +123,8 @@ pub struct RunArgs {
     /// Config file [default: ecr-fleet.toml if present, else the built-in default on the current account]
     #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
     pub config: Option<PathBuf>,
-    /// View printed on stdout.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-    pub output: OutputFormat,
-    /// Also write the JSON report to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-    /// Also write the JUnit XML view to FILE (whatever --output is).
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
-    /// Also write the HTML view to FILE (whatever --output is).
-    #[arg(long, value_name = "FILE")]
-    pub html: Option<PathBuf>,
+    #[command(flatten)]
+    pub view: ViewArgs,
     /// Only the accounts of shard K of N: those whose id, as a number, is K-1 modulo N.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<crate::model::Shard>,
@@ -290,6 +280,15 @@ pub struct RestoreArgs {
     /// Do not ask for confirmation (required without a terminal).
     #[arg(long, short = 'y')]
     pub yes: bool,
+    #[command(flatten)]
+    pub view: ViewArgs,
+}
+
+/// The view printed on stdout and the report files written beside it (plan, apply, audit,
+/// restore).
+#[derive(Debug, Clone, Args)]
+pub struct ViewArgs {
+    /// View printed on stdout.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
     /// Also write the JSON report to FILE.

@@ -9,8 +9,8 @@ use anyhow::anyhow;
 use jiff::Timestamp;
 
 use super::{
-    check_output_paths, confirm, emit, input, load_config, now, watch_signals, AbortOnDrop,
-    OutputFiles,
+    check_output_paths, confirm, emit, input, load_config, now, output_files, watch_signals,
+    AbortOnDrop,
 };
 use crate::aws::{Aws, RunLimits, Stop, Target};
 use crate::cli::{ApplyArgs, GlobalArgs, RunArgs};
@@ -286,7 +286,12 @@ pub async fn run(
     report.summary.api_calls = aws.stats.calls();
     report.summary.api_retries = aws.stats.retries();
     report.tally();
-    let reported = emit(&report, args.output.into(), args.all, output_files(args));
+    let reported = emit(
+        &report,
+        args.view.output.into(),
+        args.all,
+        output_files(&args.view),
+    );
     Ok(exit_status(&report, reported && !stop.is_set()))
 }
 
@@ -310,7 +315,7 @@ fn checked_input(
     }
     let yes = apply_args.is_some_and(|a| a.yes);
     check_output_paths(
-        output_files(args),
+        output_files(&args.view),
         apply_args.and_then(|a| a.backup.as_deref()),
     )?;
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
@@ -344,14 +349,6 @@ fn exit_status(report: &Report, complete: bool) -> ExitStatus {
         Command::Audit if report.has_pending() || report.has_findings() => ExitStatus::Pending,
         Command::Plan if report.has_pending() => ExitStatus::Pending,
         _ => ExitStatus::Success,
-    }
-}
-
-fn output_files(args: &RunArgs) -> OutputFiles<'_> {
-    OutputFiles {
-        report: args.report.as_deref(),
-        junit: args.junit.as_deref(),
-        html: args.html.as_deref(),
     }
 }
 

@@ -41,6 +41,15 @@ pub async fn run(cli: Cli) -> Result<ExitStatus, Fatal> {
     }
 }
 
+/// The report files `--report`, `--junit` and `--html` name.
+pub(crate) fn output_files(view: &crate::cli::ViewArgs) -> OutputFiles<'_> {
+    OutputFiles {
+        report: view.report.as_deref(),
+        junit: view.junit.as_deref(),
+        html: view.html.as_deref(),
+    }
+}
+
 /// A bad-input error: exit 2, nothing changed.
 pub(crate) fn input(e: impl Into<anyhow::Error>) -> Fatal {
     Fatal::Input(e.into())

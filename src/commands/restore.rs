@@ -7,8 +7,8 @@ use anyhow::anyhow;
 use futures::StreamExt;
 
 use super::{
-    check_output_paths, confirm, emit, input, load_config, now, watch_signals, AbortOnDrop,
-    OutputFiles,
+    check_output_paths, confirm, emit, input, load_config, now, output_files, watch_signals,
+    AbortOnDrop,
 };
 use crate::aws::{Aws, RunLimits, Stop};
 use crate::cli::{GlobalArgs, RestoreArgs};
@@ -26,11 +26,7 @@ pub async fn run(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
     let started = now();
     let backup = read_backup(&args.backup).map_err(input)?;
     let config = load_config(args.config.as_deref())?;
-    let files = OutputFiles {
-        report: args.report.as_deref(),
-        junit: args.junit.as_deref(),
-        html: args.html.as_deref(),
-    };
+    let files = output_files(&args.view);
     check_output_paths(files, None)?;
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if !args.yes && !interactive {
@@ -199,7 +195,7 @@ pub async fn run(args: &RestoreArgs, g: &GlobalArgs) -> Result<ExitStatus, Fatal
         shard: None,
     };
     report.tally();
-    let reported = emit(&report, args.output.into(), true, files);
+    let reported = emit(&report, args.view.output.into(), true, files);
     Ok(if report.has_failures() || !reported || stop.is_set() {
         ExitStatus::Failure
     } else {
