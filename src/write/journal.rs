@@ -341,12 +341,14 @@ pub fn read_backup(path: &Path) -> Result<BackupFile, BackupError> {
             templates: Vec::new(),
         });
     }
-    let mut entries: Vec<RestoreEntry> = Vec::new();
-    let mut lines_of_entries: Vec<usize> = Vec::new();
-    let mut index = std::collections::HashMap::new();
-    let mut templates: Vec<TemplateRestoreEntry> = Vec::new();
-    let mut template_lines: Vec<usize> = Vec::new();
-    let mut template_index = std::collections::HashMap::new();
+    let mut entries: Opened<(String, String, String), RestoreEntry> = Opened::default();
+    let mut templates: Opened<(String, String, String), TemplateRestoreEntry> = Opened::default();
+    let entry_error = |line_no: usize, field: &'static str, message: &str| BackupError::Entry {
+        path: shown.clone(),
+        at: format!("line {line_no}"),
+        field,
+        message: message.into(),
+    };
     let total = text.lines().count();
     for (n, raw) in text.lines().enumerate() {
         let line_no = n + 1;
@@ -390,16 +392,7 @@ pub fn read_backup(path: &Path) -> Result<BackupFile, BackupError> {
                 new_policy,
             } => {
                 let key = (account_id.clone(), region.clone(), repository.clone());
-                if index.insert(key, entries.len()).is_some() {
-                    return Err(BackupError::Entry {
-                        path: shown,
-                        at: format!("line {line_no}"),
-                        field: "repository",
-                        message: "a second intent for the same repository".into(),
-                    });
-                }
-                lines_of_entries.push(line_no);
-                entries.push(RestoreEntry {
+                let entry = RestoreEntry {
                     entry: BackupEntry {
                         account_id,
                         region,
@@ -409,7 +402,11 @@ pub fn read_backup(path: &Path) -> Result<BackupFile, BackupError> {
                         written_policy: new_policy,
                     },
                     recorded: Recorded::Unknown,
-                });
+                };
+                if !entries.intent(key, line_no, entry) {
+                    let message = "a second intent for the same repository";
+                    return Err(entry_error(line_no, "repository", message));
+                }
             }
             JournalRecord::Outcome {
                 account_id,
@@ -417,17 +414,13 @@ pub fn read_backup(path: &Path) -> Result<BackupFile, BackupError> {
                 repository,
                 result,
                 ..
-            } => {
-                let Some(&i) = index.get(&(account_id, region, repository)) else {
-                    return Err(BackupError::Entry {
-                        path: shown,
-                        at: format!("line {line_no}"),
-                        field: "repository",
-                        message: "an outcome without an intent before it".into(),
-                    });
-                };
-                entries[i].recorded = recorded(result);
-            }
+            } => match entries.outcome(&(account_id, region, repository)) {
+                Some(entry) => entry.recorded = recorded(result),
+                None => {
+                    let message = "an outcome without an intent before it";
+                    return Err(entry_error(line_no, "repository", message));
+                }
+            },
             JournalRecord::TemplateIntent {
                 account_id,
                 region,
@@ -438,16 +431,7 @@ pub fn read_backup(path: &Path) -> Result<BackupFile, BackupError> {
                 new_applied_for,
             } => {
                 let key = (account_id.clone(), region.clone(), prefix.clone());
-                if template_index.insert(key, templates.len()).is_some() {
-                    return Err(BackupError::Entry {
-                        path: shown,
-                        at: format!("line {line_no}"),
-                        field: "prefix",
-                        message: "a second intent for the same creation template".into(),
-                    });
-                }
-                template_lines.push(line_no);
-                templates.push(TemplateRestoreEntry {
+                let entry = TemplateRestoreEntry {
                     account_id,
                     region,
                     prefix,
@@ -458,7 +442,11 @@ pub fn read_backup(path: &Path) -> Result<BackupFile, BackupError> {
                         applied_for: new_applied_for,
                     },
                     recorded: Recorded::Unknown,
-                });
+                };
+                if !templates.intent(key, line_no, entry) {
+                    let message = "a second intent for the same creation template";
+                    return Err(entry_error(line_no, "prefix", message));
+                }
             }
             JournalRecord::TemplateOutcome {
                 account_id,
@@ -466,40 +454,68 @@ pub fn read_backup(path: &Path) -> Result<BackupFile, BackupError> {
                 prefix,
                 result,
                 ..
-            } => {
-                let Some(&i) = template_index.get(&(account_id, region, prefix)) else {
-                    return Err(BackupError::Entry {
-                        path: shown,
-                        at: format!("line {line_no}"),
-                        field: "prefix",
-                        message: "an outcome without an intent before it".into(),
-                    });
-                };
-                templates[i].recorded = recorded(result);
-            }
+            } => match templates.outcome(&(account_id, region, prefix)) {
+                Some(entry) => entry.recorded = recorded(result),
+                None => {
+                    let message = "an outcome without an intent before it";
+                    return Err(entry_error(line_no, "prefix", message));
+                }
+            },
         }
     }
-    check_templates(&templates, |i| format!("line {}", template_lines[i])).map_err(
-        |(at, field, message)| BackupError::Entry {
+    let to_entry_error =
+        |(at, field, message): (String, &'static str, String)| BackupError::Entry {
             path: shown.clone(),
             at,
             field,
             message,
-        },
-    )?;
-    check_entries(&entries, |i| format!("line {}", lines_of_entries[i])).map_err(
-        |(at, field, message)| BackupError::Entry {
-            path: shown.clone(),
-            at,
-            field,
-            message,
-        },
-    )?;
+        };
+    check_templates(&templates.items, |i| format!("line {}", templates.lines[i]))
+        .map_err(to_entry_error)?;
+    check_entries(&entries.items, |i| format!("line {}", entries.lines[i]))
+        .map_err(to_entry_error)?;
     Ok(BackupFile {
         version: JOURNAL_VERSION,
-        entries,
-        templates,
+        entries: entries.items,
+        templates: templates.items,
     })
+}
+
+/// The writes of one kind a journal opened, in order: an intent opens one under its key, and
+/// its outcome, later, says how it ended.
+struct Opened<K, T> {
+    items: Vec<T>,
+    /// The journal line of each item's intent, for errors.
+    lines: Vec<usize>,
+    index: std::collections::HashMap<K, usize>,
+}
+
+impl<K, T> Default for Opened<K, T> {
+    fn default() -> Self {
+        Opened {
+            items: Vec::new(),
+            lines: Vec::new(),
+            index: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, T> Opened<K, T> {
+    /// Open `item` under `key`; false when `key` was opened before.
+    fn intent(&mut self, key: K, line: usize, item: T) -> bool {
+        if self.index.contains_key(&key) {
+            return false;
+        }
+        self.index.insert(key, self.items.len());
+        self.items.push(item);
+        self.lines.push(line);
+        true
+    }
+
+    /// The item opened under `key`, to record its outcome.
+    fn outcome(&mut self, key: &K) -> Option<&mut T> {
+        self.index.get(key).map(|&i| &mut self.items[i])
+    }
 }
 
 fn recorded(result: WriteResult) -> Recorded {
