@@ -110,16 +110,19 @@ impl Pacer {
         let got_through = self.successes.len() as f64 / MEASURE.as_secs_f64();
         match &mut self.state {
             State::Unpaced { recent } => {
-                *recent = (*recent << 1 | u32::from(throttled)) & ((1 << FLOOD_WINDOW) - 1);
                 let heard = |w: u64| {
                     let recent = (w << 1 | u64::from(throttled)) & (QUOTA_KNOWN - 1);
                     let flood = recent.count_ones() >= RUN_FLOOD;
                     Some(recent | if flood { QUOTA_KNOWN } else { w & QUOTA_KNOWN })
                 };
-                // Only once this account-region was throttled: its burst is spent.
+                // Only answers that follow a throttle of this account-region (its burst is
+                // spent). Not the first throttle itself: every account-region would add one
+                // throttle that way, and a run's account-regions, starting together under
+                // random throttling, would flood the pool with them.
                 if *recent != 0 {
                     let _ = self.run.fetch_update(Relaxed, Relaxed, heard);
                 }
+                *recent = (*recent << 1 | u32::from(throttled)) & ((1 << FLOOD_WINDOW) - 1);
                 let quota = self.run.load(Relaxed) & QUOTA_KNOWN != 0;
                 if recent.count_ones() >= FLOOD_THROTTLES || throttled && quota {
                     self.pace(now, got_through);
@@ -134,6 +137,13 @@ impl Pacer {
                 ..
             } => {
                 if sent < *since {
+                    return;
+                }
+                if throttled && *rate <= *floor {
+                    // A quota stops throttling long before the floor: this is other clients'
+                    // traffic (or the flood was), so the pace is not what throttles.
+                    tracing::debug!(rate = *rate, "throttled at the floor: unpaced");
+                    self.state = State::Unpaced { recent: 0 };
                     return;
                 }
                 if throttled {
@@ -369,6 +379,74 @@ mod tests {
                 sum / 200.0
             );
             assert_eq!(paced, 0, "{latency} ms: {paced} of 200 runs paced");
+        }
+    }
+    #[test]
+    fn account_regions_starting_together_under_random_throttling_never_pool_a_flood() {
+        // 40 account-regions answered in turn, as a run's first calls come back, 30% of
+        // answers throttled at random: the pool must not take that for a quota.
+        for seed in 0..100 {
+            let run = Arc::new(AtomicU64::new(0));
+            let mut pacers: Vec<Pacer> = (0..40).map(|_| Pacer::new(run.clone())).collect();
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let now = Instant::now();
+            for _ in 0..100 {
+                for pacer in &mut pacers {
+                    pacer.record(now, now, rng.f64() < 0.3);
+                }
+            }
+            assert_eq!(run.load(Relaxed) & QUOTA_KNOWN, 0, "seed {seed}");
+        }
+        // The same pool does learn a quota: answers past a burst are mostly throttles.
+        let run = Arc::new(AtomicU64::new(0));
+        let mut pacers: Vec<Pacer> = (0..40).map(|_| Pacer::new(run.clone())).collect();
+        let now = Instant::now();
+        for _ in 0..2 {
+            for pacer in &mut pacers {
+                pacer.record(now, now, true);
+            }
+        }
+        assert_ne!(run.load(Relaxed) & QUOTA_KNOWN, 0);
+    }
+
+    #[test]
+    fn a_false_flood_under_random_throttling_is_undone_at_the_floor() {
+        for latency in LATENCIES {
+            let job = Job {
+                calls: 300,
+                in_flight: 8,
+                latency: Duration::from_millis(latency),
+                seed: 0,
+            };
+            let mut worst_random = 0.0f64;
+            let mut worst_flooded = 0.0f64;
+            for seed in 0..20 {
+                let job = Job { seed, ..job };
+                let mut rng = fastrand::Rng::with_seed(seed);
+                let stats = job.run(&mut pacer(false), |_| rng.f64() < 0.3);
+                worst_random = worst_random.max(stats.time.as_secs_f64());
+                // The first 16 answers throttled (a flood), then the same random 30%.
+                let mut rng = fastrand::Rng::with_seed(seed);
+                let mut sent = 0;
+                let mut pacer = pacer(false);
+                let stats = job.run(&mut pacer, |_| {
+                    sent += 1;
+                    sent <= FLOOD_THROTTLES || rng.f64() < 0.3
+                });
+                worst_flooded = worst_flooded.max(stats.time.as_secs_f64());
+                assert!(
+                    pacer.rate().is_none(),
+                    "{latency} ms, seed {seed}: still paced"
+                );
+            }
+            println!("{latency} ms: random 30% {worst_random:.2} s, after a false flood {worst_flooded:.2} s");
+            // Paced until a throttle at the floor (a few calls at 0.5/s when nothing got
+            // through), then unpaced: seconds, not the ten minutes that 300 calls at the floor
+            // would take.
+            assert!(
+                worst_flooded < worst_random + 60.0,
+                "{latency} ms: {worst_flooded:.2} s against {worst_random:.2} s"
+            );
         }
     }
 }
