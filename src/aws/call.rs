@@ -252,10 +252,10 @@ impl Calls {
                 // first, not as another call.
                 self.run.stats.attempt_was_retry(operation);
             }
-            let endpoint = if operation.starts_with("tagging:") {
-                &self.endpoints.tagging
-            } else {
-                &self.endpoints.ecr
+            // Tag pages are the Resource Groups Tagging API's; every other class is ECR's.
+            let endpoint = match class {
+                CallClass::TagPage => &self.endpoints.tagging,
+                CallClass::Read | CallClass::Write => &self.endpoints.ecr,
             };
             let result = result.map_err(|e| AwsError::from_sdk(operation, &e, endpoint));
             if self.run.own_retries {

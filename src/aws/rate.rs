@@ -130,12 +130,23 @@ impl Pacer {
             }
             State::Paced {
                 rate,
+                next,
                 floor,
                 step,
                 since,
                 successes,
-                ..
             } => {
+                let lower = got_through * CUT;
+                if !throttled && lower > *rate {
+                    // Half of what got through is at or under the quota (see `CUT`). A pace
+                    // under it was started before the answers of calls sent unpaced came
+                    // back (a throttle can come back sooner than a success): it starts again
+                    // from there.
+                    let next = (*next).min(now + Duration::from_secs_f64(1.0 / lower));
+                    tracing::debug!(rate = lower, "raised to half of what got through");
+                    self.state = paced(lower, next, now);
+                    return;
+                }
                 if sent < *since {
                     return;
                 }
@@ -170,14 +181,20 @@ impl Pacer {
         // The quota's bucket is empty: the first call waits for a token, as the others, and
         // calls sent before it (slots taken unpaced) say nothing of the pace.
         let next = now + Duration::from_secs_f64(1.0 / rate);
-        self.state = State::Paced {
-            rate,
-            next,
-            floor: (rate * FLOOR_SHARE).max(MIN_RATE),
-            step: rate * RAISE,
-            since: next,
-            successes: 0,
-        };
+        self.state = paced(rate, next, next);
+    }
+}
+
+/// Paced from `rate`, its first pace: the floor and the raise step follow from it. Answers to
+/// calls sent before `since` say nothing of it.
+fn paced(rate: f64, next: Instant, since: Instant) -> State {
+    State::Paced {
+        rate,
+        next,
+        floor: (rate * FLOOR_SHARE).max(MIN_RATE),
+        step: rate * RAISE,
+        since,
+        successes: 0,
     }
 }
 
@@ -217,7 +234,8 @@ mod tests {
 
     /// One account-region's class as `Calls::call` runs it: `calls` calls, at most
     /// `in_flight` at once; a call asks the pacer once it holds a place and gives it back
-    /// while it waits; each answer comes `latency` after its send; a throttled call waits
+    /// while it waits; each answer comes `latency` after its send (a throttle at once with
+    /// `quick_throttles`: turned away at the door of a busy service); a throttled call waits
     /// out the backoff, holding no place, and goes again. Returns (makespan, attempts,
     /// throttled).
     #[derive(Clone, Copy)]
@@ -225,19 +243,21 @@ mod tests {
         calls: u32,
         in_flight: u32,
         latency: Duration,
+        quick_throttles: bool,
         seed: u64,
     }
 
     impl Job {
         fn run(&self, pacer: &mut Pacer, mut throttle: impl FnMut(Instant) -> bool) -> Stats {
-            // (when, order, retry, answer: Some(throttled)) ; answer None = wants to send.
+            // (when, order, retry, answer: Some((throttled, sent))); None = wants to send.
             let mut events = BinaryHeap::new();
             let start = Instant::now();
             let mut order = 0u64;
-            let mut push = |events: &mut BinaryHeap<_>, at, retry: u32, answer: Option<bool>| {
-                order += 1;
-                events.push(Reverse((at, order, retry, answer)));
-            };
+            let mut push =
+                |events: &mut BinaryHeap<_>, at, retry: u32, answer: Option<(bool, Instant)>| {
+                    order += 1;
+                    events.push(Reverse((at, order, retry, answer)));
+                };
             for _ in 0..self.calls.min(self.in_flight) {
                 push(&mut events, start, 0, None);
             }
@@ -254,13 +274,18 @@ mod tests {
                             free -= 1;
                             stats.attempts += 1;
                             let t = throttle(now);
-                            push(&mut events, now + self.latency, retry, Some(t));
+                            let latency = if t && self.quick_throttles {
+                                Duration::from_millis(1)
+                            } else {
+                                self.latency
+                            };
+                            push(&mut events, now + latency, retry, Some((t, now)));
                         }
                     },
-                    Some(t) => {
+                    Some((t, sent)) => {
                         free += 1;
                         stats.time = now - start;
-                        pacer.record(now - self.latency, now, t);
+                        pacer.record(sent, now, t);
                         if t {
                             stats.throttled += 1;
                             let wait = backoff(retry, rng.f64());
@@ -307,6 +332,7 @@ mod tests {
                 calls: 500,
                 in_flight: 8,
                 latency: Duration::from_millis(latency),
+                quick_throttles: false,
                 seed: 1,
             };
             let mut pacer = pacer(true);
@@ -330,6 +356,7 @@ mod tests {
                         calls,
                         in_flight: 8,
                         latency: Duration::from_millis(latency),
+                        quick_throttles: false,
                         seed,
                     };
                     // The account-region that floods first, then the others.
@@ -351,12 +378,43 @@ mod tests {
     }
 
     #[test]
+    fn a_pace_started_before_anything_got_through_rises_to_what_then_gets_through() {
+        // A busy service: successes come back after a second, throttles at once. With twice
+        // the quota in flight, the first throttle comes back before any success, so pacing
+        // starts at the minimum; the burst's successes then show what gets through.
+        for quota in [5.0, 20.0, 100.0] {
+            let (mut worst, mut slowest) = (0.0f64, 0.0f64);
+            for seed in 0..10 {
+                let calls = (quota * 10.0) as u32;
+                let job = Job {
+                    calls,
+                    in_flight: (quota * 2.0) as u32,
+                    latency: Duration::from_secs(1),
+                    quick_throttles: true,
+                    seed,
+                };
+                // The best any client does: the burst at once, the rest at the quota, and
+                // the last answer a second later.
+                let best = (f64::from(calls) - quota) / quota + 1.0;
+                for known in [false, true] {
+                    let stats = job.run(&mut pacer(known), bucket(quota, 1.0));
+                    worst = worst.max(stats.share());
+                    slowest = slowest.max(stats.time.as_secs_f64() / best);
+                }
+            }
+            println!("quota {quota}/s, answers in 1 s, throttles at once: throttled {worst:.3}, {slowest:.2}x the best time");
+            assert!(slowest < 2.0, "quota {quota}: {slowest:.2}x the best time");
+        }
+    }
+
+    #[test]
     fn random_throttling_is_left_to_retries() {
         for latency in LATENCIES {
             let job = Job {
                 calls: 100,
                 in_flight: 8,
                 latency: Duration::from_millis(latency),
+                quick_throttles: false,
                 seed: 0,
             };
             let base = job.run(&mut pacer(false), |_| false).time.as_secs_f64();
@@ -416,6 +474,7 @@ mod tests {
                 calls: 300,
                 in_flight: 8,
                 latency: Duration::from_millis(latency),
+                quick_throttles: false,
                 seed: 0,
             };
             let mut worst_random = 0.0f64;
