@@ -248,6 +248,18 @@ mod tests {
     }
 
     impl Job {
+        /// `calls` calls of `latency_ms`, 8 in flight (the default per-account-region cap),
+        /// throttles answered as late as successes.
+        fn new(calls: u32, latency_ms: u64, seed: u64) -> Job {
+            Job {
+                calls,
+                in_flight: 8,
+                latency: Duration::from_millis(latency_ms),
+                quick_throttles: false,
+                seed,
+            }
+        }
+
         fn run(&self, pacer: &mut Pacer, mut throttle: impl FnMut(Instant) -> bool) -> Stats {
             // (when, order, retry, answer: Some((throttled, sent))); None = wants to send.
             let mut events = BinaryHeap::new();
@@ -328,13 +340,7 @@ mod tests {
     #[test]
     fn a_quiet_class_is_never_paced() {
         for latency in LATENCIES {
-            let job = Job {
-                calls: 500,
-                in_flight: 8,
-                latency: Duration::from_millis(latency),
-                quick_throttles: false,
-                seed: 1,
-            };
+            let job = Job::new(500, latency, 1);
             let mut pacer = pacer(true);
             let stats = job.run(&mut pacer, |_| false);
             assert_eq!(stats.throttled, 0);
@@ -352,13 +358,7 @@ mod tests {
                 for seed in 0..10 {
                     // Enough calls for ten seconds at the quota.
                     let calls = (quota * 10.0) as u32;
-                    let job = Job {
-                        calls,
-                        in_flight: 8,
-                        latency: Duration::from_millis(latency),
-                        quick_throttles: false,
-                        seed,
-                    };
+                    let job = Job::new(calls, latency, seed);
                     // The account-region that floods first, then the others.
                     first = first.max(job.run(&mut pacer(false), bucket(quota, 1.0)).share());
                     let stats = job.run(&mut pacer(true), bucket(quota, 1.0));
@@ -387,11 +387,9 @@ mod tests {
             for seed in 0..10 {
                 let calls = (quota * 10.0) as u32;
                 let job = Job {
-                    calls,
                     in_flight: (quota * 2.0) as u32,
-                    latency: Duration::from_secs(1),
                     quick_throttles: true,
-                    seed,
+                    ..Job::new(calls, 1000, seed)
                 };
                 // The best any client does: the burst at once, the rest at the quota, and
                 // the last answer a second later.
@@ -410,13 +408,7 @@ mod tests {
     #[test]
     fn random_throttling_is_left_to_retries() {
         for latency in LATENCIES {
-            let job = Job {
-                calls: 100,
-                in_flight: 8,
-                latency: Duration::from_millis(latency),
-                quick_throttles: false,
-                seed: 0,
-            };
+            let job = Job::new(100, latency, 0);
             let base = job.run(&mut pacer(false), |_| false).time.as_secs_f64();
             let (mut sum, mut worst) = (0.0, 0.0f64);
             let mut paced = 0;
@@ -470,13 +462,7 @@ mod tests {
     #[test]
     fn a_false_flood_under_random_throttling_is_undone_at_the_floor() {
         for latency in LATENCIES {
-            let job = Job {
-                calls: 300,
-                in_flight: 8,
-                latency: Duration::from_millis(latency),
-                quick_throttles: false,
-                seed: 0,
-            };
+            let job = Job::new(300, latency, 0);
             let mut worst_random = 0.0f64;
             let mut worst_flooded = 0.0f64;
             for seed in 0..20 {
