@@ -122,6 +122,8 @@ pub struct Calls {
 pub struct Endpoints {
     pub ecr: String,
     pub tagging: String,
+    /// The account-region, `account/region`, for logs.
+    pub target: String,
 }
 
 /// Retries back off with full jitter from this base, up to this cap (see
@@ -259,7 +261,8 @@ impl Calls {
             };
             let result = result.map_err(|e| AwsError::from_sdk(operation, &e, endpoint));
             if self.run.own_retries {
-                let _span = tracing::debug_span!("pace", ?class).entered();
+                let _span =
+                    tracing::debug_span!("pace", target = %self.endpoints.target, ?class).entered();
                 let throttled = result.as_ref().is_err_and(AwsError::is_throttling);
                 self.pacer(class).record(sent, Instant::now(), throttled);
             }
@@ -293,6 +296,7 @@ mod tests {
         let endpoints = Endpoints {
             ecr: "http://127.0.0.1:1".to_string(),
             tagging: "http://127.0.0.1:1".to_string(),
+            target: "123456789012/us-east-1".to_string(),
         };
         let calls = Calls::new(&run, endpoints);
         // As production starts: unpaced, there is no token to take; the call asks when sent.

@@ -231,6 +231,7 @@ impl Aws {
                 Endpoints {
                     ecr: self.endpoint("api.ecr", region),
                     tagging: self.endpoint("tagging", region),
+                    target: format!("{account_id}/{region}"),
                 },
             ),
         }

@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 
 /// What got through is counted over this span: about what a quota's bucket holds.
 const MEASURE: Duration = Duration::from_secs(1);
-/// Multiplicative decrease; pacing starts at this share of what got through (at or under
-/// the quota, since that count is between the quota and twice it).
-const CUT: f64 = 0.5;
+/// Multiplicative decrease, as CUBIC and the AWS SDKs' adaptive mode.
+const CUT: f64 = 0.7;
 /// Cuts stop at this share of the first pace: a quota stops throttling long before.
 const FLOOR_SHARE: f64 = 0.5;
 /// Additive increase: this share of the first pace per `RAISE_AFTER` successes. Counted in
@@ -61,6 +60,8 @@ pub struct Pacer {
     successes: VecDeque<Instant>,
     /// What the run heard in this class (see `RUN_WINDOW`).
     run: Arc<AtomicU64>,
+    /// When the first call of this class was sent.
+    started: Option<Instant>,
 }
 
 impl Pacer {
@@ -70,6 +71,7 @@ impl Pacer {
             state: State::Unpaced { recent: 0 },
             successes: VecDeque::new(),
             run,
+            started: None,
         }
     }
 
@@ -97,6 +99,8 @@ impl Pacer {
 
     /// The answer, at `now`, of a call sent at `sent`.
     pub fn record(&mut self, sent: Instant, now: Instant, throttled: bool) {
+        let started = self.started.map_or(sent, |s| s.min(sent));
+        self.started = Some(started);
         if !throttled {
             self.successes.push_back(now);
         }
@@ -108,6 +112,10 @@ impl Pacer {
             self.successes.pop_front();
         }
         let got_through = self.successes.len() as f64 / MEASURE.as_secs_f64();
+        // At a throttle the quota's bucket is empty: what got through over the last `span`
+        // is at most a bucket (`MEASURE` of the quota) plus what refilled over `span`.
+        let span = now.saturating_duration_since(started).min(MEASURE);
+        let under = self.successes.len() as f64 / (MEASURE + span).as_secs_f64();
         match &mut self.state {
             State::Unpaced { recent } => {
                 let heard = |w: u64| {
@@ -123,9 +131,12 @@ impl Pacer {
                     let _ = self.run.fetch_update(Relaxed, Relaxed, heard);
                 }
                 *recent = (*recent << 1 | u32::from(throttled)) & ((1 << FLOOD_WINDOW) - 1);
+                // Once the run knows the class has a quota, the first throttle after something
+                // got through (there is something to measure) starts the pace.
                 let quota = self.run.load(Relaxed) & QUOTA_KNOWN != 0;
-                if recent.count_ones() >= FLOOD_THROTTLES || throttled && quota {
-                    self.pace(now, got_through);
+                let measured = !self.successes.is_empty();
+                if recent.count_ones() >= FLOOD_THROTTLES || throttled && quota && measured {
+                    self.pace(now, under);
                 }
             }
             State::Paced {
@@ -136,15 +147,13 @@ impl Pacer {
                 since,
                 successes,
             } => {
-                let lower = got_through * CUT;
-                if !throttled && lower > *rate {
-                    // Half of what got through is at or under the quota (see `CUT`). A pace
-                    // under it was started before the answers of calls sent unpaced came
-                    // back (a throttle can come back sooner than a success): it starts again
-                    // from there.
-                    let next = (*next).min(now + Duration::from_secs_f64(1.0 / lower));
-                    tracing::debug!(rate = lower, "raised to half of what got through");
-                    self.state = paced(lower, next, now);
+                if !throttled && under > *rate {
+                    // A pace under what got through, measured as at its start, was started
+                    // before the answers of calls sent unpaced came back (a throttle can come
+                    // back sooner than a success): it starts again from there.
+                    let next = (*next).min(now + Duration::from_secs_f64(1.0 / under));
+                    tracing::debug!(rate = under, "raised to what got through");
+                    self.state = paced(under, next, now);
                     return;
                 }
                 if sent < *since {
@@ -167,6 +176,7 @@ impl Pacer {
                         return;
                     }
                     *rate += *step;
+                    tracing::trace!(rate = *rate, "raised");
                 }
                 *since = now;
                 *successes = 0;
@@ -174,9 +184,9 @@ impl Pacer {
         }
     }
 
-    /// Start pacing under what got through.
-    fn pace(&mut self, now: Instant, got_through: f64) {
-        let rate = (got_through * CUT).max(MIN_RATE);
+    /// Start pacing at `under`, what got through measured at or under the quota.
+    fn pace(&mut self, now: Instant, under: f64) {
+        let rate = under.max(MIN_RATE);
         tracing::debug!(rate, "throttled: pacing");
         // The quota's bucket is empty: the first call waits for a token, as the others, and
         // calls sent before it (slots taken unpaced) say nothing of the pace.
@@ -373,6 +383,36 @@ mod tests {
                     "quota {quota}, {latency} ms: throttled {worst:.3}"
                 );
                 assert!(slowest < 2.0, "quota {quota}, {latency} ms: {slowest:.2}x");
+            }
+        }
+    }
+
+    #[test]
+    fn the_first_pace_is_at_or_under_the_quota_and_near_it() {
+        // Calls at four times the quota, answered at once, in a run that knows the class has
+        // a quota; `quiet` seconds at half the quota first (the bucket stays full).
+        for quota in [5.0, 20.0, 100.0] {
+            for quiet in [0.0, 3.0] {
+                let mut pacer = pacer(true);
+                let mut throttle = bucket(quota, 1.0);
+                let start = Instant::now();
+                let mut now = start;
+                while pacer.rate().is_none() {
+                    let gap = if now - start < Duration::from_secs_f64(quiet) {
+                        2.0
+                    } else {
+                        0.25
+                    };
+                    now += Duration::from_secs_f64(gap / quota);
+                    pacer.record(now, now, throttle(now));
+                }
+                let rate = pacer.rate().unwrap_or_default();
+                println!("quota {quota}/s, {quiet} s at half of it first: paced at {rate:.2}/s");
+                assert!(rate <= quota, "quota {quota}, {quiet} s: {rate:.2}");
+                // From a standing start the span of the count is short: the pace is close.
+                if quiet == 0.0 {
+                    assert!(rate >= 0.75 * quota, "quota {quota}: {rate:.2}");
+                }
             }
         }
     }
