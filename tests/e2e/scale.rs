@@ -396,11 +396,12 @@ fn apply_under(load: LoadRules) -> (u64, u64) {
 fn apply_meets_quotas_with_few_throttles() {
     // Per account-region: reads 20/s, puts 5/s, tag pages 5/s, a second of burst.
     let (calls, throttled) = apply_under(LoadRules::quotas(Quotas::default()));
-    // Unpaced, about 60% of this fleet's calls are throttled; paced, 20 to 25%. With about
+    // Unpaced, about 60% of this fleet's calls are throttled; paced, 20 to 24%. With about
     // 15 writes per account-region, learning the quota (a flood of 16 throttles in 20
     // answers in the first account-region of a class, a few throttles in each other one
     // until the run's pool knows) is a large share of few calls; the benchmark's 4,000
-    // repositories see 7 to 9%. A slower machine only makes fewer calls go over.
+    // repositories see 4 to 7%. A slower machine only makes fewer calls go over.
+    println!("{throttled} of {calls} calls throttled");
     assert!(
         throttled * 3 <= calls,
         "{throttled} of {calls} calls throttled"
