@@ -302,10 +302,12 @@ mod tests {
         // As production starts: unpaced, there is no token to take; the call asks when sent.
         let slot = calls.take_slot(CallClass::Read).await;
         assert!(matches!(slot.first, FirstAttempt::Paced));
-        // Paced after a throttle (the run knows reads have a quota): three re-checks riding
-        // on write slots reserve the next three tokens, and the next read waits for them.
+        // Paced after a success and a throttle (the run knows reads have a quota): three
+        // re-checks riding on write slots reserve the next three tokens, and the next read
+        // waits for them.
         run.heard[CallClass::Read as usize].store(QUOTA_KNOWN, Ordering::Relaxed);
         let start = Instant::now();
+        calls.pacer(CallClass::Read).record(start, start, false);
         calls.pacer(CallClass::Read).record(start, start, true);
         let limit = calls.pacer(CallClass::Read).rate().unwrap();
         for _ in 0..3 {
