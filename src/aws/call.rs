@@ -114,7 +114,8 @@ pub struct Calls {
     local: Arc<Semaphore>,
     /// One pacer per [`CallClass`] (see [`super::rate`]).
     pacers: Arc<[Mutex<Pacer>; 3]>,
-    /// Where requests go, for errors that never reached the service.
+    /// Where requests go, for errors that never reached the service, and the account-region
+    /// they are for, for logs.
     endpoints: Arc<Endpoints>,
 }
 
