@@ -164,18 +164,31 @@ impl Calls {
     }
 
     /// Take a send slot of `class` ahead of the call it is for ([`Calls::call_in`]), so that
-    /// what must happen just before that call (a write's re-check) goes at its pace. Unpaced,
-    /// there is no pace to keep: the call asks when it is sent, as any other.
+    /// what must happen just before that call (a write's re-check) goes at its pace. It waits
+    /// in line with the class's calls, so a pace that changes meanwhile applies to it (a
+    /// token reserved ahead would keep the pace of when it was reserved). Unpaced, there is
+    /// no pace to keep: the call asks when it is sent, as any other.
     pub async fn take_slot(&self, class: CallClass) -> Slot {
-        let now = Instant::now();
-        let wait = self.run.own_retries.then(|| self.pacer(class).reserve(now));
-        let Some(wait) = wait.flatten() else {
-            return Slot::paced(class);
-        };
-        tokio::time::sleep(wait).await;
-        Slot {
-            class,
-            first: FirstAttempt::Taken,
+        loop {
+            if !self.run.own_retries || self.run.stop.is_set() {
+                return Slot::paced(class);
+            }
+            let wait = {
+                let mut pacer = self.pacer(class);
+                if !pacer.is_paced() {
+                    return Slot::paced(class);
+                }
+                pacer.try_send(Instant::now())
+            };
+            match wait {
+                Ok(()) => {
+                    return Slot {
+                        class,
+                        first: FirstAttempt::Taken,
+                    }
+                }
+                Err(wait) => tokio::time::sleep(wait).await,
+            }
         }
     }
 
@@ -287,8 +300,7 @@ mod tests {
     use super::*;
     use crate::aws::rate::QUOTA_KNOWN;
 
-    #[tokio::test]
-    async fn slots_and_riding_calls_reserve_tokens_ahead_of_their_class() {
+    fn gate() -> (RunLimits, Calls) {
         let run = RunLimits::new(
             &ExecutionLimits::default(),
             ApiStats::default(),
@@ -300,6 +312,12 @@ mod tests {
             target: "123456789012/us-east-1".to_string(),
         };
         let calls = Calls::new(&run, endpoints);
+        (run, calls)
+    }
+
+    #[tokio::test]
+    async fn slots_and_riding_calls_reserve_tokens_ahead_of_their_class() {
+        let (run, calls) = gate();
         // As production starts: unpaced, there is no token to take; the call asks when sent.
         let slot = calls.take_slot(CallClass::Read).await;
         assert!(matches!(slot.first, FirstAttempt::Paced));
@@ -318,6 +336,36 @@ mod tests {
         assert!(wait.as_secs_f64() > 3.5 / limit, "{wait:?} at {limit}/s");
         // Writes are a class of their own: untouched.
         assert!(calls.pacer(CallClass::Write).try_send(start).is_ok());
+    }
+
+    #[tokio::test]
+    async fn writes_waiting_for_their_slot_go_at_the_pace_of_when_they_go() {
+        let (run, calls) = gate();
+        run.heard[CallClass::Write as usize].store(QUOTA_KNOWN, Ordering::Relaxed);
+        let start = Instant::now();
+        let write = || calls.pacer(CallClass::Write);
+        for _ in 0..2 {
+            write().record(start, start, false);
+        }
+        write().record(start, start, true);
+        let rate = write().rate().unwrap();
+        assert!((1.5..=2.0).contains(&rate), "paced at {rate}/s");
+        // Four writes wait for their slots; then the pace rises to what gets through.
+        let slots = futures::future::join_all((0..4).map(|_| calls.take_slot(CallClass::Write)));
+        let raise = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = Instant::now();
+            for _ in 0..100 {
+                write().record(now, now, false);
+            }
+            assert!(write().rate().unwrap() > 50.0);
+        };
+        let (slots, ()) = tokio::join!(slots, raise);
+        assert!(slots.iter().all(|s| matches!(s.first, FirstAttempt::Taken)));
+        // Reserved at 2/s they would go over 1.5 s (and more at a lower start); waiting in
+        // line, the first goes at the old pace's next token and the rest at the new pace.
+        let took = start.elapsed();
+        assert!(took < Duration::from_millis(1200), "{took:?}");
     }
 
     #[test]

@@ -75,6 +75,11 @@ impl Pacer {
         }
     }
 
+    /// Whether calls wait for a pace.
+    pub fn is_paced(&self) -> bool {
+        matches!(self.state, State::Paced { .. })
+    }
+
     /// A call may be sent at `now` (and is counted as sent), or must wait this long.
     pub fn try_send(&mut self, now: Instant) -> Result<(), Duration> {
         match self.state {

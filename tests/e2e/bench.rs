@@ -41,7 +41,7 @@
 //!
 //! `ECR_FLEET_BENCH_BIN` runs another ecr-fleet binary (an optimized build),
 //! `ECR_FLEET_BENCH_EXECUTION` adds `[execution]` settings to its config, and
-//! `ECR_FLEET_BENCH_STDERR` names a directory that keeps each step's stderr.
+//! `ECR_FLEET_BENCH_STDERR` names a directory that keeps each step's stderr and report.
 //!
 //! `scale_benchmark` runs against the synthetic server (`ecr_fleet_sim`) with
 //! `ECR_FLEET_BENCH_SYNTH_ACCOUNTS` (20) x 2 regions x `ECR_FLEET_BENCH_SYNTH_REPOS` (500)
@@ -491,6 +491,9 @@ fn ecr_fleet_steps(
             let path = Path::new(&dir).join(format!("{step}.log"));
             std::fs::write(&path, &output.stderr)
                 .unwrap_or_else(|e| panic!("ECR_FLEET_BENCH_STDERR: {}: {e}", path.display()));
+            let report = Path::new(&dir).join(format!("{step}.json"));
+            std::fs::write(&report, &output.stdout)
+                .unwrap_or_else(|e| panic!("ECR_FLEET_BENCH_STDERR: {}: {e}", report.display()));
         }
         let writes = counters.writes();
         let check = (step != "plan").then(|| fleet.verify(&read_back(), &writes));
