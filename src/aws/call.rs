@@ -1,8 +1,8 @@
 //! Every ECR and tagging call of an account-region goes through [`Calls::call`]: the stop flag
-//! is checked, the call runs under the global and per-account-region caps, its class's pacer
-//! ([`super::rate`]) may hold it back, and it is retried with full-jitter exponential backoff.
-//! A call waiting for its pace or its retry holds no permit, so a throttled account-region
-//! never starves the others. The design: `docs/rate-control.md`.
+//! is checked, the call runs under the global and per-account-region caps (writes go first at
+//! the latter), its class's pacer ([`super::rate`]) may hold it back, and it is retried with
+//! full-jitter exponential backoff. A call waiting for its pace or its retry holds no permit,
+//! so a throttled account-region never starves the others. The design: `docs/rate-control.md`.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use priority_semaphore::{Priority, PrioritySemaphore};
 use tokio::sync::Semaphore;
 
 use super::error::AwsError;
@@ -52,8 +53,8 @@ pub struct Slot {
 enum FirstAttempt {
     /// It waits for the pace of its class, as retries do.
     Paced,
-    /// Its slot was taken ahead ([`Calls::take_slot`]).
-    Taken,
+    /// Its slot was taken ahead ([`Calls::take_slot`]), for a token due at this time.
+    Taken(Instant),
     /// On the next token of its class, reserved (see [`Slot::riding`]).
     Riding,
 }
@@ -111,7 +112,9 @@ impl RunLimits {
 #[derive(Debug, Clone)]
 pub struct Calls {
     run: RunLimits,
-    local: Arc<Semaphore>,
+    /// The account-region's cap: writes (and their re-checks) are served before queued reads
+    /// (see `docs/rate-control.md`).
+    local: Arc<PrioritySemaphore>,
     /// One pacer per [`CallClass`] (see [`super::rate`]).
     pacers: Arc<[Mutex<Pacer>; 3]>,
     /// Where requests go, for errors that never reached the service, and the account-region
@@ -126,6 +129,10 @@ pub struct Endpoints {
     /// The account-region, `account/region`, for logs.
     pub target: String,
 }
+
+/// At the account-region's cap, waiting calls of the higher rank go first.
+const WRITES_RANK: Priority = 1;
+const READS_RANK: Priority = 0;
 
 /// Retries back off with full jitter from this base, up to this cap (see
 /// `docs/rate-control.md`): pacing meets quotas, so backoff only spreads retries.
@@ -144,7 +151,7 @@ impl Calls {
     pub fn new(run: &RunLimits, endpoints: Endpoints) -> Calls {
         Calls {
             run: run.clone(),
-            local: Arc::new(Semaphore::new(run.per_target)),
+            local: Arc::new(PrioritySemaphore::new(run.per_target)),
             pacers: Arc::new(
                 run.heard
                     .each_ref()
@@ -184,7 +191,7 @@ impl Calls {
                 Ok(()) => {
                     return Slot {
                         class,
-                        first: FirstAttempt::Taken,
+                        first: FirstAttempt::Taken(Instant::now()),
                     }
                 }
                 Err(wait) => tokio::time::sleep(wait).await,
@@ -222,13 +229,23 @@ impl Calls {
     {
         let class = slot.class;
         let mut first = slot.first;
+        // A repository's write (and its re-check, riding on the write's slot) goes before the
+        // reads of repositories not yet decided.
+        let rank = match (class, first) {
+            (CallClass::Write, _) | (_, FirstAttempt::Riding) => WRITES_RANK,
+            _ => READS_RANK,
+        };
         let mut retry = 0u32;
         loop {
             if self.run.stop.is_set() {
                 return Err(AwsError::interrupted(operation));
             }
             // Local first: a target at its own cap holds no global permit while it waits.
-            let local = self.local.acquire().await.expect("semaphore never closes");
+            let local = self
+                .local
+                .acquire(rank)
+                .await
+                .expect("semaphore never closes");
             let global = self
                 .run
                 .global
@@ -244,13 +261,16 @@ impl Calls {
                 let now = Instant::now();
                 let paced = match std::mem::replace(&mut first, FirstAttempt::Paced) {
                     FirstAttempt::Paced => self.pacer(class).try_send(now),
-                    FirstAttempt::Taken => Ok(()),
+                    // Gone late (its re-check was retried, say), it asks again: a token
+                    // spent long after it was due would be a burst on the quota's bucket.
+                    FirstAttempt::Taken(due) => self.pacer(class).redeem(due, now),
                     // It reserves the next token of its class, ahead of the calls that wait
                     // for one, and goes when it comes.
                     FirstAttempt::Riding => {
-                        first = FirstAttempt::Taken;
                         let wait = self.pacer(class).reserve(now);
-                        wait.filter(|w| !w.is_zero()).map_or(Ok(()), Err)
+                        let wait = wait.filter(|w| !w.is_zero());
+                        first = FirstAttempt::Taken(now + wait.unwrap_or_default());
+                        wait.map_or(Ok(()), Err)
                     }
                 };
                 // A call the pace holds back gives its permits back while it waits.
@@ -301,11 +321,11 @@ mod tests {
     use crate::aws::rate::QUOTA_KNOWN;
 
     fn gate() -> (RunLimits, Calls) {
-        let run = RunLimits::new(
-            &ExecutionLimits::default(),
-            ApiStats::default(),
-            Stop::default(),
-        );
+        gate_with(ExecutionLimits::default())
+    }
+
+    fn gate_with(limits: ExecutionLimits) -> (RunLimits, Calls) {
+        let run = RunLimits::new(&limits, ApiStats::default(), Stop::default());
         let endpoints = Endpoints {
             ecr: "http://127.0.0.1:1".to_string(),
             tagging: "http://127.0.0.1:1".to_string(),
@@ -361,11 +381,52 @@ mod tests {
             assert!(write().rate().unwrap() > 50.0);
         };
         let (slots, ()) = tokio::join!(slots, raise);
-        assert!(slots.iter().all(|s| matches!(s.first, FirstAttempt::Taken)));
+        assert!(slots
+            .iter()
+            .all(|s| matches!(s.first, FirstAttempt::Taken(_))));
         // Reserved at 2/s they would go over 1.5 s (and more at a lower start); waiting in
         // line, the first goes at the old pace's next token and the rest at the new pace.
         let took = start.elapsed();
         assert!(took < Duration::from_millis(1200), "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn writes_go_before_the_reads_queued_at_the_account_region_cap() {
+        use aws_sdk_ecr::operation::get_lifecycle_policy::GetLifecyclePolicyError;
+        type Answer = Result<(), SdkError<GetLifecyclePolicyError, HttpResponse>>;
+        let (_run, calls) = gate_with(ExecutionLimits {
+            per_region_concurrency: 1,
+            ..ExecutionLimits::default()
+        });
+        let order = Mutex::new(Vec::new());
+        let sent = |name: &'static str| {
+            let order = &order;
+            move || {
+                order.lock().unwrap().push(name);
+                async { Answer::Ok(()) }
+            }
+        };
+        // One call holds the only permit; three reads queue, then a write and a re-check
+        // riding on a write's slot.
+        let release = tokio::sync::Notify::new();
+        let holder = calls.call(CallClass::Read, "holder", || async {
+            release.notified().await;
+            Answer::Ok(())
+        });
+        let reads = futures::future::join_all(
+            (0..3).map(|_| calls.call(CallClass::Read, "read", sent("read"))),
+        );
+        let write = calls.call(CallClass::Write, "write", sent("write"));
+        let recheck = calls.call_in(Slot::riding(CallClass::Read), "re-check", sent("re-check"));
+        let free = async {
+            tokio::task::yield_now().await;
+            release.notify_one();
+        };
+        let (held, reads, write, recheck, ()) = tokio::join!(holder, reads, write, recheck, free);
+        assert!(held.is_ok() && write.is_ok() && recheck.is_ok());
+        assert!(reads.iter().all(Result::is_ok));
+        let order = order.into_inner().unwrap();
+        assert_eq!(order, ["write", "re-check", "read", "read", "read"]);
     }
 
     #[test]

@@ -16,6 +16,9 @@ const FLOOR_SHARE: f64 = 0.5;
 /// calls, so throttles are the same share of calls at any quota.
 const RAISE: f64 = 0.1;
 const RAISE_AFTER: u32 = 5;
+/// After a cut, a raise goes at least this share of the way back to what got through when
+/// cut (BIC's binary search increase): that rate is near the quota.
+const RECOVER: f64 = 0.5;
 /// Never paced below this many calls per second (as the AWS SDKs' adaptive mode).
 const MIN_RATE: f64 = 0.5;
 /// A flood: `FLOOD_THROTTLES` of the last `FLOOD_WINDOW` answers throttled. 30% random
@@ -44,6 +47,8 @@ pub enum State {
         floor: f64,
         /// Added per `RAISE_AFTER` successes (see `RAISE`).
         step: f64,
+        /// What got through when last cut (see `RECOVER`).
+        cut_from: f64,
         /// When the pace last changed: answers to calls sent before it say nothing of it.
         since: Instant,
         /// Successes of calls sent since then.
@@ -88,6 +93,17 @@ impl Pacer {
                 self.reserve(now);
                 Ok(())
             }
+        }
+    }
+
+    /// A call whose token was due at `due` may go at `now` until the token after it is due;
+    /// later, it asks for a new one ([`Pacer::try_send`]).
+    pub fn redeem(&mut self, due: Instant, now: Instant) -> Result<(), Duration> {
+        match self.state {
+            State::Paced { rate, .. } if now > due + Duration::from_secs_f64(1.0 / rate) => {
+                self.try_send(now)
+            }
+            _ => Ok(()),
         }
     }
 
@@ -149,6 +165,7 @@ impl Pacer {
                 next,
                 floor,
                 step,
+                cut_from,
                 since,
                 successes,
             } => {
@@ -173,14 +190,15 @@ impl Pacer {
                 }
                 if throttled {
                     // From what got through if less: an unused pace says nothing.
-                    *rate = (rate.min(got_through) * CUT).max(*floor);
+                    *cut_from = rate.min(got_through);
+                    *rate = (*cut_from * CUT).max(*floor);
                     tracing::debug!(rate = *rate, "throttled: cut");
                 } else {
                     *successes += 1;
                     if *successes < RAISE_AFTER {
                         return;
                     }
-                    *rate += *step;
+                    *rate += step.max((*cut_from - *rate) * RECOVER);
                     tracing::trace!(rate = *rate, "raised");
                 }
                 *since = now;
@@ -208,6 +226,7 @@ fn paced(rate: f64, next: Instant, since: Instant) -> State {
         next,
         floor: (rate * FLOOR_SHARE).max(MIN_RATE),
         step: rate * RAISE,
+        cut_from: 0.0,
         since,
         successes: 0,
     }
@@ -421,6 +440,70 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn after_a_cut_the_pace_goes_half_the_way_back_then_probes() {
+        for quota in [5.0, 20.0, 100.0] {
+            let mut pacer = pacer(true);
+            let start = Instant::now();
+            pacer.state = paced(quota, start, start);
+            let gap = Duration::from_secs_f64(1.0 / quota);
+            let mut now = start;
+            let mut answer = |pacer: &mut Pacer, throttled| {
+                now += gap;
+                pacer.record(now, now, throttled);
+            };
+            // A second of successes at the quota (the pace rises past it), then a throttle.
+            for _ in 0..quota as u32 {
+                answer(&mut pacer, false);
+            }
+            answer(&mut pacer, true);
+            let State::Paced {
+                rate: cut,
+                cut_from,
+                step,
+                ..
+            } = pacer.state
+            else {
+                panic!("quota {quota}: not paced");
+            };
+            // Cut from what got through in the last second, the quota.
+            assert!((cut_from - quota).abs() <= 1.0, "quota {quota}: {cut_from}");
+            assert!((cut - CUT * cut_from).abs() < 1e-9, "quota {quota}: {cut}");
+            let mut raised = [0.0; 2];
+            for r in &mut raised {
+                for _ in 0..RAISE_AFTER {
+                    answer(&mut pacer, false);
+                }
+                *r = pacer.rate().unwrap();
+            }
+            // Half the way back at once (a tenth of the first pace would be 0.8 of it)...
+            let half = cut + (cut_from - cut) / 2.0;
+            assert!((raised[0] - half).abs() < 1e-9, "quota {quota}: {raised:?}");
+            // ... then a step at most: past what throttled, slowly.
+            assert!(
+                raised[1] - raised[0] <= step + 1e-9,
+                "quota {quota}: {raised:?}"
+            );
+            assert!(raised[1] >= 0.9 * cut_from, "quota {quota}: {raised:?}");
+        }
+    }
+
+    #[test]
+    fn a_token_spent_late_asks_for_a_new_one() {
+        let mut pacer = pacer(true);
+        let start = Instant::now();
+        pacer.state = paced(10.0, start, start);
+        let interval = Duration::from_millis(100);
+        assert!(pacer.try_send(start).is_ok());
+        // Spent before the next token is due: it goes.
+        assert!(pacer.redeem(start, start + interval / 2).is_ok());
+        // Another call takes the next token; spent after that one was due, the first token
+        // asks again and waits for the one after.
+        assert!(pacer.try_send(start + interval).is_ok());
+        let wait = pacer.redeem(start, start + interval * 3 / 2).unwrap_err();
+        assert!((wait.as_secs_f64() - 0.05).abs() < 1e-6, "{wait:?}");
     }
 
     #[test]
