@@ -176,22 +176,26 @@ impl Calls {
     /// token reserved ahead would keep the pace of when it was reserved). Unpaced, there is
     /// no pace to keep: the call asks when it is sent, as any other.
     pub async fn take_slot(&self, class: CallClass) -> Slot {
+        if !self.run.own_retries {
+            return Slot::paced(class);
+        }
         loop {
-            if !self.run.own_retries || self.run.stop.is_set() {
+            if self.run.stop.is_set() {
                 return Slot::paced(class);
             }
+            let now = Instant::now();
             let wait = {
                 let mut pacer = self.pacer(class);
                 if !pacer.is_paced() {
                     return Slot::paced(class);
                 }
-                pacer.try_send(Instant::now())
+                pacer.try_send(now)
             };
             match wait {
                 Ok(()) => {
                     return Slot {
                         class,
-                        first: FirstAttempt::Taken(Instant::now()),
+                        first: FirstAttempt::Taken(now),
                     }
                 }
                 Err(wait) => tokio::time::sleep(wait).await,

@@ -486,14 +486,13 @@ fn ecr_fleet_steps(
     ] {
         counters.reset();
         let (output, peak) = ws.ecr_fleet(endpoint, args);
-        // To see what the run logged (with RUST_LOG), keep its stderr.
+        // To see what the run logged (with RUST_LOG) and reported, keep its stderr and stdout.
         if let Some(dir) = std::env::var_os("ECR_FLEET_BENCH_STDERR") {
-            let path = Path::new(&dir).join(format!("{step}.log"));
-            std::fs::write(&path, &output.stderr)
-                .unwrap_or_else(|e| panic!("ECR_FLEET_BENCH_STDERR: {}: {e}", path.display()));
-            let report = Path::new(&dir).join(format!("{step}.json"));
-            std::fs::write(&report, &output.stdout)
-                .unwrap_or_else(|e| panic!("ECR_FLEET_BENCH_STDERR: {}: {e}", report.display()));
+            for (extension, text) in [("log", &output.stderr), ("json", &output.stdout)] {
+                let path = Path::new(&dir).join(format!("{step}.{extension}"));
+                std::fs::write(&path, text)
+                    .unwrap_or_else(|e| panic!("ECR_FLEET_BENCH_STDERR: {}: {e}", path.display()));
+            }
         }
         let writes = counters.writes();
         let check = (step != "plan").then(|| fleet.verify(&read_back(), &writes));
