@@ -28,7 +28,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 SINGLE = ROOT / "deploy" / "buildspec.yml"
 BATCH = ROOT / "deploy" / "buildspec-batch.yml"
-VERSION = "0.2.0"
+VERSION = "0.3.0"
 BUCKET = "fleet-bucket"
 
 AWS_STUB = r'''#!/usr/bin/env python3
@@ -91,7 +91,7 @@ args = sys.argv[1:]
 with open(os.environ["STUB_LOG"], "a") as log:
     log.write(json.dumps(args) + "\n")
 if args == ["--version"]:
-    print(f"ecr-fleet {os.environ.get('STUB_VERSION', '0.2.0')} (0123abc 2026-11-25)")
+    print(f"ecr-fleet {os.environ.get('STUB_VERSION', '0.3.0')} (0123abc 2026-11-25)")
     sys.exit(0)
 if args[0] == "validate":
     sys.exit(int(os.environ.get("STUB_VALIDATE_EXIT", "0")))
@@ -298,7 +298,7 @@ def test_checksum_mismatch_stops_before_anything_runs():
 def test_wrong_version_stops_the_build():
     w = World(binary_version="0.2.1")
     b = w.single()
-    check(b.failed_phase == "install" and "is not ecr-fleet 0.2.0" in b.output, b.output)
+    check(b.failed_phase == "install" and "is not ecr-fleet 0.3.0" in b.output, b.output)
 
 
 def test_version_is_compared_literally():

@@ -1,18 +1,17 @@
 //! Every ECR and tagging call of an account-region goes through [`Calls::call`]: the stop flag
-//! is checked, the call runs under the global and per-account-region caps (writes go first at
-//! the latter), its class's pacer ([`super::rate`]) may hold it back, and it is retried with
+//! is checked, the call runs under the per-account-region and global caps (writes go first at
+//! both; at the global cap account-regions take turns), its class's pacer ([`super::rate`]) may hold it back, and it is retried with
 //! full-jitter exponential backoff. A call waiting for its pace or its retry holds no permit,
 //! so a throttled account-region never starves the others. The design: `docs/rate-control.md`.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use priority_semaphore::{Priority, PrioritySemaphore};
-use tokio::sync::Semaphore;
 
 use super::error::AwsError;
 use super::limits::{ExecutionLimits, RetryMode};
@@ -82,7 +81,8 @@ impl Slot {
 /// What every account-region of a run shares.
 #[derive(Debug, Clone)]
 pub struct RunLimits {
-    global: Arc<Semaphore>,
+    /// The run's cap: writes first, then reads in turn by account-region (see [`AtRunCap`]).
+    global: Arc<PrioritySemaphore>,
     per_target: usize,
     max_attempts: u32,
     /// Retries and pacing are ours (`standard`); with `adaptive` the SDK retries inside each
@@ -97,7 +97,7 @@ pub struct RunLimits {
 impl RunLimits {
     pub fn new(execution: &ExecutionLimits, stats: ApiStats, stop: Stop) -> RunLimits {
         RunLimits {
-            global: Arc::new(Semaphore::new(execution.concurrency.max(1))),
+            global: Arc::new(PrioritySemaphore::new(execution.concurrency.max(1))),
             per_target: execution.per_region_concurrency.max(1),
             max_attempts: execution.max_attempts.max(1),
             own_retries: execution.retry_mode == RetryMode::Standard,
@@ -120,6 +120,31 @@ pub struct Calls {
     /// Where requests go, for errors that never reached the service, and the account-region
     /// they are for, for logs.
     endpoints: Arc<Endpoints>,
+    /// Its calls waiting for or holding a permit of the run's cap (see [`AtRunCap`]).
+    at_run_cap: Arc<AtomicI32>,
+}
+
+/// A call's place at the run's cap, counted while it waits there and while it holds the
+/// permit. A read ranks below the calls of its account-region that are there before it, so
+/// the run's cap serves account-regions in turn (fair queuing): the reads one account-region
+/// queued at once never hold back another's first call.
+struct AtRunCap<'a> {
+    count: &'a AtomicI32,
+    /// Calls of the same account-region there before this one.
+    ahead: i32,
+}
+
+impl<'a> AtRunCap<'a> {
+    fn enter(count: &'a AtomicI32) -> AtRunCap<'a> {
+        let ahead = count.fetch_add(1, Ordering::Relaxed);
+        AtRunCap { count, ahead }
+    }
+}
+
+impl Drop for AtRunCap<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug)]
@@ -130,7 +155,8 @@ pub struct Endpoints {
     pub target: String,
 }
 
-/// At the account-region's cap, waiting calls of the higher rank go first.
+/// At both caps, waiting calls of the higher rank go first; at the run's cap a read's rank is
+/// lowered by its account-region's calls there before it (see [`AtRunCap`]).
 const WRITES_RANK: Priority = 1;
 const READS_RANK: Priority = 0;
 
@@ -158,6 +184,7 @@ impl Calls {
                     .map(|heard| Mutex::new(Pacer::new(Arc::clone(heard)))),
             ),
             endpoints: Arc::new(endpoints),
+            at_run_cap: Arc::default(),
         }
     }
 
@@ -250,10 +277,16 @@ impl Calls {
                 .acquire(rank)
                 .await
                 .expect("semaphore never closes");
+            let at_run_cap = AtRunCap::enter(&self.at_run_cap);
+            let run_rank = if rank == WRITES_RANK {
+                rank
+            } else {
+                READS_RANK - at_run_cap.ahead
+            };
             let global = self
                 .run
                 .global
-                .acquire()
+                .acquire(run_rank)
                 .await
                 .expect("semaphore never closes");
             // Checked again once the call may go: a call queued when the stop came is not
@@ -279,14 +312,14 @@ impl Calls {
                 };
                 // A call the pace holds back gives its permits back while it waits.
                 if let Err(wait) = paced {
-                    drop((global, local));
+                    drop((global, at_run_cap, local));
                     tokio::time::sleep(wait).await;
                     continue;
                 }
             }
             let sent = Instant::now();
             let result = make().await;
-            drop((global, local));
+            drop((global, at_run_cap, local));
             if retry > 0 {
                 // Each attempt of ours is a new SDK invocation; count it as a retry of the
                 // first, not as another call.
@@ -431,6 +464,58 @@ mod tests {
         assert!(reads.iter().all(Result::is_ok));
         let order = order.into_inner().unwrap();
         assert_eq!(order, ["write", "re-check", "read", "read", "read"]);
+    }
+
+    #[tokio::test]
+    async fn account_regions_take_turns_at_the_run_cap_after_writes() {
+        use aws_sdk_ecr::operation::get_lifecycle_policy::GetLifecyclePolicyError;
+        type Answer = Result<(), SdkError<GetLifecyclePolicyError, HttpResponse>>;
+        let (run, a) = gate_with(ExecutionLimits {
+            concurrency: 1,
+            ..ExecutionLimits::default()
+        });
+        let b = Calls::new(
+            &run,
+            Endpoints {
+                ecr: "http://127.0.0.1:1".to_string(),
+                tagging: "http://127.0.0.1:1".to_string(),
+                target: "210987654321/us-east-1".to_string(),
+            },
+        );
+        let order = Mutex::new(Vec::new());
+        let sent = |name: &'static str| {
+            let order = &order;
+            move || {
+                order.lock().unwrap().push(name);
+                async { Answer::Ok(()) }
+            }
+        };
+        // A call of `a` holds the run's only permit; three more reads of `a` queue, then a
+        // read of `b`, then a write of `a`.
+        let release = tokio::sync::Notify::new();
+        let holder = a.call(CallClass::Read, "holder", || async {
+            release.notified().await;
+            Answer::Ok(())
+        });
+        let reads_a =
+            futures::future::join_all((0..3).map(|_| a.call(CallClass::Read, "a", sent("a"))));
+        let read_b = b.call(CallClass::Read, "b", sent("b"));
+        let write_a = a.call(CallClass::Write, "a write", sent("a write"));
+        let free = async {
+            tokio::task::yield_now().await;
+            release.notify_one();
+        };
+        let (held, reads_a, read_b, write_a, ()) =
+            tokio::join!(holder, reads_a, read_b, write_a, free);
+        assert!(held.is_ok() && read_b.is_ok() && write_a.is_ok());
+        assert!(reads_a.iter().all(Result::is_ok));
+        let order = order.into_inner().unwrap();
+        assert_eq!(order, ["a write", "b", "a", "a", "a"]);
+        assert_eq!(
+            a.at_run_cap.load(Ordering::Relaxed),
+            0,
+            "every place is given back"
+        );
     }
 
     #[test]

@@ -41,7 +41,8 @@
 //!
 //! `ECR_FLEET_BENCH_BIN` runs another ecr-fleet binary (an optimized build),
 //! `ECR_FLEET_BENCH_EXECUTION` adds `[execution]` settings to its config, and
-//! `ECR_FLEET_BENCH_STDERR` names a directory that keeps each step's stderr and report.
+//! `ECR_FLEET_BENCH_STDERR` names a directory that keeps each step's stderr and report (and,
+//! on the synthetic server, every answer it gave: `scripts/bench/answers.py` reads them).
 //!
 //! `scale_benchmark` runs against the synthetic server (`ecr_fleet_sim`) with
 //! `ECR_FLEET_BENCH_SYNTH_ACCOUNTS` (20) x 2 regions x `ECR_FLEET_BENCH_SYNTH_REPOS` (500)
@@ -206,6 +207,11 @@ trait Counters {
     fn counts(&self) -> BTreeMap<String, u64>;
     fn throttled(&self) -> BTreeMap<String, u64>;
     fn writes(&self) -> BTreeMap<RepoKey, u32>;
+    /// The step's answers, one line each (`seconds operation account region throttled`), if
+    /// the server keeps them.
+    fn answers(&self) -> Option<String> {
+        None
+    }
 }
 
 impl Counters for FaultProxy {
@@ -250,6 +256,15 @@ impl Counters for SynthCounters<'_> {
                 (n > 0).then_some((k, n))
             })
             .collect()
+    }
+    fn answers(&self) -> Option<String> {
+        let mut lines = String::from("seconds\toperation\taccount\tregion\tthrottled\n");
+        for a in self.synth.take_answers() {
+            let at = a.at.as_secs_f64();
+            let (op, account, region) = (&a.operation, &a.account, &a.region);
+            lines += &format!("{at:.6}\t{op}\t{account}\t{region}\t{}\n", a.throttled);
+        }
+        Some(lines)
     }
 }
 
@@ -486,9 +501,18 @@ fn ecr_fleet_steps(
     ] {
         counters.reset();
         let (output, peak) = ws.ecr_fleet(endpoint, args);
-        // To see what the run logged (with RUST_LOG) and reported, keep its stderr and stdout.
+        // To see what the run logged (with RUST_LOG) and reported, keep its stderr and stdout,
+        // and the server's answers where it keeps them.
         if let Some(dir) = std::env::var_os("ECR_FLEET_BENCH_STDERR") {
-            for (extension, text) in [("log", &output.stderr), ("json", &output.stdout)] {
+            let answers = counters.answers();
+            let files = [
+                ("log", Some(&output.stderr)),
+                ("json", Some(&output.stdout)),
+            ]
+            .into_iter()
+            .chain([("answers.tsv", answers.as_ref())]);
+            for (extension, text) in files {
+                let Some(text) = text else { continue };
                 let path = Path::new(&dir).join(format!("{step}.{extension}"));
                 std::fs::write(&path, text)
                     .unwrap_or_else(|e| panic!("ECR_FLEET_BENCH_STDERR: {}: {e}", path.display()));
@@ -864,6 +888,9 @@ fn scale_benchmark() {
             // A fresh fleet, from the same seed, per scenario and tool: one apply must not
             // converge the next.
             let synth = SynthFleet::start(&spec);
+            if std::env::var_os("ECR_FLEET_BENCH_STDERR").is_some() {
+                synth.record_answers();
+            }
             let this = synth.fleet().clone();
             let counters = SynthCounters {
                 synth: &synth,

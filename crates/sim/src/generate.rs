@@ -107,6 +107,8 @@ pub(crate) fn generate(spec: &SynthSpec) -> (State, Fleet) {
         templates,
         counts: BTreeMap::new(),
         failures: BTreeMap::new(),
+        answers: None,
+        since: std::time::Instant::now(),
     };
     (state, fleet)
 }

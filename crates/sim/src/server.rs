@@ -107,6 +107,23 @@ pub(crate) struct State {
     pub templates: CreationTemplates,
     pub counts: BTreeMap<String, u64>,
     pub failures: BTreeMap<String, u64>,
+    /// Every answer since the counts were last reset, once [`SynthFleet::record_answers`].
+    pub answers: Option<Vec<Answer>>,
+    /// When the counts were last reset: what [`Answer::at`] counts from.
+    pub since: std::time::Instant,
+}
+
+/// One answered request, for per-call timelines of a benchmark step.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    /// When it was answered, from the last [`SynthFleet::reset_counts`].
+    pub at: std::time::Duration,
+    /// `service:Operation`.
+    pub operation: String,
+    pub account: String,
+    pub region: String,
+    /// Refused by the load faults (random throttling or a quota).
+    pub throttled: bool,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -223,6 +240,24 @@ impl SynthFleet {
         state.counts.clear();
         state.failures.clear();
         state.load.reset();
+        if let Some(answers) = &mut state.answers {
+            answers.clear();
+        }
+        state.since = std::time::Instant::now();
+    }
+
+    /// From now on, keep every answer (see [`SynthFleet::take_answers`]).
+    pub fn record_answers(&self) {
+        self.state().answers.get_or_insert_with(Vec::new);
+    }
+
+    /// The answers kept since the counts were last reset, in the order they were given.
+    pub fn take_answers(&self) -> Vec<Answer> {
+        self.state()
+            .answers
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Replaces the load faults.
@@ -335,10 +370,10 @@ async fn handle(request: &Request, shared: &Mutex<State>) -> Response {
     }
     let mut guard = lock(shared);
     let state = &mut *guard;
-    let response = if state
+    let admitted = state
         .load
-        .admit(&state.load_rules, &key, Some(&account), &region)
-    {
+        .admit(&state.load_rules, &key, Some(&account), &region);
+    let response = if admitted {
         let body: Value = match op.service.as_str() {
             // Form (STS) and rest (Lambda) requests: their handlers read what they need.
             "sts" | "lambda" => Value::Null,
@@ -349,6 +384,15 @@ async fn handle(request: &Request, shared: &Mutex<State>) -> Response {
         throttling_error(&op)
     };
     *state.counts.entry(key.clone()).or_default() += 1;
+    if let Some(answers) = &mut state.answers {
+        answers.push(Answer {
+            at: state.since.elapsed(),
+            operation: key.clone(),
+            account,
+            region,
+            throttled: !admitted,
+        });
+    }
     if response.status >= 400 {
         *state.failures.entry(key).or_default() += 1;
     }
