@@ -5,7 +5,10 @@
 #   source scripts/venv.sh
 #   venv_requirements <requirements file> <executable in .venv/bin that must exist after>
 #
-# Expects `root` (the project root) and `log` (the caller's log function) to be defined.
+# Expects `root` (the project root) to be defined; uses the caller's `log` function if it has
+# one.
+
+declare -F log >/dev/null || log() { printf 'venv.sh: %s\n' "$*" >&2; }
 
 venv_requirements() {
     local requirements="$1" needed="$2"
