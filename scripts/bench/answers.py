@@ -19,15 +19,23 @@ WRITES = {"ecr:PutLifecyclePolicy", "ecr:DeleteLifecyclePolicy"}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("answers", help="a <step>.answers.tsv file")
+    parser.add_argument(
+        "answers", type=argparse.FileType("r"), help="a <step>.answers.tsv file"
+    )
     parser.add_argument("--put-quota", type=float, default=5.0, help="writes per second")
     parser.add_argument("--burst", type=float, default=5.0, help="writes the bucket holds")
     parser.add_argument("--top", type=int, default=5, help="account-regions to list")
     args = parser.parse_args()
 
     by_target = defaultdict(list)
-    with open(args.answers, newline="") as f:
-        for row in csv.DictReader(f, delimiter="\t"):
+    with args.answers as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        missing = {"seconds", "operation", "account", "region", "throttled"} - set(
+            reader.fieldnames or []
+        )
+        if missing:
+            parser.error(f"{f.name}: not an answers file (no column {', '.join(sorted(missing))})")
+        for row in reader:
             by_target[(row["account"], row["region"])].append(row)
 
     rows = []

@@ -1,8 +1,9 @@
 //! Every ECR and tagging call of an account-region goes through [`Calls::call`]: the stop flag
 //! is checked, the call runs under the per-account-region and global caps (writes go first at
-//! both; at the global cap account-regions take turns), its class's pacer ([`super::rate`]) may hold it back, and it is retried with
-//! full-jitter exponential backoff. A call waiting for its pace or its retry holds no permit,
-//! so a throttled account-region never starves the others. The design: `docs/rate-control.md`.
+//! both; at the global cap account-regions take turns), its class's pacer ([`super::rate`])
+//! may hold it back, and it is retried with full-jitter exponential backoff. A call waiting
+//! for its pace or its retry holds no permit, so a throttled account-region never starves the
+//! others. The design: `docs/rate-control.md`.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
@@ -363,13 +364,59 @@ mod tests {
 
     fn gate_with(limits: ExecutionLimits) -> (RunLimits, Calls) {
         let run = RunLimits::new(&limits, ApiStats::default(), Stop::default());
-        let endpoints = Endpoints {
+        let calls = Calls::new(&run, endpoints("123456789012/us-east-1"));
+        (run, calls)
+    }
+
+    /// Endpoints nothing listens on, for calls that never reach the network.
+    fn endpoints(target: &str) -> Endpoints {
+        Endpoints {
             ecr: "http://127.0.0.1:1".to_string(),
             tagging: "http://127.0.0.1:1".to_string(),
-            target: "123456789012/us-east-1".to_string(),
-        };
-        let calls = Calls::new(&run, endpoints);
-        (run, calls)
+            target: target.to_string(),
+        }
+    }
+
+    type Answer = Result<
+        (),
+        SdkError<
+            aws_sdk_ecr::operation::get_lifecycle_policy::GetLifecyclePolicyError,
+            HttpResponse,
+        >,
+    >;
+
+    /// The order in which calls were sent.
+    #[derive(Default)]
+    struct Sent(Mutex<Vec<&'static str>>);
+
+    impl Sent {
+        /// A call that records `name` when sent, and succeeds.
+        fn call(&self, name: &'static str) -> impl FnMut() -> std::future::Ready<Answer> + '_ {
+            move || {
+                self.0.lock().unwrap().push(name);
+                std::future::ready(Ok(()))
+            }
+        }
+
+        fn order(self) -> Vec<&'static str> {
+            self.0.into_inner().unwrap()
+        }
+    }
+
+    /// A read of `calls` that holds its permits until `release` is notified.
+    async fn hold(calls: &Calls, release: &tokio::sync::Notify) -> Result<(), AwsError> {
+        calls
+            .call(CallClass::Read, "holder", || async {
+                release.notified().await;
+                Answer::Ok(())
+            })
+            .await
+    }
+
+    /// Releases the holder once every call joined with it has queued.
+    async fn free(release: &tokio::sync::Notify) {
+        tokio::task::yield_now().await;
+        release.notify_one();
     }
 
     #[tokio::test]
@@ -429,88 +476,55 @@ mod tests {
 
     #[tokio::test]
     async fn writes_go_before_the_reads_queued_at_the_account_region_cap() {
-        use aws_sdk_ecr::operation::get_lifecycle_policy::GetLifecyclePolicyError;
-        type Answer = Result<(), SdkError<GetLifecyclePolicyError, HttpResponse>>;
         let (_run, calls) = gate_with(ExecutionLimits {
             per_region_concurrency: 1,
             ..ExecutionLimits::default()
         });
-        let order = Mutex::new(Vec::new());
-        let sent = |name: &'static str| {
-            let order = &order;
-            move || {
-                order.lock().unwrap().push(name);
-                async { Answer::Ok(()) }
-            }
-        };
+        let sent = Sent::default();
         // One call holds the only permit; three reads queue, then a write and a re-check
         // riding on a write's slot.
         let release = tokio::sync::Notify::new();
-        let holder = calls.call(CallClass::Read, "holder", || async {
-            release.notified().await;
-            Answer::Ok(())
-        });
         let reads = futures::future::join_all(
-            (0..3).map(|_| calls.call(CallClass::Read, "read", sent("read"))),
+            (0..3).map(|_| calls.call(CallClass::Read, "read", sent.call("read"))),
         );
-        let write = calls.call(CallClass::Write, "write", sent("write"));
-        let recheck = calls.call_in(Slot::riding(CallClass::Read), "re-check", sent("re-check"));
-        let free = async {
-            tokio::task::yield_now().await;
-            release.notify_one();
-        };
-        let (held, reads, write, recheck, ()) = tokio::join!(holder, reads, write, recheck, free);
+        let write = calls.call(CallClass::Write, "write", sent.call("write"));
+        let recheck = calls.call_in(
+            Slot::riding(CallClass::Read),
+            "re-check",
+            sent.call("re-check"),
+        );
+        let (held, reads, write, recheck, ()) = tokio::join!(
+            hold(&calls, &release),
+            reads,
+            write,
+            recheck,
+            free(&release)
+        );
         assert!(held.is_ok() && write.is_ok() && recheck.is_ok());
         assert!(reads.iter().all(Result::is_ok));
-        let order = order.into_inner().unwrap();
-        assert_eq!(order, ["write", "re-check", "read", "read", "read"]);
+        assert_eq!(sent.order(), ["write", "re-check", "read", "read", "read"]);
     }
 
     #[tokio::test]
     async fn account_regions_take_turns_at_the_run_cap_after_writes() {
-        use aws_sdk_ecr::operation::get_lifecycle_policy::GetLifecyclePolicyError;
-        type Answer = Result<(), SdkError<GetLifecyclePolicyError, HttpResponse>>;
         let (run, a) = gate_with(ExecutionLimits {
             concurrency: 1,
             ..ExecutionLimits::default()
         });
-        let b = Calls::new(
-            &run,
-            Endpoints {
-                ecr: "http://127.0.0.1:1".to_string(),
-                tagging: "http://127.0.0.1:1".to_string(),
-                target: "210987654321/us-east-1".to_string(),
-            },
-        );
-        let order = Mutex::new(Vec::new());
-        let sent = |name: &'static str| {
-            let order = &order;
-            move || {
-                order.lock().unwrap().push(name);
-                async { Answer::Ok(()) }
-            }
-        };
+        let b = Calls::new(&run, endpoints("210987654321/us-east-1"));
+        let sent = Sent::default();
         // A call of `a` holds the run's only permit; three more reads of `a` queue, then a
         // read of `b`, then a write of `a`.
         let release = tokio::sync::Notify::new();
-        let holder = a.call(CallClass::Read, "holder", || async {
-            release.notified().await;
-            Answer::Ok(())
-        });
         let reads_a =
-            futures::future::join_all((0..3).map(|_| a.call(CallClass::Read, "a", sent("a"))));
-        let read_b = b.call(CallClass::Read, "b", sent("b"));
-        let write_a = a.call(CallClass::Write, "a write", sent("a write"));
-        let free = async {
-            tokio::task::yield_now().await;
-            release.notify_one();
-        };
+            futures::future::join_all((0..3).map(|_| a.call(CallClass::Read, "a", sent.call("a"))));
+        let read_b = b.call(CallClass::Read, "b", sent.call("b"));
+        let write_a = a.call(CallClass::Write, "a write", sent.call("a write"));
         let (held, reads_a, read_b, write_a, ()) =
-            tokio::join!(holder, reads_a, read_b, write_a, free);
+            tokio::join!(hold(&a, &release), reads_a, read_b, write_a, free(&release));
         assert!(held.is_ok() && read_b.is_ok() && write_a.is_ok());
         assert!(reads_a.iter().all(Result::is_ok));
-        let order = order.into_inner().unwrap();
-        assert_eq!(order, ["a write", "b", "a", "a", "a"]);
+        assert_eq!(sent.order(), ["a write", "b", "a", "a", "a"]);
         assert_eq!(
             a.at_run_cap.load(Ordering::Relaxed),
             0,
