@@ -20,10 +20,11 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import textwrap
 from pathlib import Path
 
 import yaml
+
+from checks import check, run_tests
 
 ROOT = Path(__file__).resolve().parent.parent
 SINGLE = ROOT / "deploy" / "buildspec.yml"
@@ -98,12 +99,20 @@ if args[0] == "validate":
 if args[0] == "doctor":
     print(json.dumps({"checks": [{"check": "credentials", "ok": True}]}))
     sys.exit(int(os.environ.get("STUB_EXIT", "0")))
-if args[:2] == ["report", "merge"]:
-    files = [a for a in args[2:] if not a.startswith("--")]
-    print(json.dumps({"merged": [json.load(open(f)) for f in files]}))
-    sys.exit(int(os.environ.get("STUB_MERGE_EXIT", "0")))
 def opt(name):
     return args[args.index(name) + 1] if name in args else None
+if args[:2] == ["report", "merge"]:
+    files = []
+    for a, before in zip(args[2:], args[1:]):
+        if not a.startswith("--") and not before.startswith("--"):
+            files.append(a)
+    merged = {"merged": [json.load(open(f)) for f in files]}
+    if opt("--report"):
+        json.dump(merged, open(opt("--report"), "w"))
+    if opt("--html"):
+        open(opt("--html"), "w").write("<!doctype html><title>ecr-fleet merged</title>\n")
+    print("# ecr-fleet merged" if opt("--output") == "markdown" else json.dumps(merged))
+    sys.exit(int(os.environ.get("STUB_MERGE_EXIT", "0")))
 shard = opt("--shard")
 if opt("--report"):
     json.dump({"command": args[0], "shard": shard}, open(opt("--report"), "w"))
@@ -237,10 +246,6 @@ class World:
 
 
 # --- scenarios --------------------------------------------------------------------------------
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 def ecr_fleet_runs(world):
@@ -423,10 +428,18 @@ def test_batch_merges_all_shards_and_takes_the_worst_code():
     merge = builds["merge"]
     check(merge.failed_phase == "build" and merge.exit_status == 1, merge.output)
     [m] = [c for c in w.calls() if c[:2] == ["report", "merge"]]
-    check(len(m) == 6 and all(f.endswith("/report.json") for f in m[2:]), f"merge argv {m}")
+    inputs = m[2:m.index("--output")]
+    check(len(inputs) == 4 and all(f.endswith("/report.json") for f in inputs), f"merge argv {m}")
     runs = w.runs()
     merged = json.loads(runs["20261125T060000Z-plan-batch/report.json"].read_text())
     check([r["shard"] for r in merged["merged"]] == ["1/4", "2/4", "3/4", "4/4"], f"{merged}")
+    # The merge build publishes the organization's HTML page and prints its Markdown summary.
+    check("20261125T060000Z-plan-batch/report.html" in runs, f"{list(runs)}")
+    check(runs["20261125T060000Z-plan-batch/report.md"].read_text() == "# ecr-fleet merged\n",
+          "merged Markdown")
+    check("# ecr-fleet merged" in merge.output, merge.output)
+    check("HTML report: s3://" in merge.output and "plan-batch/report.html" in merge.output,
+          merge.output)
     check("20261125T060000Z-plan-batch/shard-2/junit.xml" in runs, f"{list(runs)}")
 
 
@@ -443,6 +456,15 @@ def test_batch_drift_only_passes_and_missing_shard_fails():
     merge = Build(w2, BATCH, {"ECR_FLEET_RUN_ID": "r2", "ECR_FLEET_SHARD": "merge"}).run()
     check(merge.failed_phase == "build" and merge.exit_status == 1, merge.output)
     check("shard 1/4 wrote no report" in merge.output, merge.output)
+
+
+def test_batch_merge_that_fails_is_exit_2_with_every_shard_clean():
+    w = World()
+    builds = w.batch(ECR_FLEET_RUN_ID="r3", STUB_EXIT="0", STUB_MERGE_EXIT="2")
+    merge = builds["merge"]
+    check(merge.failed_phase == "build" and merge.exit_status == 2, merge.output)
+    check("merging the shard reports failed" in merge.output, merge.output)
+    check(w.runs()["r3-plan-batch/exit-code"].read_text().strip() == "2", "exit code 2 recorded")
 
 
 def test_batch_needs_a_run_id_and_refuses_restore():
@@ -464,26 +486,11 @@ def test_batch_graph_covers_every_shard_once():
           "merge depends on every shard")
 
 
-def main():
-    only = sys.argv[1] if len(sys.argv) > 1 else ""
-    tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_") and only in n]
-    passed = failed = 0
-    for name, f in tests:
-        try:
-            f()
-        except Exception as e:  # report every scenario, then fail
-            failed += 1
-            print(f"FAIL {name}:\n{textwrap.indent(str(e), '    ')}", file=sys.stderr)
-        else:
-            passed += 1
-            print(f"ok   {name}")
-        finally:
-            for d in World.made:
-                shutil.rmtree(d, ignore_errors=True)
-            World.made.clear()
-    print(f"buildspecs: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+def clean():
+    for d in World.made:
+        shutil.rmtree(d, ignore_errors=True)
+    World.made.clear()
 
 
 if __name__ == "__main__":
-    main()
+    run_tests(globals(), "buildspecs", after_each=clean)

@@ -13,12 +13,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
-import textwrap
 from pathlib import Path
 
 from cfnlint.decode import cfn_yaml
+
+from checks import check, run_tests
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB = ROOT / "deploy" / "hub.yaml"
@@ -30,10 +30,6 @@ TEMPLATE_WRITES = {"ecr:CreateRepositoryCreationTemplate", "ecr:UpdateRepository
 BUILD_CONTROL = {"codebuild:StartBuild", "codebuild:StopBuild", "codebuild:RetryBuild",
                  "codebuild:StartBuildBatch"}
 
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 def load(path):
@@ -316,22 +312,5 @@ def test_upload_release_failures():
         u.close()
 
 
-def main():
-    only = sys.argv[1] if len(sys.argv) > 1 else ""
-    tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_") and only in n]
-    passed = failed = 0
-    for name, f in tests:
-        try:
-            f()
-        except Exception as e:  # report every check, then fail
-            failed += 1
-            print(f"FAIL {name}:\n{textwrap.indent(str(e), '    ')}", file=sys.stderr)
-        else:
-            passed += 1
-            print(f"ok   {name}")
-    print(f"templates: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
-
-
 if __name__ == "__main__":
-    main()
+    run_tests(globals(), "templates")

@@ -96,6 +96,7 @@ Examples:
   ecr-fleet plan --shard 1/2 --report plan-1.json  # in one build
   ecr-fleet plan --shard 2/2 --report plan-2.json  # in another
   ecr-fleet report merge plan-1.json plan-2.json --report plan.json
+  ecr-fleet report merge plan-*.json --output markdown --html plan.html  # the organization's page
 
 The merged report is the report of one unsharded run (rows joined, counts tallied, regions
 the union of the shards'), but for started_at (the earliest), finished_at (the latest), and

@@ -74,7 +74,8 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
-    /// Join the JSON reports of the shards of one run into one report (JSON on stdout).
+    /// Join the JSON reports of the shards of one run into one report (JSON on stdout, or
+    /// any view with --output).
     #[command(after_help = help::MERGE_EXAMPLES)]
     Merge(MergeArgs),
 }
@@ -84,9 +85,21 @@ pub struct MergeArgs {
     /// JSON reports (`--report` or `--output json`) of the shards of one run.
     #[arg(value_name = "FILE", required = true, num_args = 1..)]
     pub files: Vec<PathBuf>,
-    /// Also write the merged report to FILE.
+    /// View of the merged report printed on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+    pub output: OutputFormat,
+    /// In the table view, also list unchanged repositories.
+    #[arg(long)]
+    pub all: bool,
+    /// Also write the merged JSON report to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Also write the JUnit XML view of the merged report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Also write the HTML view of the merged report to FILE: the whole organization on one page.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,6 +1,7 @@
-//! `report merge FILE...`: join the JSON reports of a sharded run.
+//! `report merge FILE...`: join the JSON reports of a sharded run, then print and write its
+//! views as a run does.
 
-use super::{check_output_paths, OutputFiles};
+use super::{check_output_paths, emit, OutputFiles};
 use crate::cli::MergeArgs;
 use crate::exit::{ExitStatus, Fatal};
 use crate::report::merge::merge_files;
@@ -8,23 +9,16 @@ use crate::report::merge::merge_files;
 pub fn run(args: &MergeArgs) -> Result<ExitStatus, Fatal> {
     let files = OutputFiles {
         report: args.report.as_deref(),
-        ..OutputFiles::default()
+        junit: args.junit.as_deref(),
+        html: args.html.as_deref(),
     };
     check_output_paths(files, None)?;
     let merged = merge_files(&args.files).map_err(|e| Fatal::Input(e.into()))?;
-    let text = merged.to_json();
-    {
-        use std::io::Write as _;
-        let mut out = std::io::stdout().lock();
-        // A closed pipe (`| head`) is not an error worth a non-zero exit.
-        let _ = out.write_all(text.as_bytes());
-        let _ = out.flush();
+    // The shards' own exit codes tell pending changes and failures; a merge that could write
+    // its files exits 0.
+    if emit(&merged, args.output.into(), args.all, files) {
+        Ok(ExitStatus::Success)
+    } else {
+        Ok(ExitStatus::Failure)
     }
-    if let Some(path) = &args.report {
-        if let Err(e) = std::fs::write(path, &text) {
-            eprintln!("error: {}: cannot write report: {e}", path.display());
-            return Ok(ExitStatus::Failure);
-        }
-    }
-    Ok(ExitStatus::Success)
 }

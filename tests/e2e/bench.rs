@@ -20,6 +20,7 @@
 //! | `latency`  | `ECR_FLEET_BENCH_LATENCY_MS` (20) added to every call                       |
 //! | `throttle` | `ECR_FLEET_BENCH_THROTTLE_PERCENT` (30) % of ECR and tagging calls throttled |
 //! | `quotas`   | token buckets per account-region: reads 20/s, puts 5/s, tag pages 5/s       |
+//! | `quotas-latency` | both: the quotas, with every call taking `ECR_FLEET_BENCH_LATENCY_MS` |
 //!
 //! moto runs through `scripts/bench/moto_server.py`, its own server with the per-request
 //! routing memoized (about 1.6x the requests per second); `ECR_FLEET_BENCH_MOTO=stock`
@@ -115,18 +116,24 @@ struct Scenario {
 
 fn scenario(name: &str) -> Scenario {
     let seed = env_usize("ECR_FLEET_BENCH_SEED", 1) as u64;
+    let latency = || Duration::from_millis(env_usize("ECR_FLEET_BENCH_LATENCY_MS", 20) as u64);
     let load = match name {
         "plain" => LoadRules::default(),
-        "latency" => LoadRules::latency(Duration::from_millis(env_usize(
-            "ECR_FLEET_BENCH_LATENCY_MS",
-            20,
-        ) as u64)),
+        "latency" => LoadRules::latency(latency()),
         "throttle" => LoadRules::random_throttle(
             env_usize("ECR_FLEET_BENCH_THROTTLE_PERCENT", 30) as f64,
             seed,
         ),
         "quotas" => LoadRules::quotas(Quotas::default()),
-        other => panic!("unknown benchmark scenario {other:?}: plain, latency, throttle, quotas"),
+        // Calls queue at the concurrency caps as they do against ECR, where a call takes tens
+        // of milliseconds: which calls go first there decides when writes start.
+        "quotas-latency" => LoadRules {
+            latency: Some(latency()),
+            ..LoadRules::quotas(Quotas::default())
+        },
+        other => panic!(
+            "unknown benchmark scenario {other:?}: plain, latency, throttle, quotas, quotas-latency"
+        ),
     };
     Scenario {
         name: name.to_string(),

@@ -35,7 +35,7 @@ fn expected_kind(command: &str, row: &Value) -> &'static str {
 /// Checks the parsed JUnit document against the JSON report of the same run: one suite per
 /// account-region (plus one per skipped target), one case per repository with the right
 /// result, and counts that add up at every level.
-fn assert_matches_report(junit: &Value, report: &Value) {
+pub fn assert_matches_report(junit: &Value, report: &Value) {
     let command = report["command"].as_str().unwrap();
     assert_eq!(junit["tag"], "testsuites");
     assert_eq!(junit["name"], format!("ecr-fleet {command}"));

@@ -5,9 +5,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::Value;
 
+use crate::html::{assert_states_the_report, read_html};
+use crate::junit::assert_matches_report;
 use crate::support::aws::{self, FleetSpec, MANAGEMENT_ACCOUNT_ID};
 use crate::support::cli::ecr_fleet;
 use crate::support::fixtures::{keep_one_ci_workspace, write_fleet_workspace, FLEET_REGIONS};
+use crate::support::junit::parse_junit;
 use crate::support::moto::Moto;
 use crate::support::proxy::emulate::Emulation;
 use crate::support::proxy::{FaultProxy, FaultRules};
@@ -124,6 +127,7 @@ async fn shards_cover_every_account_once_and_merge_into_the_unsharded_report() {
     let mut args = vec!["report", "merge"];
     args.extend(files.iter().map(String::as_str));
     args.extend(["--report", "merged.json"]);
+    args.extend(["--html", "merged.html", "--junit", "merged.xml"]);
     let merged = ecr_fleet(&args, &proxy.url(), dir.path());
     merged.assert_code(0);
     let merged_json = merged.json();
@@ -132,6 +136,28 @@ async fn shards_cover_every_account_once_and_merge_into_the_unsharded_report() {
         merged.stdout
     );
     assert_eq!(comparable(&merged_json), comparable(&full));
+    // The views of the merged report are the organization's: every count the page states and
+    // every testcase is the merged report's, which is the unsharded run's.
+    assert_states_the_report(&read_html(&dir.path().join("merged.html")), &merged_json);
+    let junit = parse_junit(&dir.path().join("merged.xml"));
+    assert_matches_report(&junit, &merged_json);
+    // Any view on stdout, as a run prints it.
+    args.truncate(2 + files.len());
+    args.extend(["--output", "markdown"]);
+    let markdown = ecr_fleet(&args, &proxy.url(), dir.path());
+    markdown.assert_code(0);
+    assert!(
+        markdown.stdout.starts_with("# ecr-fleet plan\n"),
+        "{}",
+        markdown.stdout
+    );
+    let pending = full["summary"]["outcomes"]["create"].as_u64().unwrap();
+    assert!(pending > 0);
+    assert!(
+        markdown.stdout.contains(&format!("| create | {pending} |")),
+        "{}",
+        markdown.stdout
+    );
     // What differs, as documented: each shard lists the organization once.
     assert_eq!(
         merged_json["summary"]["api_calls"]["organizations:ListAccounts"],
