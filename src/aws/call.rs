@@ -336,7 +336,11 @@ impl Calls {
                 let _span =
                     tracing::debug_span!("pace", target = %self.endpoints.target, ?class).entered();
                 let throttled = result.as_ref().is_err_and(AwsError::is_throttling);
-                self.pacer(class).record(sent, Instant::now(), throttled);
+                // Reads are what a write's re-check waits for.
+                let feeds_paced_writes =
+                    class == CallClass::Read && self.pacer(CallClass::Write).is_paced();
+                self.pacer(class)
+                    .record(sent, Instant::now(), throttled, feeds_paced_writes);
             }
             let error = match result {
                 Ok(value) => return Ok(value),
@@ -377,13 +381,9 @@ mod tests {
         }
     }
 
-    type Answer = Result<
-        (),
-        SdkError<
-            aws_sdk_ecr::operation::get_lifecycle_policy::GetLifecyclePolicyError,
-            HttpResponse,
-        >,
-    >;
+    use aws_sdk_ecr::operation::get_lifecycle_policy::GetLifecyclePolicyError;
+
+    type Answer = Result<(), SdkError<GetLifecyclePolicyError, HttpResponse>>;
 
     /// The order in which calls were sent.
     #[derive(Default)]
@@ -430,8 +430,12 @@ mod tests {
         // waits for them.
         run.heard[CallClass::Read as usize].store(QUOTA_KNOWN, Ordering::Relaxed);
         let start = Instant::now();
-        calls.pacer(CallClass::Read).record(start, start, false);
-        calls.pacer(CallClass::Read).record(start, start, true);
+        calls
+            .pacer(CallClass::Read)
+            .record(start, start, false, false);
+        calls
+            .pacer(CallClass::Read)
+            .record(start, start, true, false);
         let limit = calls.pacer(CallClass::Read).rate().unwrap();
         for _ in 0..3 {
             assert!(calls.pacer(CallClass::Read).reserve(start).is_some());
@@ -449,9 +453,9 @@ mod tests {
         let start = Instant::now();
         let write = || calls.pacer(CallClass::Write);
         for _ in 0..2 {
-            write().record(start, start, false);
+            write().record(start, start, false, false);
         }
-        write().record(start, start, true);
+        write().record(start, start, true, false);
         let rate = write().rate().unwrap();
         assert!((1.5..=2.0).contains(&rate), "paced at {rate}/s");
         // Four writes wait for their slots; then the pace rises to what gets through.
@@ -460,7 +464,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(100)).await;
             let now = Instant::now();
             for _ in 0..100 {
-                write().record(now, now, false);
+                write().record(now, now, false, false);
             }
             assert!(write().rate().unwrap() > 50.0);
         };
@@ -530,6 +534,49 @@ mod tests {
             0,
             "every place is given back"
         );
+    }
+
+    /// A throttle, as ECR answers one.
+    fn throttle() -> SdkError<GetLifecyclePolicyError, HttpResponse> {
+        use aws_sdk_ecr::error::ErrorMetadata;
+        let error = GetLifecyclePolicyError::generic(
+            ErrorMetadata::builder()
+                .code("ThrottlingException")
+                .message("Rate exceeded")
+                .build(),
+        );
+        let response = HttpResponse::new(
+            400.try_into().expect("a status"),
+            aws_smithy_types::body::SdkBody::empty(),
+        );
+        SdkError::service_error(error, response)
+    }
+
+    #[tokio::test]
+    async fn reads_pace_from_their_first_throttle_once_writes_are_paced() {
+        let (_run, calls) = gate_with(ExecutionLimits {
+            max_attempts: 1,
+            ..ExecutionLimits::default()
+        });
+        let read = |throttled: bool| {
+            calls.call(CallClass::Read, "read", move || {
+                std::future::ready(if throttled { Err(throttle()) } else { Ok(()) })
+            })
+        };
+        // A throttle after a success is no flood, and the run knows of no quota.
+        assert!(read(false).await.is_ok());
+        assert!(read(true).await.is_err());
+        assert!(!calls.pacer(CallClass::Read).is_paced());
+        // The writes flood and are paced: the next read throttle paces the reads.
+        let now = Instant::now();
+        for _ in 0..20 {
+            calls.pacer(CallClass::Write).record(now, now, true, false);
+        }
+        assert!(calls.pacer(CallClass::Write).is_paced());
+        assert!(read(false).await.is_ok());
+        assert!(!calls.pacer(CallClass::Read).is_paced());
+        assert!(read(true).await.is_err());
+        assert!(calls.pacer(CallClass::Read).is_paced());
     }
 
     #[test]

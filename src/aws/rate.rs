@@ -118,8 +118,16 @@ impl Pacer {
         Some(at - now)
     }
 
-    /// The answer, at `now`, of a call sent at `sent`.
-    pub fn record(&mut self, sent: Instant, now: Instant, throttled: bool) {
+    /// The answer, at `now`, of a call sent at `sent`. `feeds_paced_writes`: this class
+    /// feeds writes that are paced (see `docs/rate-control.md`, "Reads that feed paced
+    /// writes"); it then paces from its first throttle, as under a quota the run knows.
+    pub fn record(
+        &mut self,
+        sent: Instant,
+        now: Instant,
+        throttled: bool,
+        feeds_paced_writes: bool,
+    ) {
         let started = self.started.map_or(sent, |s| s.min(sent));
         self.started = Some(started);
         if !throttled {
@@ -154,7 +162,7 @@ impl Pacer {
                 *recent = (*recent << 1 | u32::from(throttled)) & ((1 << FLOOD_WINDOW) - 1);
                 // Once the run knows the class has a quota, the first throttle after something
                 // got through (there is something to measure) starts the pace.
-                let quota = self.run.load(Relaxed) & QUOTA_KNOWN != 0;
+                let quota = feeds_paced_writes || self.run.load(Relaxed) & QUOTA_KNOWN != 0;
                 let measured = !self.successes.is_empty();
                 if recent.count_ones() >= FLOOD_THROTTLES || throttled && quota && measured {
                     self.pace(now, under);
@@ -278,6 +286,8 @@ mod tests {
         in_flight: u32,
         latency: Duration,
         quick_throttles: bool,
+        /// Tell the pacer its class feeds paced writes.
+        feeds_paced_writes: bool,
         seed: u64,
     }
 
@@ -290,6 +300,7 @@ mod tests {
                 in_flight: 8,
                 latency: Duration::from_millis(latency_ms),
                 quick_throttles: false,
+                feeds_paced_writes: false,
                 seed,
             }
         }
@@ -331,7 +342,7 @@ mod tests {
                     Some((t, sent)) => {
                         free += 1;
                         stats.time = now - start;
-                        pacer.record(sent, now, t);
+                        pacer.record(sent, now, t, self.feeds_paced_writes);
                         if t {
                             stats.throttled += 1;
                             let wait = backoff(retry, rng.f64());
@@ -412,6 +423,45 @@ mod tests {
     }
 
     #[test]
+    fn reads_that_feed_paced_writes_pace_from_their_first_throttle() {
+        // Calls at about twice a quota of 20/s (8 in flight, 200 ms each): about half the
+        // answers past the burst are throttled, which is no flood. Alone, the class is left
+        // to the retries; feeding paced writes, it paces at the quota from its first throttle.
+        for seed in 0..10 {
+            let job = Job::new(400, 200, seed);
+            let mut alone = pacer(false);
+            let unpaced = job.run(&mut alone, bucket(20.0, 1.0));
+            let mut feeding = pacer(false);
+            let job = Job {
+                feeds_paced_writes: true,
+                ..job
+            };
+            let paced = job.run(&mut feeding, bucket(20.0, 1.0));
+            println!(
+                "seed {seed}: alone {:.3} throttled in {:.2} s, feeding writes {:.3} in {:.2} s",
+                unpaced.share(),
+                unpaced.time.as_secs_f64(),
+                paced.share(),
+                paced.time.as_secs_f64(),
+            );
+            assert!(alone.rate().is_none(), "seed {seed}: alone, paced");
+            assert!(unpaced.share() > 0.2, "seed {seed}: {:.3}", unpaced.share());
+            assert!(
+                feeding.rate().is_some(),
+                "seed {seed}: feeding writes, unpaced"
+            );
+            assert!(paced.share() < 0.1, "seed {seed}: {:.3}", paced.share());
+            // As fast: the quota sets the time either way.
+            assert!(
+                paced.time <= unpaced.time.mul_f64(1.05),
+                "seed {seed}: {:?} against {:?}",
+                paced.time,
+                unpaced.time
+            );
+        }
+    }
+
+    #[test]
     fn the_first_pace_is_at_or_under_the_quota_and_near_it() {
         // Calls at four times the quota, answered at once, in a run that knows the class has
         // a quota; `quiet` seconds at half the quota first (the bucket stays full).
@@ -429,7 +479,7 @@ mod tests {
                         0.25
                     };
                     now += Duration::from_secs_f64(gap / quota);
-                    pacer.record(now, now, throttle(now));
+                    pacer.record(now, now, throttle(now), false);
                 }
                 let rate = pacer.rate().expect("paced within a minute of throttles");
                 println!("quota {quota}/s, {quiet} s at half of it first: paced at {rate:.2}/s");
@@ -452,7 +502,7 @@ mod tests {
             let mut now = start;
             let mut answer = |pacer: &mut Pacer, throttled| {
                 now += gap;
-                pacer.record(now, now, throttled);
+                pacer.record(now, now, throttled, false);
             };
             // A second of successes at the quota (the pace rises past it), then a throttle.
             for _ in 0..quota as u32 {
@@ -571,7 +621,7 @@ mod tests {
             let now = Instant::now();
             for _ in 0..100 {
                 for pacer in &mut pacers {
-                    pacer.record(now, now, rng.f64() < 0.3);
+                    pacer.record(now, now, rng.f64() < 0.3, false);
                 }
             }
             assert_eq!(run.load(Relaxed) & QUOTA_KNOWN, 0, "seed {seed}");
@@ -582,7 +632,7 @@ mod tests {
         let now = Instant::now();
         for _ in 0..2 {
             for pacer in &mut pacers {
-                pacer.record(now, now, true);
+                pacer.record(now, now, true, false);
             }
         }
         assert_ne!(run.load(Relaxed) & QUOTA_KNOWN, 0);
