@@ -11,6 +11,7 @@ finished last, how far each ended from that bound, and when writes started.
 
 import argparse
 import csv
+import signal
 import statistics
 from collections import defaultdict
 
@@ -18,6 +19,8 @@ WRITES = {"ecr:PutLifecyclePolicy", "ecr:DeleteLifecyclePolicy"}
 
 
 def main() -> None:
+    # Piped into `head`, stop quietly as other command-line tools do.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "answers", type=argparse.FileType("r"), help="a <step>.answers.tsv file"
