@@ -31,7 +31,28 @@ fn init_logging(g: &GlobalArgs) {
         .init();
 }
 
+/// glibc gives each thread that meets contention an arena of its own, up to eight per core,
+/// and keeps what each frees for that arena: on 2 cores a 100,000-repository plan peaked at
+/// 210 MiB that way against 170 MiB with one arena per core, at the same speed (one arena in
+/// all was 25% slower). `MALLOC_ARENA_MAX`, when set, still decides.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let arenas = libc::c_int::try_from(cores).unwrap_or(libc::c_int::MAX);
+        // SAFETY: mallopt only sets a tunable of the allocator; it is called before any other
+        // thread exists, and a refused value (return 0) leaves glibc's default.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, arenas);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     init_logging(&cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -240,8 +240,9 @@ impl Calls {
     ) -> Result<T, AwsError>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
-        E: ProvideErrorMetadata + std::error::Error + 'static,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>> + Send + 'static,
+        T: Send + 'static,
+        E: ProvideErrorMetadata + std::error::Error + Send + 'static,
     {
         self.call_in(Slot::paced(class), operation, make).await
     }
@@ -256,8 +257,9 @@ impl Calls {
     ) -> Result<T, AwsError>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
-        E: ProvideErrorMetadata + std::error::Error + 'static,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>> + Send + 'static,
+        T: Send + 'static,
+        E: ProvideErrorMetadata + std::error::Error + Send + 'static,
     {
         let class = slot.class;
         let mut first = slot.first;
@@ -319,7 +321,7 @@ impl Calls {
                 }
             }
             let sent = Instant::now();
-            let result = make().await;
+            let result = attempt(make()).await;
             drop((global, at_run_cap, local));
             if retry > 0 {
                 // Each attempt of ours is a new SDK invocation; count it as a retry of the
@@ -354,6 +356,27 @@ impl Calls {
             tracing::debug!(%error, retry, "retrying");
             tokio::time::sleep(backoff(retry - 1, fastrand::f64())).await;
         }
+    }
+}
+
+/// One attempt, as a task of its own: the SDK's request building, signing and parsing then
+/// run on any of the runtime's workers, not on the one that polls the fleet. The attempt is
+/// aborted if its caller goes away, as it would be if awaited in place.
+async fn attempt<T, E, Fut>(call: Fut) -> Result<T, SdkError<E, HttpResponse>>
+where
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    match tokio_util::task::AbortOnDropHandle::new(tokio::spawn(call)).await {
+        Ok(result) => result,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Aborted only on drop, which then drops this future too.
+            Err(e) => Err(SdkError::dispatch_failure(
+                aws_smithy_runtime_api::client::result::ConnectorError::other(e.into(), None),
+            )),
+        },
     }
 }
 
@@ -404,11 +427,14 @@ mod tests {
     }
 
     /// A read of `calls` that holds its permits until `release` is notified.
-    async fn hold(calls: &Calls, release: &tokio::sync::Notify) -> Result<(), AwsError> {
+    async fn hold(calls: &Calls, release: &Arc<tokio::sync::Notify>) -> Result<(), AwsError> {
         calls
-            .call(CallClass::Read, "holder", || async {
-                release.notified().await;
-                Answer::Ok(())
+            .call(CallClass::Read, "holder", || {
+                let release = Arc::clone(release);
+                async move {
+                    release.notified().await;
+                    Answer::Ok(())
+                }
             })
             .await
     }
@@ -487,7 +513,7 @@ mod tests {
         let sent = Sent::default();
         // One call holds the only permit; three reads queue, then a write and a re-check
         // riding on a write's slot.
-        let release = tokio::sync::Notify::new();
+        let release = Arc::new(tokio::sync::Notify::new());
         let reads = futures::future::join_all(
             (0..3).map(|_| calls.call(CallClass::Read, "read", sent.call("read"))),
         );
@@ -519,7 +545,7 @@ mod tests {
         let sent = Sent::default();
         // A call of `a` holds the run's only permit; three more reads of `a` queue, then a
         // read of `b`, then a write of `a`.
-        let release = tokio::sync::Notify::new();
+        let release = Arc::new(tokio::sync::Notify::new());
         let reads_a =
             futures::future::join_all((0..3).map(|_| a.call(CallClass::Read, "a", sent.call("a"))));
         let read_b = b.call(CallClass::Read, "b", sent.call("b"));
@@ -577,6 +603,51 @@ mod tests {
         assert!(!calls.pacer(CallClass::Read).is_paced());
         assert!(read(true).await.is_err());
         assert!(calls.pacer(CallClass::Read).is_paced());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_attempt_is_a_task_of_its_own() {
+        let (_run, calls) = gate();
+        // The test body is polled by `block_on`, as the fleet is: no task of its own.
+        assert_eq!(tokio::task::try_id(), None);
+        let attempt = calls
+            .call(CallClass::Read, "read", || async {
+                Ok::<_, SdkError<GetLifecyclePolicyError, HttpResponse>>(tokio::task::try_id())
+            })
+            .await
+            .unwrap();
+        assert!(attempt.is_some(), "the attempt ran in the caller's task");
+    }
+
+    #[tokio::test]
+    async fn an_attempt_whose_caller_goes_away_is_dropped() {
+        struct Dropped(Arc<AtomicBool>);
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let (_run, calls) = gate();
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&dropped);
+        let call = calls.call(CallClass::Write, "write", move || {
+            let guard = Dropped(Arc::clone(&flag));
+            async move {
+                std::future::pending::<()>().await;
+                drop(guard);
+                Answer::Ok(())
+            }
+        });
+        let gone = tokio::time::timeout(Duration::from_millis(10), call).await;
+        assert!(gone.is_err(), "the call never answers");
+        // An aborted task is dropped the next time the runtime gets to it.
+        for _ in 0..100 {
+            if dropped.load(Ordering::SeqCst) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(dropped.load(Ordering::SeqCst), "the attempt still runs");
     }
 
     #[test]
