@@ -23,11 +23,16 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ecr::config::retry::RetryPartition;
 use aws_sdk_ecr::config::{ConfigBag, Intercept, SharedCredentialsProvider};
 use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
 };
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::client::runtime_components::{
+    RuntimeComponents, RuntimeComponentsBuilder,
+};
 
 /// Counts API operations (`service:Operation`) and attempts, across every client of a run.
 #[derive(Debug, Clone, Default)]
@@ -114,6 +119,47 @@ impl Intercept for CallCounter {
     }
 }
 
+/// The SDK's HTTP client, with its connectors built once per run. Each client the SDK builds
+/// asks its HTTP client to validate the base configuration, and the default client does so
+/// by building a TLS connector (every trusted root parsed again): about a millisecond each,
+/// for the two clients of every account-region and each account's role session, all at a
+/// run's start, when the first calls wait for the CPU. Connectors for requests are still
+/// built, and cached per timeout settings, by the client inside.
+#[derive(Debug)]
+struct BuiltOnce(SharedHttpClient);
+
+impl HttpClient for BuiltOnce {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn validate_base_client_config(
+        &self,
+        _components: &RuntimeComponentsBuilder,
+        _cfg: &ConfigBag,
+    ) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    fn validate_final_config(
+        &self,
+        components: &RuntimeComponents,
+        cfg: &ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.validate_final_config(components, cfg)
+    }
+
+    fn connector_metadata(
+        &self,
+    ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
+}
+
 /// Shared AWS context of a run: the base SDK configuration (caller's credentials) and the stats.
 #[derive(Debug, Clone)]
 pub struct Aws {
@@ -167,6 +213,13 @@ impl Aws {
             .timeout_config(timeouts)
             .load()
             .await;
+        let base = match base.http_client() {
+            Some(client) => base
+                .into_builder()
+                .http_client(SharedHttpClient::new(BuiltOnce(client)))
+                .build(),
+            None => base,
+        };
         Aws {
             base,
             stats: ApiStats::default(),
