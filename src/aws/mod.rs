@@ -160,6 +160,17 @@ impl HttpClient for BuiltOnce {
     }
 }
 
+/// `base`, whose HTTP client builds connectors for requests only (see [`BuiltOnce`]).
+fn with_connectors_built_once(base: SdkConfig) -> SdkConfig {
+    match base.http_client() {
+        Some(client) => base
+            .into_builder()
+            .http_client(SharedHttpClient::new(BuiltOnce(client)))
+            .build(),
+        None => base,
+    }
+}
+
 /// Shared AWS context of a run: the base SDK configuration (caller's credentials) and the stats.
 #[derive(Debug, Clone)]
 pub struct Aws {
@@ -213,15 +224,8 @@ impl Aws {
             .timeout_config(timeouts)
             .load()
             .await;
-        let base = match base.http_client() {
-            Some(client) => base
-                .into_builder()
-                .http_client(SharedHttpClient::new(BuiltOnce(client)))
-                .build(),
-            None => base,
-        };
         Aws {
-            base,
+            base: with_connectors_built_once(base),
             stats: ApiStats::default(),
             retry_mode: execution.retry_mode,
             max_attempts: execution.max_attempts,
@@ -411,5 +415,84 @@ impl Aws {
             b = b.credentials_provider(c.clone());
         }
         aws_sdk_account::Client::from_conf(b.build())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_credential_types::Credentials;
+    use aws_sdk_ecr::error::SdkError;
+    use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorFuture};
+    use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    use std::sync::atomic::AtomicUsize;
+
+    /// An HTTP client that counts what the SDK asks of it; its connector refuses every request.
+    #[derive(Debug, Default, Clone)]
+    struct Counting {
+        validations: Arc<AtomicUsize>,
+        connectors: Arc<AtomicUsize>,
+    }
+
+    #[derive(Debug)]
+    struct Refusing;
+
+    impl HttpConnector for Refusing {
+        fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
+            HttpConnectorFuture::ready(Err(ConnectorError::other("refused".into(), None)))
+        }
+    }
+
+    impl HttpClient for Counting {
+        fn http_connector(
+            &self,
+            _settings: &HttpConnectorSettings,
+            _components: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            self.connectors.fetch_add(1, Ordering::SeqCst);
+            SharedHttpConnector::new(Refusing)
+        }
+
+        fn validate_base_client_config(
+            &self,
+            _components: &RuntimeComponentsBuilder,
+            _cfg: &ConfigBag,
+        ) -> Result<(), BoxError> {
+            self.validations.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    fn base(http: &Counting) -> SdkConfig {
+        SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::from_static("us-east-1"))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "AKIDTEST", "secret", None, None, "test",
+            )))
+            .retry_config(RetryConfig::disabled())
+            .http_client(http.clone())
+            .build()
+    }
+
+    #[tokio::test]
+    async fn clients_are_built_without_a_connector_and_their_calls_still_get_one() {
+        // The SDK's default: every client built asks its HTTP client to validate.
+        let plain = Counting::default();
+        let base_plain = base(&plain);
+        for _ in 0..3 {
+            aws_sdk_ecr::Client::new(&base_plain);
+        }
+        assert_eq!(plain.validations.load(Ordering::SeqCst), 3);
+
+        let http = Counting::default();
+        let base = with_connectors_built_once(base(&http));
+        let clients: Vec<_> = (0..3).map(|_| aws_sdk_ecr::Client::new(&base)).collect();
+        assert_eq!(http.validations.load(Ordering::SeqCst), 0);
+        // Requests still go through the client inside, which builds their connector.
+        let error = clients[0].describe_repositories().send().await.unwrap_err();
+        assert!(matches!(error, SdkError::DispatchFailure(_)), "{error:?}");
+        assert_eq!(http.connectors.load(Ordering::SeqCst), 1);
     }
 }
