@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use priority_semaphore::{Priority, PrioritySemaphore};
+use tracing::Instrument;
 
 use super::error::AwsError;
 use super::limits::{ExecutionLimits, RetryMode};
@@ -360,15 +361,16 @@ impl Calls {
 }
 
 /// One attempt, as a task of its own: the SDK's request building, signing and parsing then
-/// run on any of the runtime's workers, not on the one that polls the fleet. The attempt is
-/// aborted if its caller goes away, as it would be if awaited in place.
+/// run on any of the runtime's workers, not on the one that polls the fleet. As if awaited in
+/// place, it logs in its caller's span and is aborted if its caller goes away.
 async fn attempt<T, E, Fut>(call: Fut) -> Result<T, SdkError<E, HttpResponse>>
 where
     Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>> + Send + 'static,
     T: Send + 'static,
     E: Send + 'static,
 {
-    match tokio_util::task::AbortOnDropHandle::new(tokio::spawn(call)).await {
+    let task = tokio::spawn(call.in_current_span());
+    match tokio_util::task::AbortOnDropHandle::new(task).await {
         Ok(result) => result,
         Err(e) => match e.try_into_panic() {
             Ok(panic) => std::panic::resume_unwind(panic),
