@@ -374,7 +374,8 @@ where
         Ok(result) => result,
         Err(e) => match e.try_into_panic() {
             Ok(panic) => std::panic::resume_unwind(panic),
-            // Aborted only on drop, which then drops this future too.
+            // Cancelled only by the abort when this future is dropped, or by the runtime
+            // shutting down: no caller is left to read this error.
             Err(e) => Err(SdkError::dispatch_failure(
                 aws_smithy_runtime_api::client::result::ConnectorError::other(e.into(), None),
             )),
