@@ -19,6 +19,10 @@ const RAISE_AFTER: u32 = 5;
 /// After a cut, a raise goes at least this share of the way back to what got through when
 /// cut (BIC's binary search increase): that rate is near the quota.
 const RECOVER: f64 = 0.5;
+/// A cut keeps what refilled between two throttles with at least this many successes
+/// between them: counted to a tenth (one token either way), as fine as a raise's step; 30%
+/// random throttling lets that many through in a row with probability 0.028 (0.7^10).
+const SPAN_SUCCESSES: u32 = 10;
 /// Never paced below this many calls per second (as the AWS SDKs' adaptive mode).
 const MIN_RATE: f64 = 0.5;
 /// A flood: `FLOOD_THROTTLES` of the last `FLOOD_WINDOW` answers throttled. 30% random
@@ -67,6 +71,9 @@ pub struct Pacer {
     run: Arc<AtomicU64>,
     /// When the first call of this class was sent.
     started: Option<Instant>,
+    /// When the last throttled call was sent, and the successes of calls sent since (see
+    /// [`Pacer::refilled`]).
+    last_throttle: Option<(Instant, u32)>,
 }
 
 impl Pacer {
@@ -77,6 +84,7 @@ impl Pacer {
             successes: VecDeque::new(),
             run,
             started: None,
+            last_throttle: None,
         }
     }
 
@@ -130,6 +138,7 @@ impl Pacer {
     ) {
         let started = self.started.map_or(sent, |s| s.min(sent));
         self.started = Some(started);
+        let refilled = self.refilled(sent, throttled);
         if !throttled {
             self.successes.push_back(now);
         }
@@ -199,7 +208,7 @@ impl Pacer {
                 if throttled {
                     // From what got through if less: an unused pace says nothing.
                     *cut_from = rate.min(got_through);
-                    *rate = (*cut_from * CUT).max(*floor);
+                    *rate = (*cut_from * CUT).max(refilled).max(*floor);
                     tracing::debug!(rate = *rate, "throttled: cut");
                 } else {
                     *successes += 1;
@@ -213,6 +222,25 @@ impl Pacer {
                 *successes = 0;
             }
         }
+    }
+
+    /// Counts the answer of a call sent at `sent`. At a throttle: what refilled at least since
+    /// the throttle before, if `SPAN_SUCCESSES` calls sent between them got through, else 0 (see
+    /// `docs/rate-control.md`, "Additive increase, multiplicative decrease").
+    fn refilled(&mut self, sent: Instant, throttled: bool) -> f64 {
+        match &mut self.last_throttle {
+            Some((since, successes)) if sent > *since && !throttled => *successes += 1,
+            Some((since, successes)) if sent > *since => {
+                let (span, n) = ((sent - *since).as_secs_f64(), *successes);
+                self.last_throttle = Some((sent, 0));
+                if n >= SPAN_SUCCESSES {
+                    return f64::from(n - 1) / span;
+                }
+            }
+            None if throttled => self.last_throttle = Some((sent, 0)),
+            _ => {}
+        }
+        0.0
     }
 
     /// Start pacing at `under`, what got through measured at or under the quota.
@@ -537,6 +565,51 @@ mod tests {
                 "quota {quota}: {raised:?}"
             );
             assert!(raised[1] >= 0.9 * cut_from, "quota {quota}: {raised:?}");
+        }
+    }
+
+    #[test]
+    fn a_cut_keeps_what_refilled_between_two_throttles() {
+        for quota in [5.0, 20.0, 100.0] {
+            let mut pacer = pacer(true);
+            let start = Instant::now();
+            pacer.state = paced(quota * 1.2, start, start);
+            let at = |s: f64| start + Duration::from_secs_f64(s);
+            pacer.record(at(0.0), at(0.01), true, false);
+            // Three seconds of the quota's successes, sent after that throttle; one sent
+            // before it, answered late, is not of the span.
+            pacer.record(start - Duration::from_millis(100), at(0.5), false, false);
+            let n = (quota * 3.0) as u32;
+            for i in 1..=n {
+                let sent = at(3.0 * f64::from(i) / f64::from(n + 1));
+                pacer.record(sent, sent, false, false);
+            }
+            pacer.record(at(3.0), at(3.01), true, false);
+            let State::Paced { rate, cut_from, .. } = pacer.state else {
+                panic!("quota {quota}: not paced");
+            };
+            // The bucket held less than a token at both throttles: the n calls sent between
+            // them took at most what refilled over the 3 s, and one token more. n - 1 over
+            // 3 s is at or under the quota, and more than the multiplicative cut.
+            let refilled = f64::from(n - 1) / 3.0;
+            assert!(refilled > CUT * cut_from, "quota {quota}: {cut_from}");
+            assert!((rate - refilled).abs() < 1e-9, "quota {quota}: {rate}");
+            assert!(rate <= quota, "quota {quota}: {rate}");
+            // Fewer than `SPAN_SUCCESSES` between two throttles are counted too coarsely.
+            for successes in [SPAN_SUCCESSES - 1, SPAN_SUCCESSES] {
+                let from = at(4.0 + f64::from(successes));
+                pacer.refilled(from, true);
+                for _ in 0..successes {
+                    pacer.refilled(from + Duration::from_millis(100), false);
+                }
+                let refilled = pacer.refilled(from + Duration::from_secs(1), true);
+                let expected = if successes < SPAN_SUCCESSES {
+                    0.0
+                } else {
+                    f64::from(successes - 1)
+                };
+                assert_eq!(refilled, expected, "quota {quota}, {successes} successes");
+            }
         }
     }
 

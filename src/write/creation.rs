@@ -293,7 +293,9 @@ pub async fn restore_template(
     ));
     let result = match (&entry.previous, &current) {
         (Some(previous), Some(current)) => {
-            // An empty lifecycle policy removes it (the template had none before).
+            // An empty lifecycle policy removes it (the template had none before). The API
+            // model allows it: a template's policy text has a minimum length of 0, where
+            // PutLifecyclePolicy's has 100.
             let policy = previous.lifecycle_policy.as_deref().unwrap_or("");
             let applied_for = applied_for_values(&previous.applied_for);
             update(target, &entry.prefix, policy, &applied_for, current).await
