@@ -206,9 +206,10 @@ impl Pacer {
                     return;
                 }
                 if throttled {
-                    // From what got through if less: an unused pace says nothing.
+                    // From what got through if less: an unused pace says nothing. What refilled
+                    // is kept up to that too: a throttle never raises the pace.
                     *cut_from = rate.min(got_through);
-                    *rate = (*cut_from * CUT).max(refilled).max(*floor);
+                    *rate = (*cut_from * CUT).max(refilled.min(*cut_from)).max(*floor);
                     tracing::debug!(rate = *rate, "throttled: cut");
                 } else {
                     *successes += 1;
@@ -590,10 +591,14 @@ mod tests {
             };
             // The bucket held less than a token at both throttles: the n calls sent between
             // them took at most what refilled over the 3 s, and one token more. n - 1 over
-            // 3 s is at or under the quota, and more than the multiplicative cut.
+            // 3 s is at or under the quota, and more than the multiplicative cut; it is kept
+            // up to what got through in the last second.
             let refilled = f64::from(n - 1) / 3.0;
             assert!(refilled > CUT * cut_from, "quota {quota}: {cut_from}");
-            assert!((rate - refilled).abs() < 1e-9, "quota {quota}: {rate}");
+            assert!(
+                (rate - refilled.min(cut_from)).abs() < 1e-9,
+                "quota {quota}: {rate}"
+            );
             assert!(rate <= quota, "quota {quota}: {rate}");
             // Fewer than `SPAN_SUCCESSES` between two throttles are counted too coarsely.
             for successes in [SPAN_SUCCESSES - 1, SPAN_SUCCESSES] {
@@ -610,6 +615,34 @@ mod tests {
                 };
                 assert_eq!(refilled, expected, "quota {quota}, {successes} successes");
             }
+        }
+    }
+
+    #[test]
+    fn a_throttle_never_raises_the_pace() {
+        for quota in [5.0, 20.0, 100.0] {
+            let mut pacer = pacer(true);
+            let start = Instant::now();
+            let at = |s: f64| start + Duration::from_secs_f64(s);
+            // Unpaced: a success, then a throttle answered 50 ms later starts the pace. Calls
+            // sent meanwhile, unpaced, fall in the span after that throttle: what refilled
+            // over it would be more than the pace lets through.
+            pacer.record(at(0.0), at(0.0), false, false);
+            pacer.record(at(0.1), at(0.15), true, false);
+            let burst = (quota * 2.0) as u32;
+            for i in 0..burst {
+                let sent = at(0.1 + 0.05 * f64::from(i + 1) / f64::from(burst + 1));
+                pacer.record(sent, at(0.2), false, false);
+            }
+            let before = pacer.rate().expect("paced");
+            pacer.record(at(0.5), at(0.5), true, false);
+            let State::Paced { rate, cut_from, .. } = pacer.state else {
+                panic!("quota {quota}: not paced");
+            };
+            assert!(
+                rate <= before && rate == cut_from,
+                "quota {quota}: {before} to {rate}"
+            );
         }
     }
 
