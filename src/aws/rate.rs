@@ -17,7 +17,7 @@ const FLOOR_SHARE: f64 = 0.5;
 const RAISE: f64 = 0.1;
 const RAISE_AFTER: u32 = 5;
 /// After a cut, a raise goes at least this share of the way back to what got through when
-/// cut (BIC's binary search increase): that rate is near the quota.
+/// cut and stops there (BIC's binary search increase): that rate is near the quota.
 const RECOVER: f64 = 0.5;
 /// A cut keeps what refilled between two throttles with at least this many successes
 /// between them: counted to a tenth (one token either way), as fine as a raise's step; 30%
@@ -51,7 +51,7 @@ pub enum State {
         floor: f64,
         /// Added per `RAISE_AFTER` successes (see `RAISE`).
         step: f64,
-        /// What got through when last cut (see `RECOVER`).
+        /// What got through when last cut, or what refilled at most if less (see `RECOVER`).
         cut_from: f64,
         /// When the pace last changed: answers to calls sent before it say nothing of it.
         since: Instant,
@@ -71,9 +71,8 @@ pub struct Pacer {
     run: Arc<AtomicU64>,
     /// When the first call of this class was sent.
     started: Option<Instant>,
-    /// When the last throttled call was sent, and the successes of calls sent since (see
-    /// [`Pacer::refilled`]).
-    last_throttle: Option<(Instant, u32)>,
+    /// The last throttle's send time, successes sent since, the last one's (see `refilled`).
+    last_throttle: Option<(Instant, u32, Instant)>,
 }
 
 impl Pacer {
@@ -138,7 +137,7 @@ impl Pacer {
     ) {
         let started = self.started.map_or(sent, |s| s.min(sent));
         self.started = Some(started);
-        let refilled = self.refilled(sent, throttled);
+        let (refilled, upper) = self.refilled(sent, throttled);
         if !throttled {
             self.successes.push_back(now);
         }
@@ -206,17 +205,21 @@ impl Pacer {
                     return;
                 }
                 if throttled {
-                    // From what got through if less: an unused pace says nothing. What refilled
-                    // is kept up to that too: a throttle never raises the pace.
+                    // From what got through if less (an unused pace says nothing), keeping what
+                    // refilled up to it; raises go back no higher than what refilled at most.
                     *cut_from = rate.min(got_through);
                     *rate = (*cut_from * CUT).max(refilled.min(*cut_from)).max(*floor);
+                    *cut_from = cut_from.min(upper).max(*rate);
                     tracing::debug!(rate = *rate, "throttled: cut");
                 } else {
                     *successes += 1;
                     if *successes < RAISE_AFTER {
                         return;
                     }
-                    *rate += step.max((*cut_from - *rate) * RECOVER);
+                    let cap = Some(*cut_from)
+                        .filter(|&c| c > *rate)
+                        .unwrap_or(f64::INFINITY);
+                    *rate = (*rate + step.max((*cut_from - *rate) * RECOVER)).min(cap);
                     tracing::trace!(rate = *rate, "raised");
                 }
                 *since = now;
@@ -225,23 +228,30 @@ impl Pacer {
         }
     }
 
-    /// Counts the answer of a call sent at `sent`. At a throttle: what refilled at least since
-    /// the throttle before, if `SPAN_SUCCESSES` calls sent between them got through, else 0 (see
-    /// `docs/rate-control.md`, "Additive increase, multiplicative decrease").
-    fn refilled(&mut self, sent: Instant, throttled: bool) -> f64 {
+    /// Counts the answer of a call sent at `sent`. At a throttle: what refilled since the
+    /// throttle before, at least and at most, if `SPAN_SUCCESSES` calls sent between them got
+    /// through, else 0 and infinity (see `docs/rate-control.md`, "Additive increase,
+    /// multiplicative decrease").
+    fn refilled(&mut self, sent: Instant, throttled: bool) -> (f64, f64) {
         match &mut self.last_throttle {
-            Some((since, successes)) if sent > *since && !throttled => *successes += 1,
-            Some((since, successes)) if sent > *since => {
-                let (span, n) = ((sent - *since).as_secs_f64(), *successes);
-                self.last_throttle = Some((sent, 0));
+            Some((since, n, last)) if sent > *since && !throttled => {
+                *n += 1;
+                *last = (*last).max(sent);
+            }
+            Some((since, n, last)) if sent > *since => {
+                let (from, n, last) = (*since, *n, *last);
+                self.last_throttle = Some((sent, 0, sent));
                 if n >= SPAN_SUCCESSES {
-                    return f64::from(n - 1) / span;
+                    // The last success went on a token, the n - 1 before on what the bucket held
+                    // (under one) and what refilled; at this throttle it held under one again.
+                    let over = |to: Instant| (to - from).as_secs_f64();
+                    return (f64::from(n - 1) / over(last), f64::from(n + 1) / over(sent));
                 }
             }
-            None if throttled => self.last_throttle = Some((sent, 0)),
+            None if throttled => self.last_throttle = Some((sent, 0, sent)),
             _ => {}
         }
-        0.0
+        (0.0, f64::INFINITY)
     }
 
     /// Start pacing at `under`, what got through measured at or under the quota.
@@ -574,32 +584,62 @@ mod tests {
         for quota in [5.0, 20.0, 100.0] {
             let mut pacer = pacer(true);
             let start = Instant::now();
-            pacer.state = paced(quota * 1.2, start, start);
             let at = |s: f64| start + Duration::from_secs_f64(s);
+            // A throttle before anything got through (not paced yet), then a pace over the
+            // quota; one success sent before that throttle, answered late, is not of the span.
             pacer.record(at(0.0), at(0.01), true, false);
-            // Three seconds of the quota's successes, sent after that throttle; one sent
-            // before it, answered late, is not of the span.
+            pacer.state = paced(quota * 1.2, at(0.01), at(0.01));
             pacer.record(start - Duration::from_millis(100), at(0.5), false, false);
+            // Three seconds of the quota's successes, then a throttle.
             let n = (quota * 3.0) as u32;
+            let sent = |i: u32| 3.0 * f64::from(i) / f64::from(n + 1);
             for i in 1..=n {
-                let sent = at(3.0 * f64::from(i) / f64::from(n + 1));
-                pacer.record(sent, sent, false, false);
+                pacer.record(at(sent(i)), at(sent(i)), false, false);
             }
             pacer.record(at(3.0), at(3.01), true, false);
             let State::Paced { rate, cut_from, .. } = pacer.state else {
                 panic!("quota {quota}: not paced");
             };
-            // The bucket held less than a token at both throttles: the n calls sent between
-            // them took at most what refilled over the 3 s, and one token more. n - 1 over
-            // 3 s is at or under the quota, and more than the multiplicative cut; it is kept
-            // up to what got through in the last second.
-            let refilled = f64::from(n - 1) / 3.0;
-            assert!(refilled > CUT * cut_from, "quota {quota}: {cut_from}");
+            // The bucket held less than a token at the first throttle: the last of the n calls
+            // went on a token, the n - 1 before it on less than one and what refilled until
+            // it was sent. So n - 1 over that span is at or under the quota: the cut keeps it
+            // (up to what got through in the last second), over the multiplicative cut. At the
+            // second throttle the bucket held less than a token again: n + 1 over the whole
+            // span is over the quota, and what got through goes no higher.
+            let (lower, upper) = (f64::from(n - 1) / sent(n), f64::from(n + 1) / 3.0);
             assert!(
-                (rate - refilled.min(cut_from)).abs() < 1e-9,
+                (rate - lower.min(cut_from)).abs() < 1e-9,
                 "quota {quota}: {rate}"
             );
-            assert!(rate <= quota, "quota {quota}: {rate}");
+            assert!(
+                rate <= quota && lower > CUT * cut_from,
+                "quota {quota}: {rate}"
+            );
+            assert!(
+                cut_from <= upper && upper >= quota,
+                "quota {quota}: {cut_from}"
+            );
+            // Raises go back to what got through when cut and stop there, then step past it.
+            let State::Paced { step, .. } = pacer.state else {
+                panic!("quota {quota}: not paced");
+            };
+            let mut raised = [0.0; 2];
+            for (k, r) in (0..).zip(&mut raised) {
+                for i in 0..RAISE_AFTER {
+                    let sent = at(3.01 + f64::from(k * RAISE_AFTER + i + 1) / quota);
+                    pacer.record(sent, sent, false, false);
+                }
+                *r = pacer.rate().unwrap_or_default();
+            }
+            if rate < cut_from {
+                assert!(
+                    rate + step > cut_from,
+                    "quota {quota}: a step would pass it"
+                );
+                assert_eq!(raised[0], cut_from, "quota {quota}: {raised:?}");
+            }
+            let past = raised[1] - raised[0] - step;
+            assert!(past.abs() < 1e-9, "quota {quota}: {raised:?}, step {step}");
             // Fewer than `SPAN_SUCCESSES` between two throttles are counted too coarsely.
             for successes in [SPAN_SUCCESSES - 1, SPAN_SUCCESSES] {
                 let from = at(4.0 + f64::from(successes));
@@ -607,15 +647,38 @@ mod tests {
                 for _ in 0..successes {
                     pacer.refilled(from + Duration::from_millis(100), false);
                 }
-                let refilled = pacer.refilled(from + Duration::from_secs(1), true);
+                let bounds = pacer.refilled(from + Duration::from_secs(1), true);
                 let expected = if successes < SPAN_SUCCESSES {
-                    0.0
+                    (0.0, f64::INFINITY)
                 } else {
-                    f64::from(successes - 1)
+                    (f64::from(successes - 1) / 0.1, f64::from(successes + 1))
                 };
-                assert_eq!(refilled, expected, "quota {quota}, {successes} successes");
+                assert_eq!(bounds, expected, "quota {quota}, {successes} successes");
             }
         }
+    }
+
+    #[test]
+    fn raises_go_back_no_higher_than_what_refilled_at_most() {
+        let mut pacer = pacer(true);
+        let start = Instant::now();
+        let at = |s: f64| start + Duration::from_secs_f64(s);
+        pacer.record(at(0.0), at(0.0), true, false);
+        pacer.state = paced(10.0, at(0.0), at(0.0));
+        // 12 successes in the last second of a 1.3 s span, then a throttle: 12 got through,
+        // but 13 over 1.3 s, 10 per second, is over the quota.
+        for i in 0..12 {
+            let sent = at(0.3 + 0.08 * f64::from(i));
+            pacer.record(sent, sent, false, false);
+        }
+        pacer.record(at(1.3), at(1.3), true, false);
+        let cut = pacer.rate().unwrap_or_default();
+        assert!((cut - 11.0 / 1.18).abs() < 1e-9, "{cut}");
+        for i in 0..RAISE_AFTER {
+            let sent = at(1.4 + 0.1 * f64::from(i));
+            pacer.record(sent, sent, false, false);
+        }
+        assert_eq!(pacer.rate(), Some(10.0));
     }
 
     #[test]
