@@ -19,8 +19,8 @@ const RAISE_AFTER: u32 = 5;
 /// After a cut, a raise goes at least this share of the way back to what got through when
 /// cut and stops there (BIC's binary search increase): that rate is near the quota.
 const RECOVER: f64 = 0.5;
-/// A cut keeps what refilled between two throttles with at least this many successes
-/// between them: counted to a tenth (one token either way), as fine as a raise's step; 30%
+/// What refilled between two throttles bounds a cut and raises with this many successes or
+/// more between them: counted to a tenth (one token either way), as fine as a raise's step; 30%
 /// random throttling lets that many through in a row with probability 0.028 (0.7^10).
 const SPAN_SUCCESSES: u32 = 10;
 /// Never paced below this many calls per second (as the AWS SDKs' adaptive mode).
@@ -412,6 +412,12 @@ mod tests {
 
     const LATENCIES: [u64; 3] = [3, 30, 100];
 
+    /// Instants as seconds from a start of their own.
+    fn clock() -> impl Fn(f64) -> Instant {
+        let start = Instant::now();
+        move |s| start + Duration::from_secs_f64(s)
+    }
+
     /// A pacer as production starts one, in a run that knows the class has a quota or not.
     fn pacer(quota: bool) -> Pacer {
         Pacer::new(Arc::new(AtomicU64::new(if quota {
@@ -583,13 +589,12 @@ mod tests {
     fn a_cut_keeps_what_refilled_between_two_throttles() {
         for quota in [5.0, 20.0, 100.0] {
             let mut pacer = pacer(true);
-            let start = Instant::now();
-            let at = |s: f64| start + Duration::from_secs_f64(s);
+            let at = clock();
             // A throttle before anything got through (not paced yet), then a pace over the
             // quota; one success sent before that throttle, answered late, is not of the span.
             pacer.record(at(0.0), at(0.01), true, false);
             pacer.state = paced(quota * 1.2, at(0.01), at(0.01));
-            pacer.record(start - Duration::from_millis(100), at(0.5), false, false);
+            pacer.record(at(0.0) - Duration::from_millis(100), at(0.5), false, false);
             // Three seconds of the quota's successes, then a throttle.
             let n = (quota * 3.0) as u32;
             let sent = |i: u32| 3.0 * f64::from(i) / f64::from(n + 1);
@@ -597,7 +602,13 @@ mod tests {
                 pacer.record(at(sent(i)), at(sent(i)), false, false);
             }
             pacer.record(at(3.0), at(3.01), true, false);
-            let State::Paced { rate, cut_from, .. } = pacer.state else {
+            let State::Paced {
+                rate,
+                cut_from,
+                step,
+                ..
+            } = pacer.state
+            else {
                 panic!("quota {quota}: not paced");
             };
             // The bucket held less than a token at the first throttle: the last of the n calls
@@ -620,9 +631,6 @@ mod tests {
                 "quota {quota}: {cut_from}"
             );
             // Raises go back to what got through when cut and stop there, then step past it.
-            let State::Paced { step, .. } = pacer.state else {
-                panic!("quota {quota}: not paced");
-            };
             let mut raised = [0.0; 2];
             for (k, r) in (0..).zip(&mut raised) {
                 for i in 0..RAISE_AFTER {
@@ -661,8 +669,7 @@ mod tests {
     #[test]
     fn raises_go_back_no_higher_than_what_refilled_at_most() {
         let mut pacer = pacer(true);
-        let start = Instant::now();
-        let at = |s: f64| start + Duration::from_secs_f64(s);
+        let at = clock();
         pacer.record(at(0.0), at(0.0), true, false);
         pacer.state = paced(10.0, at(0.0), at(0.0));
         // 12 successes in the last second of a 1.3 s span, then a throttle: 12 got through,
@@ -685,8 +692,7 @@ mod tests {
     fn a_throttle_never_raises_the_pace() {
         for quota in [5.0, 20.0, 100.0] {
             let mut pacer = pacer(true);
-            let start = Instant::now();
-            let at = |s: f64| start + Duration::from_secs_f64(s);
+            let at = clock();
             // Unpaced: a success, then a throttle answered 50 ms later starts the pace. Calls
             // sent meanwhile, unpaced, fall in the span after that throttle: what refilled
             // over it would be more than the pace lets through.
