@@ -125,27 +125,18 @@ impl Pacer {
         Some(at - now)
     }
 
-    /// The answer, at `now`, of a call sent at `sent`. `feeds_paced_writes`: this class
-    /// feeds writes that are paced (see `docs/rate-control.md`, "Reads that feed paced
-    /// writes"); it then paces from its first throttle, as under a quota the run knows.
-    pub fn record(
-        &mut self,
-        sent: Instant,
-        now: Instant,
-        throttled: bool,
-        feeds_paced_writes: bool,
-    ) {
+    /// The answer, at `now`, of a call sent at `sent`. `feeds_writes`: this class feeds
+    /// writes that are paced (see `docs/rate-control.md`, "Reads that feed paced writes");
+    /// it then paces from its first throttle, as under a quota the run knows.
+    pub fn record(&mut self, sent: Instant, now: Instant, throttled: bool, feeds_writes: bool) {
         let started = self.started.map_or(sent, |s| s.min(sent));
         self.started = Some(started);
-        let (refilled, upper) = self.refilled(sent, throttled);
+        let (refilled, upper, last_success) = self.refilled(sent, throttled);
         if !throttled {
             self.successes.push_back(now);
         }
-        while self
-            .successes
-            .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) > MEASURE)
-        {
+        let old = |t: &Instant| now.saturating_duration_since(*t) > MEASURE;
+        while self.successes.front().is_some_and(old) {
             self.successes.pop_front();
         }
         let got_through = self.successes.len() as f64 / MEASURE.as_secs_f64();
@@ -170,7 +161,7 @@ impl Pacer {
                 *recent = (*recent << 1 | u32::from(throttled)) & ((1 << FLOOD_WINDOW) - 1);
                 // Once the run knows the class has a quota, the first throttle after something
                 // got through (there is something to measure) starts the pace.
-                let quota = feeds_paced_writes || self.run.load(Relaxed) & QUOTA_KNOWN != 0;
+                let quota = feeds_writes || self.run.load(Relaxed) & QUOTA_KNOWN != 0;
                 let measured = !self.successes.is_empty();
                 if recent.count_ones() >= FLOOD_THROTTLES || throttled && quota && measured {
                     self.pace(now, under);
@@ -207,9 +198,16 @@ impl Pacer {
                 if throttled {
                     // From what got through if less (an unused pace says nothing), keeping what
                     // refilled up to it; raises go back no higher than what refilled at most.
+                    let interval = |r: f64| Duration::from_secs_f64(1.0 / r);
+                    let last = last_success.filter(|_| *next <= sent + interval(*rate));
                     *cut_from = rate.min(got_through);
                     *rate = (*cut_from * CUT).max(refilled.min(*cut_from)).max(*floor);
                     *cut_from = cut_from.min(upper).max(*rate);
+                    // The throttled call took no token: if it was the last sent, the next goes
+                    // an interval after the last success's, when the bucket holds one again.
+                    if let Some(last) = last {
+                        *next = (*next).min(last + interval(*rate));
+                    }
                     tracing::debug!(rate = *rate, "throttled: cut");
                 } else {
                     *successes += 1;
@@ -230,9 +228,9 @@ impl Pacer {
 
     /// Counts the answer of a call sent at `sent`. At a throttle: what refilled since the
     /// throttle before, at least and at most, if `SPAN_SUCCESSES` calls sent between them got
-    /// through, else 0 and infinity (see `docs/rate-control.md`, "Additive increase,
-    /// multiplicative decrease").
-    fn refilled(&mut self, sent: Instant, throttled: bool) -> (f64, f64) {
+    /// through (else 0 and infinity), and the last one's send (see `docs/rate-control.md`,
+    /// "Additive increase, multiplicative decrease").
+    fn refilled(&mut self, sent: Instant, throttled: bool) -> (f64, f64, Option<Instant>) {
         match &mut self.last_throttle {
             Some((since, n, last)) if sent > *since && !throttled => {
                 *n += 1;
@@ -245,13 +243,15 @@ impl Pacer {
                     // The last success went on a token, the n - 1 before on what the bucket held
                     // (under one) and what refilled; at this throttle it held under one again.
                     let over = |to: Instant| (to - from).as_secs_f64();
-                    return (f64::from(n - 1) / over(last), f64::from(n + 1) / over(sent));
+                    let at_least = f64::from(n - 1) / over(last);
+                    return (at_least, f64::from(n + 1) / over(sent), Some(last));
                 }
+                return (0.0, f64::INFINITY, (n > 0).then_some(last));
             }
             None if throttled => self.last_throttle = Some((sent, 0, sent)),
             _ => {}
         }
-        (0.0, f64::INFINITY)
+        (0.0, f64::INFINITY, None)
     }
 
     /// Start pacing at `under`, what got through measured at or under the quota.
@@ -345,15 +345,17 @@ mod tests {
         }
 
         fn run(&self, pacer: &mut Pacer, mut throttle: impl FnMut(Instant) -> bool) -> Stats {
-            // (when, order, retry, answer: Some((throttled, sent))); None = wants to send.
+            // (when, order, retry, answer: Some((throttled, sent, paced))); None = wants to send.
             let mut events = BinaryHeap::new();
             let start = Instant::now();
             let mut order = 0u64;
-            let mut push =
-                |events: &mut BinaryHeap<_>, at, retry: u32, answer: Option<(bool, Instant)>| {
-                    order += 1;
-                    events.push(Reverse((at, order, retry, answer)));
-                };
+            let mut push = |events: &mut BinaryHeap<_>,
+                            at,
+                            retry: u32,
+                            answer: Option<(bool, Instant, bool)>| {
+                order += 1;
+                events.push(Reverse((at, order, retry, answer)));
+            };
             for _ in 0..self.calls.min(self.in_flight) {
                 push(&mut events, start, 0, None);
             }
@@ -369,21 +371,24 @@ mod tests {
                         Ok(()) => {
                             free -= 1;
                             stats.attempts += 1;
+                            let paced = pacer.is_paced();
+                            stats.paced_attempts += u32::from(paced);
                             let t = throttle(now);
                             let latency = if t && self.quick_throttles {
                                 Duration::from_millis(1)
                             } else {
                                 self.latency
                             };
-                            push(&mut events, now + latency, retry, Some((t, now)));
+                            push(&mut events, now + latency, retry, Some((t, now, paced)));
                         }
                     },
-                    Some((t, sent)) => {
+                    Some((t, sent, paced)) => {
                         free += 1;
                         stats.time = now - start;
                         pacer.record(sent, now, t, self.feeds_paced_writes);
                         if t {
                             stats.throttled += 1;
+                            stats.paced_throttled += u32::from(paced);
                             let wait = backoff(retry, rng.f64());
                             push(&mut events, now + wait, retry + 1, None);
                         } else if queued > 0 {
@@ -402,6 +407,9 @@ mod tests {
         time: Duration,
         attempts: u32,
         throttled: u32,
+        /// Of the attempts sent paced.
+        paced_attempts: u32,
+        paced_throttled: u32,
     }
 
     impl Stats {
@@ -444,7 +452,7 @@ mod tests {
     fn quotas_of_5_20_and_100_are_met_with_few_throttles() {
         for quota in [5.0, 20.0, 100.0] {
             for latency in LATENCIES {
-                let (mut first, mut worst, mut slowest) = (0.0f64, 0.0f64, 0.0f64);
+                let (mut first, mut all, mut paced, mut slowest) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
                 for seed in 0..10 {
                     // Enough calls for ten seconds at the quota.
                     let calls = (quota * 10.0) as u32;
@@ -452,17 +460,32 @@ mod tests {
                     // The account-region that floods first, then the others.
                     first = first.max(job.run(&mut pacer(false), bucket(quota, 1.0)).share());
                     let stats = job.run(&mut pacer(true), bucket(quota, 1.0));
-                    // The best any client does: the burst at once, the rest at the quota.
-                    let best = (f64::from(calls) - quota) / quota;
-                    worst = worst.max(stats.share());
+                    // Before the pace, at most the calls in flight: the first throttle after a
+                    // success starts it.
+                    let unpaced = stats.throttled - stats.paced_throttled;
+                    assert!(
+                        unpaced <= job.in_flight,
+                        "quota {quota}, {latency} ms: {stats:?}"
+                    );
+                    all = all.max(stats.share());
+                    let paced_attempts = f64::from(stats.paced_attempts.max(1));
+                    paced = paced.max(f64::from(stats.paced_throttled) / paced_attempts);
+                    // The best any client does: the burst at once, the rest at the quota, or
+                    // the calls in flight one latency at a time if that is slower.
+                    let in_flight = f64::from(job.in_flight);
+                    let best = ((f64::from(calls) - quota) / quota)
+                        .max(f64::from(calls) * job.latency.as_secs_f64() / in_flight);
                     slowest = slowest.max(stats.time.as_secs_f64() / best);
                 }
-                println!("quota {quota}/s, {latency} ms: throttled {worst:.3} (first {first:.3}), {slowest:.2}x the best time");
+                println!("quota {quota}/s, {latency} ms: throttled {all:.3} of all calls, {paced:.3} of paced ones (first account-region {first:.3}), {slowest:.3}x the best time");
+                // At most one throttle per climb: back near the quota in `RAISE_AFTER`
+                // successes, as many at it, then a step past it.
+                let climb = f64::from(2 * RAISE_AFTER + 1);
                 assert!(
-                    worst < 0.10,
-                    "quota {quota}, {latency} ms: throttled {worst:.3}"
+                    paced <= 1.0 / climb,
+                    "quota {quota}, {latency} ms: throttled {paced:.3}"
                 );
-                assert!(slowest < 2.0, "quota {quota}, {latency} ms: {slowest:.2}x");
+                assert!(slowest < 1.05, "quota {quota}, {latency} ms: {slowest:.3}x");
             }
         }
     }
@@ -655,7 +678,8 @@ mod tests {
                 for _ in 0..successes {
                     pacer.refilled(from + Duration::from_millis(100), false);
                 }
-                let bounds = pacer.refilled(from + Duration::from_secs(1), true);
+                let (l, u, _) = pacer.refilled(from + Duration::from_secs(1), true);
+                let bounds = (l, u);
                 let expected = if successes < SPAN_SUCCESSES {
                     (0.0, f64::INFINITY)
                 } else {
@@ -716,6 +740,67 @@ mod tests {
     }
 
     #[test]
+    fn a_throttled_call_gives_its_interval_back() {
+        let next_of = |pacer: &Pacer| match pacer.state {
+            State::Paced { next, .. } => next,
+            State::Unpaced { .. } => panic!("not paced"),
+        };
+        for quota in [5.0, 20.0, 100.0] {
+            for sent_after in [false, true] {
+                let mut pacer = pacer(true);
+                let mut bucket = bucket(quota, 1.0);
+                let at = clock();
+                // Calls at ten times the quota until a throttle starts the pace; then calls on
+                // their tokens, over the quota and answered at once, until one is turned away.
+                let (mut last, mut sent) = (at(0.0), at(0.0));
+                while !pacer.is_paced() && sent < at(60.0) {
+                    sent += Duration::from_secs_f64(0.1 / quota);
+                    pacer.record(sent, sent, bucket(sent), false);
+                }
+                let first = next_of(&pacer);
+                pacer.state = paced(quota * 1.2, first, first);
+                for _ in 0..1000 {
+                    sent = next_of(&pacer);
+                    pacer.try_send(sent).expect("on its token");
+                    if bucket(sent) {
+                        break;
+                    }
+                    pacer.record(sent, sent, false, false);
+                    last = sent;
+                }
+                assert!(last < sent, "quota {quota}: never throttled");
+                let old = pacer.rate().unwrap_or_default();
+                // Another call goes on the next token before the throttle's answer, or none.
+                let later = next_of(&pacer);
+                if sent_after {
+                    pacer.try_send(later).expect("on its token");
+                }
+                let before = next_of(&pacer);
+                let answered = if sent_after { later } else { sent };
+                pacer.record(sent, answered, true, false);
+                let rate = pacer.rate().expect("paced");
+                let next = next_of(&pacer);
+                if sent_after {
+                    // That call may take the token the throttled one did not: the pace keeps.
+                    assert_eq!(next, before, "quota {quota}");
+                    continue;
+                }
+                // The bucket holds a token again an interval of the new pace (at or under the
+                // quota) after the last success went: the next call goes then, and gets
+                // through, well before an interval after the throttled call.
+                let interval = |r: f64| Duration::from_secs_f64(1.0 / r);
+                assert!(rate <= quota, "quota {quota}: {rate}");
+                assert_eq!(next, last + interval(rate), "quota {quota}");
+                assert!(
+                    next + interval(old) / 2 < sent + interval(rate),
+                    "quota {quota}"
+                );
+                assert!(!bucket(next), "quota {quota}: throttled again");
+            }
+        }
+    }
+
+    #[test]
     fn a_token_spent_late_asks_for_a_new_one() {
         let mut pacer = pacer(true);
         let start = Instant::now();
@@ -754,8 +839,8 @@ mod tests {
                     slowest = slowest.max(stats.time.as_secs_f64() / best);
                 }
             }
-            println!("quota {quota}/s, answers in 1 s, throttles at once: throttled {worst:.3}, {slowest:.2}x the best time");
-            assert!(slowest < 2.0, "quota {quota}: {slowest:.2}x the best time");
+            println!("quota {quota}/s, answers in 1 s, throttles at once: throttled {worst:.3}, {slowest:.3}x the best time");
+            assert!(slowest < 2.0, "quota {quota}: {slowest:.3}x the best time");
         }
     }
 
