@@ -19,10 +19,6 @@ const RAISE_AFTER: u32 = 5;
 /// After a cut, a raise goes at least this share of the way back to what got through when
 /// cut and stops there (BIC's binary search increase): that rate is near the quota.
 const RECOVER: f64 = 0.5;
-/// What refilled between two throttles bounds a cut and raises with this many successes or
-/// more between them: counted to a tenth (one token either way), as fine as a raise's step; 30%
-/// random throttling lets that many through in a row with probability 0.028 (0.7^10).
-const SPAN_SUCCESSES: u32 = 10;
 /// Never paced below this many calls per second (as the AWS SDKs' adaptive mode).
 const MIN_RATE: f64 = 0.5;
 /// A flood: `FLOOD_THROTTLES` of the last `FLOOD_WINDOW` answers throttled. 30% random
@@ -227,8 +223,8 @@ impl Pacer {
     }
 
     /// Counts the answer of a call sent at `sent`. At a throttle: what refilled since the
-    /// throttle before, at least and at most, if `SPAN_SUCCESSES` calls sent between them got
-    /// through (else 0 and infinity), and the last one's send (see `docs/rate-control.md`,
+    /// throttle before, at least and at most, and the last success's send, if a call sent
+    /// between them got through (else 0, infinity and none; see `docs/rate-control.md`,
     /// "Additive increase, multiplicative decrease").
     fn refilled(&mut self, sent: Instant, throttled: bool) -> (f64, f64, Option<Instant>) {
         match &mut self.last_throttle {
@@ -239,14 +235,13 @@ impl Pacer {
             Some((since, n, last)) if sent > *since => {
                 let (from, n, last) = (*since, *n, *last);
                 self.last_throttle = Some((sent, 0, sent));
-                if n >= SPAN_SUCCESSES {
+                if n > 0 {
                     // The last success went on a token, the n - 1 before on what the bucket held
                     // (under one) and what refilled; at this throttle it held under one again.
                     let over = |to: Instant| (to - from).as_secs_f64();
                     let at_least = f64::from(n - 1) / over(last);
                     return (at_least, f64::from(n + 1) / over(sent), Some(last));
                 }
-                return (0.0, f64::INFINITY, (n > 0).then_some(last));
             }
             None if throttled => self.last_throttle = Some((sent, 0, sent)),
             _ => {}
@@ -671,22 +666,48 @@ mod tests {
             }
             let past = raised[1] - raised[0] - step;
             assert!(past.abs() < 1e-9, "quota {quota}: {raised:?}, step {step}");
-            // Fewer than `SPAN_SUCCESSES` between two throttles are counted too coarsely.
-            for successes in [SPAN_SUCCESSES - 1, SPAN_SUCCESSES] {
+            // Between two throttles with nothing through, nothing is known; from one success
+            // on, both bounds.
+            for successes in [0, 1, 9] {
                 let from = at(4.0 + f64::from(successes));
                 pacer.refilled(from, true);
+                let last = from + Duration::from_millis(100);
                 for _ in 0..successes {
-                    pacer.refilled(from + Duration::from_millis(100), false);
+                    pacer.refilled(last, false);
                 }
-                let (l, u, _) = pacer.refilled(from + Duration::from_secs(1), true);
-                let bounds = (l, u);
-                let expected = if successes < SPAN_SUCCESSES {
-                    (0.0, f64::INFINITY)
+                let bounds = pacer.refilled(from + Duration::from_secs(1), true);
+                let expected = if successes == 0 {
+                    (0.0, f64::INFINITY, None)
                 } else {
-                    (f64::from(successes - 1) / 0.1, f64::from(successes + 1))
+                    let n = f64::from(successes);
+                    ((n - 1.0) / 0.1, n + 1.0, Some(last))
                 };
                 assert_eq!(bounds, expected, "quota {quota}, {successes} successes");
             }
+        }
+    }
+
+    #[test]
+    fn a_short_span_still_keeps_what_refilled() {
+        // A climb throttled at its ninth success: back near the quota in five, then at it.
+        for quota in [5.0, 20.0, 100.0] {
+            let mut pacer = pacer(true);
+            let at = clock();
+            pacer.record(at(0.0), at(0.0), true, false);
+            pacer.state = paced(quota, at(0.0), at(0.0));
+            for i in 1..=9 {
+                let sent = at(f64::from(i) / quota);
+                pacer.record(sent, sent, false, false);
+            }
+            pacer.record(at(10.0 / quota), at(10.0 / quota), true, false);
+            let State::Paced { rate, cut_from, .. } = pacer.state else {
+                panic!("quota {quota}: not paced");
+            };
+            let lower = 8.0 / (9.0 / quota);
+            assert!(
+                (rate - lower.min(cut_from)).abs() < 1e-9 && rate > CUT * cut_from,
+                "quota {quota}: {rate} from {cut_from}"
+            );
         }
     }
 
