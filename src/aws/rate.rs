@@ -199,8 +199,9 @@ impl Pacer {
                     *cut_from = rate.min(got_through);
                     *rate = (*cut_from * CUT).max(refilled.min(*cut_from)).max(*floor);
                     *cut_from = cut_from.min(upper).max(*rate);
-                    // The throttled call took no token: if it was the last sent, the next goes
-                    // an interval after the last success's, when the bucket holds one again.
+                    // The throttled call took no token: if it was the last sent (no token was
+                    // taken after its own), the next goes an interval after the last success's,
+                    // when the bucket holds one again.
                     if let Some(last) = last {
                         *next = (*next).min(last + interval(*rate));
                     }
