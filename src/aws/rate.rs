@@ -103,9 +103,7 @@ impl Pacer {
     /// later, it asks for a new one ([`Pacer::try_send`]).
     pub fn redeem(&mut self, due: Instant, now: Instant) -> Result<(), Duration> {
         match self.state {
-            State::Paced { rate, .. } if now > due + Duration::from_secs_f64(1.0 / rate) => {
-                self.try_send(now)
-            }
+            State::Paced { rate, .. } if now > due + interval(rate) => self.try_send(now),
             _ => Ok(()),
         }
     }
@@ -117,7 +115,7 @@ impl Pacer {
             return None;
         };
         let at = (*next).max(now);
-        *next = at + Duration::from_secs_f64(1.0 / *rate);
+        *next = at + interval(*rate);
         Some(at - now)
     }
 
@@ -176,7 +174,7 @@ impl Pacer {
                     // A pace under what got through, measured as at its start, was started
                     // before the answers of calls sent unpaced came back (a throttle can come
                     // back sooner than a success): it starts again from there.
-                    let next = (*next).min(now + Duration::from_secs_f64(1.0 / under));
+                    let next = (*next).min(now + interval(under));
                     tracing::debug!(rate = under, "raised to what got through");
                     self.state = paced(under, next, now);
                     return;
@@ -194,7 +192,6 @@ impl Pacer {
                 if throttled {
                     // From what got through if less (an unused pace says nothing), keeping what
                     // refilled up to it; raises go back no higher than what refilled at most.
-                    let interval = |r: f64| Duration::from_secs_f64(1.0 / r);
                     let last = last_success.filter(|_| *next <= sent + interval(*rate));
                     *cut_from = rate.min(got_through);
                     *rate = (*cut_from * CUT).max(refilled.min(*cut_from)).max(*floor);
@@ -256,9 +253,14 @@ impl Pacer {
         tracing::debug!(rate, "throttled: pacing");
         // The quota's bucket is empty: the first call waits for a token, as the others, and
         // calls sent before it (slots taken unpaced) say nothing of the pace.
-        let next = now + Duration::from_secs_f64(1.0 / rate);
+        let next = now + interval(rate);
         self.state = paced(rate, next, next);
     }
+}
+
+/// The time between two calls at `rate` calls per second.
+fn interval(rate: f64) -> Duration {
+    Duration::from_secs_f64(1.0 / rate)
 }
 
 /// Paced from `rate`, its first pace: the floor and the raise step follow from it. Answers to
@@ -562,7 +564,7 @@ mod tests {
             let mut pacer = pacer(true);
             let start = Instant::now();
             pacer.state = paced(quota, start, start);
-            let gap = Duration::from_secs_f64(1.0 / quota);
+            let gap = interval(quota);
             let mut now = start;
             let mut answer = |pacer: &mut Pacer, throttled| {
                 now += gap;
@@ -810,7 +812,6 @@ mod tests {
                 // The bucket holds a token again an interval of the new pace (at or under the
                 // quota) after the last success went: the next call goes then, and gets
                 // through, well before an interval after the throttled call.
-                let interval = |r: f64| Duration::from_secs_f64(1.0 / r);
                 assert!(rate <= quota, "quota {quota}: {rate}");
                 assert_eq!(next, last + interval(rate), "quota {quota}");
                 assert!(
